@@ -1,0 +1,16 @@
+"""POST /v2/segments/create (405 for other methods, 404 for /v1)."""
+
+from typing import Any
+
+from segments.observability import logger, metrics
+from segments.surfaces import http, minerva
+from segments.surfaces.minerva_segments import create_router
+
+app = minerva.resolver()
+app.include_router(create_router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return http.handle(app, event, context)

@@ -1,0 +1,1 @@
+"""Segments core: models, use cases, storage and the two wire formats."""

@@ -1,0 +1,128 @@
+"""API keys: creation (shown once, stored as SHA-256), revocation, and the authorizers' decision."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from segments import errors, storage
+from segments.models import BUCKET_RE
+from segments.timefmt import iso, now
+
+KEY_PREFIX = "sk_seg_"
+
+
+@dataclass(frozen=True)
+class ApiKeyCreated:
+    key_id: str
+    api_key: str
+    org_id: str
+    bucket: str
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    org_id: str
+    bucket: str
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKeyCreated:
+    """Mint a random key (256 bits), store only its hash, and return the key once."""
+    if not org_id or len(org_id) > 128:
+        raise errors.ValidationFailed("org must be 1-128 characters")
+    if not BUCKET_RE.match(bucket):
+        raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = "key_" + secrets.token_hex(8)
+    storage.put_api_key(
+        {
+            "key_id": key_id,
+            "key_hash": hash_key(api_key),
+            "org_id": org_id,
+            "bucket": bucket,
+            "label": label,
+            "status": "active",
+            "created_at": iso(now()),
+        }
+    )
+    return ApiKeyCreated(key_id=key_id, api_key=api_key, org_id=org_id, bucket=bucket, label=label)
+
+
+def revoke_api_key(key_id: str) -> dict[str, Any]:
+    record = storage.get_api_key_by_id(key_id)
+    if record is None:
+        raise errors.NotFound(f"API key {key_id} not found")
+    storage.set_api_key_status(key_id, record["key_hash"], "revoked", iso(now()))
+    return {**record, "status": "revoked"}
+
+
+def list_api_keys(org_id: str) -> list[dict[str, Any]]:
+    """The org's keys without their hashes, oldest first."""
+    return [{k: v for k, v in r.items() if k not in {"key_hash", "gsi1pk", "gsi1sk", "pk", "sk"}}
+            for r in storage.list_api_keys(org_id)]
+
+
+def authenticate(api_key: str | None) -> Principal | None:
+    """The key's principal, or None for a missing, unknown or revoked key."""
+    if not api_key or len(api_key) > 512:
+        return None
+    record = storage.get_api_key_by_hash(hash_key(api_key))
+    if not record or record.get("status") != "active":
+        return None
+    return Principal(key_id=record["key_id"], org_id=record["org_id"], bucket=record["bucket"])
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _api_arn_prefix(method_arn: str) -> str:
+    """arn:aws:execute-api:region:account:apiId/stage/METHOD/path -> ...:apiId/stage"""
+    arn, _, rest = method_arn.partition(":execute-api:")
+    parts = rest.split("/")
+    return f"{arn}:execute-api:{'/'.join(parts[:2])}"
+
+
+def policy(principal: Principal, method_arn: str, resources: list[str]) -> dict[str, Any]:
+    """An Allow policy for `resources` (relative to the API stage), with the principal as context.
+
+    The authorizer result is cached per key for the TTL, so the policy must cover every route the
+    key may use, and nothing else.
+    """
+    prefix = _api_arn_prefix(method_arn)
+    return {
+        "principalId": principal.key_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": [f"{prefix}/{r}" for r in resources],
+                }
+            ],
+        },
+        "context": {"org_id": principal.org_id, "bucket": principal.bucket, "key_id": principal.key_id},
+    }
+
+
+def minerva_policy(principal: Principal, method_arn: str) -> dict[str, Any]:
+    return policy(principal, method_arn, ["*/v2/*", "*/v1/*"])
+
+
+def sheep_policy(principal: Principal, method_arn: str) -> dict[str, Any]:
+    """Only the key's own bucket: another bucket's paths are denied (API Gateway answers 403)."""
+    return policy(principal, method_arn, [f"*/segments/v2/{principal.bucket}", f"*/segments/v2/{principal.bucket}/*"])

@@ -1,0 +1,1 @@
+"""The two public wire formats (Minerva, SheepCRM) over the same use cases."""
