@@ -132,6 +132,14 @@ class ApiResponse:
         return json.loads(self.text)
 
 
+def response_headers(result: dict[str, Any]) -> dict[str, str]:
+    """The headers API Gateway sends back: `headers` merged with `multiValueHeaders` (joined)."""
+    headers = dict(result.get("headers") or {})
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(v) for v in values)
+    return headers
+
+
 def _path_regex(template_path: str) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template_path))
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
@@ -260,7 +268,7 @@ class Api:
             return ApiResponse(403, {}, json.dumps({"error": "Forbidden", "status_code": 403}))
         event["requestContext"]["authorizer"] = {"principalId": policy["principalId"], **policy.get("context", {})}
         result = function_handler(route.function)(event, LambdaContext())
-        return ApiResponse(result["statusCode"], dict(result.get("headers") or {}), result.get("body") or "")
+        return ApiResponse(result["statusCode"], response_headers(result), result.get("body") or "")
 
     def get(self, path: str, **kw: Any) -> ApiResponse:
         return self.request("GET", path, **kw)

@@ -91,11 +91,10 @@ def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     finally:
         _request_id.reset(tokens[0])
         _event.reset(tokens[1])
-    headers = result.setdefault("headers", {}) or {}
-    headers["x-api-request-id"] = rid
-    result["headers"] = headers
     if result.get("multiValueHeaders") is not None:
         result["multiValueHeaders"]["x-api-request-id"] = [rid]
+    else:
+        result["headers"] = {**(result.get("headers") or {}), "x-api-request-id": rid}
     logger.info(
         "request handled",
         extra={"method": event.get("httpMethod"), "path": event.get("path"), "status": result.get("statusCode")},
