@@ -1,0 +1,1 @@
+"""Developer tools: template helpers and the Docker-free local stack."""
