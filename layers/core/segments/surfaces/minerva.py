@@ -44,8 +44,8 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail] | None = None
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the error statuses a route returns."""
+def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route returns (`notes` overrides texts)."""
     text = {
         401: "Invalid or missing API key",
         403: "Forbidden",
@@ -57,6 +57,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         500: "Internal server error",
         503: "The store is busy; retry after Retry-After seconds",
     }
+    text.update(notes or {})
     return {
         s: {"description": text[s], "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
         for s in statuses

@@ -39,7 +39,12 @@ class CreateSegmentResponse(BaseModel):
     "/v2/segments/create",
     summary="Create a segment",
     description="Creates an empty segment (`current_size` 0, `source` api). Names are unique per org.",
-    responses={200: {"description": "Created"}, **minerva.error_responses(401, 404, 409, 422, 500, 503)},
+    responses={
+        200: {"description": "Created"},
+        **minerva.error_responses(
+            401, 404, 409, 422, 500, 503, notes={404: "The name is already used in this org (the seed's status)"}
+        ),
+    },
     security=minerva.SECURITY,
     tags=["Segments"],
 )

@@ -1,0 +1,15 @@
+"""SheepCRM-style segment endpoints under /segments/v2/{bucket}."""
+
+from typing import Any
+
+from segments.observability import logger, metrics
+from segments.surfaces import http, sheep
+
+app = sheep.resolver()
+app.include_router(sheep.create_router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return http.handle(app, event, context)
