@@ -1,6 +1,6 @@
 """template.yaml and samconfig.toml hold what we promise about the deployed stack.
 
-No AWS and no SAM CLI here: the template is read as YAML (CloudFormation tags kept as their
+No AWS and no SAM CLI here: the template is read by tools.cfn (CloudFormation tags kept as their
 long forms) and checked for runtime, architecture, code layout, least privilege, table safety,
 API throttling, gateway responses and route prefixes.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from tools.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -39,42 +40,7 @@ ROUTE_PREFIXES = {"MinervaApi": ("/v2/", "/v1/"), "SheepApi": ("/segments/v2/",)
 
 # ------------------------------------------------------------------ loading
 
-
-def _load_template(path: Path) -> dict[str, Any]:
-    try:
-        from tools.cfn import load_template
-    except ImportError:
-        return _private_load(path)
-    return load_template(path)
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns `!Ref x` into {"Ref": x} and `!Sub ...` into {"Fn::Sub": ...}."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def _private_load(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # a SafeLoader subclass
-
-
-TPL = _load_template(TEMPLATE)
+TPL = load_template(TEMPLATE)
 RESOURCES: dict[str, dict[str, Any]] = TPL["Resources"]
 GLOBAL_FN: dict[str, Any] = TPL.get("Globals", {}).get("Function", {})
 
