@@ -16,6 +16,7 @@ members benchmarks have a marked place at the end of the file with the helpers t
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import importlib.util
@@ -611,13 +612,16 @@ def create_calls(opts: Options) -> dict[str, Any]:
     if not (ctx.get("authorizer") or {}).get("org_id"):
         ctx["authorizer"] = {"principalId": "bench", "org_id": "org-bench", "bucket": "org-bench", "key_id": "b"}
         source += " + authorizer context added"
-    body = json.loads(event.get("body") or "{}")
+    raw = event.get("body") or "{}"
+    encoded = bool(event.get("isBase64Encoded"))
+    body = json.loads(base64.b64decode(raw) if encoded else raw)
     headers = dict(event.get("headers") or {})
     plain_headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
 
     def variant(name: str, idem: str | None = None) -> dict[str, Any]:
         ev = json.loads(json.dumps(event))
-        ev["body"] = json.dumps({**body, "name": name})
+        text = json.dumps({**body, "name": name})
+        ev["body"] = base64.b64encode(text.encode()).decode() if encoded else text
         ev["headers"] = {**plain_headers, **({"Idempotency-Key": idem} if idem else {})}
         ev["multiValueHeaders"] = {k: [v] for k, v in ev["headers"].items()}
         ev["requestContext"]["requestId"] = str(uuid.uuid4())
