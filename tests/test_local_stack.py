@@ -1,0 +1,641 @@
+"""The local stack, through real HTTP: routing, authorizers, gateway responses, SQS pollers.
+
+Two stacks on ephemeral ports: the project's template.yaml (with the demo key), and a small
+template in a temporary directory whose tiny handlers make every gateway path observable.
+Each lives for one test class, so that only one runs at a time in a process (moto's state is
+per process).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tools import local_stack
+from tools.local_stack import LocalStack, StackInfo, evaluate_policy, policy_allows, render_vtl
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
+
+
+@pytest.fixture(autouse=True)
+def aws_env() -> Iterator[None]:
+    """Replaces the suite's per-test AWS environment: the running stack owns it here."""
+    yield
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Reply(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, dict(error.headers), error.read())
+
+
+def assert_gateway_ids(reply: Reply) -> str:
+    """Every gateway response carries the request id in both header forms."""
+    request_id = reply.headers["x-amzn-RequestId"]
+    assert reply.headers["x-api-request-id"] == "req_" + request_id.replace("-", "")
+    return request_id
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_policy_evaluation_wildcards_and_deny() -> None:
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/POST/segments/v2/demo/create"
+
+    def doc(*statements: dict[str, Any]) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": list(statements)}
+
+    def allow(resource: Any, action: Any = "execute-api:Invoke") -> dict[str, Any]:
+        return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+    prefix = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    assert policy_allows(doc(allow(f"{prefix}/*/segments/v2/demo/*")), arn)
+    assert not policy_allows(doc(allow(f"{prefix}/*/segments/v2/other/*")), arn)
+    assert policy_allows(doc(allow([f"{prefix}/GET/*", f"{prefix}/P?ST/segments/*"])), arn)
+    assert not policy_allows(doc(allow(f"{prefix}/P?T/segments/*")), arn)
+    assert policy_allows(doc(allow("*", action="execute-api:*")), arn)
+    assert policy_allows(doc(allow("*", action=["s3:GetObject", "EXECUTE-API:invoke"])), arn)
+    assert not policy_allows(doc(allow("*", action="s3:*")), arn)
+    assert not policy_allows(doc(), arn)
+    # Deny wins over Allow, whatever the order; a single statement may be a bare object.
+    deny = {"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": f"{prefix}/POST/*"}
+    assert evaluate_policy(doc(allow("*"), deny), arn) == "Deny"
+    assert evaluate_policy(doc(deny, allow("*")), arn) == "Deny"
+    assert evaluate_policy({"Statement": allow(arn)}, arn) == "Allow"
+    assert evaluate_policy(doc(allow(f"{prefix}/GET/*")), arn) is None
+
+
+def test_core_policies_scope_the_bucket() -> None:
+    """The core's authorizer policies, read the way the gateway reads them."""
+    auth = pytest.importorskip("segments.auth")
+    principal = auth.Principal(key_id="key_1", org_id="org-a", bucket="org-a")
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/{}"
+    sheep = auth.sheep_policy(principal, arn.format("POST/segments/v2/org-a/create"))["policyDocument"]
+    assert policy_allows(sheep, arn.format("POST/segments/v2/org-a/create"))
+    assert policy_allows(sheep, arn.format("GET/segments/v2/org-a"))
+    assert not policy_allows(sheep, arn.format("POST/segments/v2/org-b/create"))
+    assert not policy_allows(sheep, arn.format("POST/segments/v2/org-a-x/create"))
+    minerva = auth.minerva_policy(principal, arn.format("POST/v2/segments/create"))["policyDocument"]
+    assert policy_allows(minerva, arn.format("GET/v2/segments/abc/history"))
+    assert policy_allows(minerva, arn.format("DELETE/v1/segments/create"))
+
+
+def test_vtl_subset() -> None:
+    variables = {
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        "error.message": "Unauthorized",
+        "error.messageString": '"Unauthorized"',
+    }
+    template = (
+        '{"id": "req_$context.requestId.replace(\'-\', \'\')", "m": $context.error.messageString, '
+        '"raw": "${context.error.message}", "up": "$context.error.message.toUpperCase()", '
+        '"chain": "$context.requestId.replace("-", "").toUpperCase()", "keep": "$context.nope $input.body"}'
+    )
+    assert json.loads(render_vtl(template, variables)) == {
+        "id": "req_c6af9ac67b6111e69a4193e8deadbeef",
+        "m": "Unauthorized",
+        "raw": "Unauthorized",
+        "up": "UNAUTHORIZED",
+        "chain": "C6AF9AC67B6111E69A4193E8DEADBEEF",
+        "keep": "$context.nope $input.body",
+    }
+
+
+def test_router_precedence() -> None:
+    from tools import cfn
+
+    def route(path: str, method: str, function: str, api: str = "A") -> cfn.Route:
+        return cfn.Route(api, path, method, function, "src/", "app.handler", None)
+
+    router = local_stack.Router(
+        [
+            route("/items/{id}", "GET", "get_item"),
+            route("/items/{id}", "ANY", "any_item"),
+            route("/items/special", "GET", "special"),
+            route("/files/{path+}", "ANY", "files"),
+            route("/files/readme", "GET", "readme"),
+            route("/other/{bucket}/create", "POST", "other", api="B"),
+        ],
+        ["A", "B"],
+    )
+
+    def match(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        found = router.match(method, path)
+        return (found[0].function, found[1]) if found else None
+
+    assert match("GET", "/items/special") == ("special", {})
+    assert match("GET", "/items/7") == ("get_item", {"id": "7"})
+    assert match("DELETE", "/items/7") == ("any_item", {"id": "7"})
+    assert match("POST", "/items/special") is None  # the static resource has no POST
+    assert match("GET", "/files/a/b/c.txt") == ("files", {"path": "a/b/c.txt"})
+    assert match("GET", "/files/readme") == ("readme", {})
+    assert match("GET", "/files") is None
+    assert match("GET", "/items/a%2Fb/") == ("get_item", {"id": "a/b"})
+    assert router.api_for("/other/x/unknown") == "B"
+    assert router.api_for("/nowhere") == "A"
+    assert router.api_for("/") == "A"
+
+
+# ---------------------------------------------------------------- the project's template
+
+
+@pytest.fixture(scope="class")
+def stack() -> Iterator[StackInfo]:
+    with LocalStack(ROOT / "template.yaml", port=0, moto_port=0, org="demo-org", bucket="demo") as running:
+        assert running.info is not None
+        yield running.info
+
+
+class TestProjectTemplate:
+    def test_started_on_ephemeral_ports(self, stack: StackInfo) -> None:
+        assert stack.port and stack.moto_port and stack.port != 3000
+        assert stack.api_url == f"http://127.0.0.1:{stack.port}"
+        assert stack.demo_key, "segments.auth.create_api_key should have made a demo key"
+        banner = local_stack.banner(stack)
+        assert f"-H 'x-api-key: {stack.demo_key}'" in banner
+        assert f"{stack.api_url}/segments/v2/demo/create -H 'Authorization: Bearer {stack.demo_key}'" in banner
+
+    def test_tables_exist_in_moto(self, stack: StackInfo) -> None:
+        client = boto3.client("dynamodb", endpoint_url=stack.moto_url, region_name="us-east-1")
+        assert set(client.list_tables()["TableNames"]) >= {"SegmentsTable", "IdempotencyTable"}
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [("GET", "/nope"), ("GET", "/v2/segments/members/add"), ("POST", "/v2/segments"), ("GET", "/")],
+    )
+    def test_unknown_route_is_minerva_404(self, stack: StackInfo, method: str, path: str) -> None:
+        reply = call(stack.api_url, method, path, headers={"x-api-key": "whatever"})
+        assert reply.status == 404
+        assert reply.headers["Content-Type"] == "application/json"
+        body = reply.json
+        assert set(body) == {"error", "status_code", "api_request_id"}
+        assert (body["error"], body["status_code"]) == ("Not Found", 404)
+        assert REQUEST_ID.match(body["api_request_id"])
+        assert body["api_request_id"] == reply.headers["x-api-request-id"]
+        assert_gateway_ids(reply)
+
+    def test_unknown_sheep_route_is_sheep_404(self, stack: StackInfo) -> None:
+        reply = call(stack.api_url, "GET", "/segments/v2/demo/nothing-here")
+        assert reply.status == 404
+        assert reply.json == {"error": "Not found", "description": "No such endpoint", "type": "not_found"}
+        assert_gateway_ids(reply)
+
+    @pytest.mark.parametrize("headers", [{}, {"x-api-key": ""}, {"x-api-key": "   "}])
+    def test_missing_api_key_is_401(self, stack: StackInfo, headers: dict[str, str]) -> None:
+        reply = call(stack.api_url, "POST", "/v2/segments/create", {"name": "x"}, headers)
+        assert reply.status == 401
+        body = reply.json
+        assert body == {
+            "error": "Invalid or missing API key",
+            "status_code": 401,
+            "api_request_id": body["api_request_id"],
+        }
+        assert REQUEST_ID.match(body["api_request_id"])
+        assert_gateway_ids(reply)
+
+    def test_unknown_api_key_is_401(self, stack: StackInfo) -> None:
+        reply = call(stack.api_url, "POST", "/v2/segments/create", {"name": "x"}, {"x-api-key": "sk_seg_nope"})
+        assert reply.status == 401
+        assert reply.json["error"] == "Invalid or missing API key"
+        assert REQUEST_ID.match(reply.json["api_request_id"])
+
+    def test_sheep_without_bearer_is_401(self, stack: StackInfo) -> None:
+        for headers in ({}, {"Authorization": ""}):
+            reply = call(stack.api_url, "POST", "/segments/v2/demo/create", {"name": "x"}, headers)
+            assert reply.status == 401
+            assert reply.json == {
+                "error": "Unauthorized",
+                "description": "A valid bearer token is required in the Authorization header",
+                "type": "authentication_error",
+            }
+            assert_gateway_ids(reply)
+
+    def test_sheep_other_bucket_is_403(self, stack: StackInfo) -> None:
+        headers = {"Authorization": f"Bearer {stack.demo_key}"}
+        reply = call(stack.api_url, "POST", "/segments/v2/someone-else/create", {"name": "x"}, headers)
+        assert reply.status == 403
+        assert reply.json["type"] == "permission_denied"
+        assert_gateway_ids(reply)
+
+    def test_body_over_6_mb_is_413(self, stack: StackInfo) -> None:
+        body = b'{"name": "' + b"x" * local_stack.MAX_BODY_BYTES + b'"}'
+        reply = call(stack.api_url, "POST", "/v2/segments/create", body, {"x-api-key": stack.demo_key or ""})
+        assert reply.status == 413
+        assert reply.json["error"] == "Request body too large (limit 6 MB)"
+        assert REQUEST_ID.match(reply.json["api_request_id"])
+
+    def test_create_then_duplicate(self, stack: StackInfo) -> None:
+        headers = {"x-api-key": stack.demo_key or "", "content-type": "application/json"}
+        first = call(stack.api_url, "POST", "/v2/segments/create", {"name": "My first segment"}, headers)
+        assert first.status == 200, first.body
+        body = first.json
+        assert set(body) == {"api_request_id", "segment_id", "request_completed_at"}
+        assert REQUEST_ID.match(body["api_request_id"])
+        assert re.match(r"^[0-9a-f-]{36}$", body["segment_id"])
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", body["request_completed_at"])
+        assert first.headers["x-amzn-RequestId"]
+
+        again = call(stack.api_url, "POST", "/v2/segments/create", {"name": "My first segment"}, headers)
+        assert again.status == 404
+        assert again.json["error"] == "Segment name My first segment already exists"
+        assert again.json["status_code"] == 404
+
+    @pytest.mark.skipif(
+        not (ROOT / "functions/sheep_segments/handler.py").exists(), reason="SheepCRM create not written yet"
+    )
+    def test_sheep_create_with_demo_key(self, stack: StackInfo) -> None:
+        headers = {"Authorization": f"Bearer {stack.demo_key}", "content-type": "application/json"}
+        reply = call(
+            stack.api_url, "POST", "/segments/v2/demo/create", {"name": "Sheep one", "resource_type": "person"}, headers
+        )
+        assert reply.status == 201, reply.body
+        assert reply.json["name"] == "Sheep one"
+
+    def test_docs(self, stack: StackInfo) -> None:
+        page = call(stack.api_url, "GET", "/v2/docs")
+        assert page.status == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert b"/v2/docs/openapi.json" in page.body and b"SwaggerUIBundle" in page.body
+        spec = call(stack.api_url, "GET", "/v2/docs/openapi.json")
+        if (ROOT / "docs/openapi.json").exists():
+            assert spec.status == 200
+            assert "openapi" in spec.json
+        else:
+            assert spec.status == 404
+            assert spec.json["status_code"] == 404
+
+
+# ---------------------------------------------------------------- a small template in a tmp dir
+
+FAKE_TEMPLATE = """
+Parameters:
+  CacheTtl: {Type: Number, Default: 300}
+Globals:
+  Function:
+    Runtime: python3.13
+    Timeout: 5
+    CodeUri: src/
+    Environment:
+      Variables:
+        TABLE_NAME: !Ref Seen
+        QUEUE_URL: !Ref Work
+Resources:
+  Seen:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt Dead.Arn, maxReceiveCount: 2}
+  Dead:
+    Type: AWS::SQS::Queue
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: {Name: bus}
+  BusToWork:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern: {source: [test.people]}
+      Targets: [{Id: work, Arn: !GetAtt Work.Arn}]
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: test
+      Auth:
+        DefaultAuthorizer: Token
+        Authorizers:
+          Token:
+            FunctionPayloadType: REQUEST
+            FunctionArn: !GetAtt AuthFunction.Arn
+            Identity: {Headers: [x-token], ReauthorizeEvery: !Ref CacheTtl}
+      GatewayResponses:
+        UNAUTHORIZED:
+          StatusCode: "401"
+          ResponseTemplates:
+            application/json: '{"m": $context.error.messageString, "id": "$context.requestId"}'
+        DEFAULT_4XX:
+          ResponseTemplates:
+            application/json: '{"family": "4xx", "m": "$context.error.message"}'
+  AuthFunction:
+    Type: AWS::Serverless::Function
+    Properties: {Handler: auth.handler}
+  EchoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.echo
+      Events:
+        Get: {Type: Api, Properties: {RestApiId: !Ref Api, Path: "/items/{item_id}", Method: GET}}
+        Proxy: {Type: Api, Properties: {RestApiId: !Ref Api, Path: "/echo/{proxy+}", Method: ANY}}
+        Open:
+          Type: Api
+          Properties: {RestApiId: !Ref Api, Path: /open, Method: POST, Auth: {Authorizer: NONE}}
+  AnyFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.any_method
+      Events:
+        Any: {Type: Api, Properties: {RestApiId: !Ref Api, Path: "/items/{item_id}", Method: ANY}}
+        Static: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /echo/static, Method: GET}}
+  BrokenFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.broken
+      Events:
+        Boom: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /boom, Method: GET, Auth: {Authorizer: NONE}}}
+        Bad: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /bad, Method: GET, Auth: {Authorizer: NONE}}}
+  WorkerFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: worker.handler
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            BatchSize: 5
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"""
+
+AUTH_PY = """
+CALLS = {"n": 0}
+
+
+def handler(event, context):
+    CALLS["n"] += 1
+    token = next(v for k, v in event["headers"].items() if k.lower() == "x-token")
+    if token == "nobody":
+        raise Exception("Unauthorized")
+    if token == "boom":
+        raise RuntimeError("database down")
+    if token == "junk":
+        return {"principalId": "x"}
+    api = event["methodArn"].split("/")[0]
+    return {
+        "principalId": "user-" + token,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "execute-api:Invoke",
+                 "Resource": [api + "/*/*/echo/*", api + "/*/*/items/" + token]},
+                {"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": api + "/*/*/echo/forbidden"},
+            ],
+        },
+        "context": {"calls": CALLS["n"], "admin": token == "alice", "who": token,
+                    "type": event["type"], "arn": event["methodArn"]},
+    }
+"""
+
+APP_PY = """
+import json
+import os
+
+
+def echo(event, context):
+    payload = {
+        "event": event,
+        "env": {"TABLE_NAME": os.environ.get("TABLE_NAME"), "QUEUE_URL": os.environ.get("QUEUE_URL")},
+        "context": {"function_name": context.function_name, "memory": context.memory_limit_in_mb,
+                    "remaining": context.get_remaining_time_in_millis(), "arn": context.invoked_function_arn},
+    }
+    return {"statusCode": 200, "headers": {"x-handler": "echo"},
+            "multiValueHeaders": {"set-cookie": ["a=1", "b=2"]}, "body": json.dumps(payload)}
+
+
+def any_method(event, context):
+    return {"statusCode": 202, "headers": {"Content-Type": "text/plain"}, "body": "any " + event["resource"]}
+
+
+def broken(event, context):
+    if event["path"] == "/boom":
+        raise ValueError("secret table name in a stack trace")
+    return {"statusCode": 200, "body": {"not": "a string"}}
+"""
+
+WORKER_PY = """
+import json
+import boto3
+
+TABLE = boto3.resource("dynamodb").Table(__import__("os").environ["TABLE_NAME"])
+
+
+def handler(event, context):
+    failures = []
+    for record in event["Records"]:
+        body = record["body"]
+        if body.startswith("{"):
+            body = json.loads(body)["detail"]["id"]
+        if body.startswith("poison"):
+            failures.append({"itemIdentifier": record["messageId"]})
+            continue
+        TABLE.put_item(Item={"pk": body, "source": record["eventSourceARN"], "shape": sorted(record)})
+    return {"batchItemFailures": failures}
+"""
+
+
+@pytest.fixture(scope="class")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    root = tmp_path_factory.mktemp("fake-stack")
+    (root / "src").mkdir()
+    (root / "template.yaml").write_text(FAKE_TEMPLATE)
+    for name, code in {"auth.py": AUTH_PY, "app.py": APP_PY, "worker.py": WORKER_PY}.items():
+        (root / "src" / name).write_text(textwrap.dedent(code))
+    with LocalStack(root / "template.yaml", port=0, moto_port=0, create_demo_key=False) as running:
+        assert running.info is not None
+        yield running.info
+
+
+class TestGatewayBehaviour:
+    def test_proxy_event_shape(self, fake: StackInfo) -> None:
+        reply = call(
+            fake.api_url,
+            "POST",
+            "/echo/a/b%20c?x=1&x=2&y=",
+            body=b'{"hello": "world"}',
+            headers={"x-token": "alice", "X-Multi": "1", "content-type": "application/json"},
+        )
+        assert reply.status == 200, reply.body
+        assert reply.headers["x-handler"] == "echo"
+        assert reply.headers["Content-Type"] == "application/json"
+        payload = reply.json
+        event = payload["event"]
+        assert event["resource"] == "/echo/{proxy+}"
+        assert event["path"] == "/echo/a/b c"
+        assert event["httpMethod"] == "POST"
+        assert event["pathParameters"] == {"proxy": "a/b c"}
+        assert event["queryStringParameters"] == {"x": "2", "y": ""}
+        assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": [""]}
+        assert event["headers"]["X-Multi"] == "1" and event["multiValueHeaders"]["X-Multi"] == ["1"]
+        assert event["stageVariables"] is None
+        assert event["body"] == '{"hello": "world"}' and event["isBase64Encoded"] is False
+        ctx = event["requestContext"]
+        assert ctx["accountId"] == "123456789012"
+        assert ctx["stage"] == "test" and ctx["path"] == "/test/echo/a/b c"
+        assert ctx["resourcePath"] == "/echo/{proxy+}" and ctx["httpMethod"] == "POST"
+        assert ctx["requestId"] == reply.headers["x-amzn-RequestId"]
+        assert re.match(r"^[0-9a-f-]{36}$", ctx["requestId"])
+        assert ctx["identity"]["sourceIp"] == "127.0.0.1" and ctx["identity"]["userAgent"].startswith("Python-urllib")
+        assert isinstance(ctx["requestTimeEpoch"], int) and ctx["protocol"] == "HTTP/1.1"
+        authorizer = ctx["authorizer"]
+        assert authorizer["principalId"] == "user-alice"
+        assert authorizer["admin"] == "true" and authorizer["who"] == "alice" and authorizer["type"] == "REQUEST"
+        assert authorizer["arn"] == f"arn:aws:execute-api:us-east-1:123456789012:{ctx['apiId']}/test/POST/echo/a/b c"
+        assert isinstance(authorizer["integrationLatency"], int)
+        assert payload["env"]["TABLE_NAME"] == "Seen"
+        assert payload["env"]["QUEUE_URL"].startswith(fake.moto_url) and payload["env"]["QUEUE_URL"].endswith("/Work")
+        assert payload["context"]["function_name"] == "EchoFunction"
+        assert 0 < payload["context"]["remaining"] <= 5000
+
+    def test_request_ids_are_fresh(self, fake: StackInfo) -> None:
+        ids = {call(fake.api_url, "POST", "/open").headers["x-amzn-RequestId"] for _ in range(3)}
+        assert len(ids) == 3
+
+    def test_no_body_no_query_no_authorizer(self, fake: StackInfo) -> None:
+        event = call(fake.api_url, "POST", "/open").json["event"]
+        assert event["body"] is None
+        assert event["queryStringParameters"] is None and event["multiValueQueryStringParameters"] is None
+        assert event["pathParameters"] is None
+        assert "authorizer" not in event["requestContext"]
+
+    def test_binary_body_is_base64(self, fake: StackInfo) -> None:
+        event = call(fake.api_url, "POST", "/open", body=b"\xff\xfe\x00").json["event"]
+        assert event["isBase64Encoded"] is True and event["body"] == "//4A"
+
+    def test_multi_value_response_headers(self, fake: StackInfo) -> None:
+        request = urllib.request.Request(fake.api_url + "/open", data=b"", method="POST")
+        with urllib.request.urlopen(request) as response:
+            assert response.headers.get_all("set-cookie") == ["a=1", "b=2"]
+
+    def test_specific_method_beats_any_and_static_beats_greedy(self, fake: StackInfo) -> None:
+        get = call(fake.api_url, "GET", "/items/alice", headers={"x-token": "alice"})
+        assert get.status == 200 and get.json["event"]["pathParameters"] == {"item_id": "alice"}
+        delete = call(fake.api_url, "DELETE", "/items/alice", headers={"x-token": "alice"})
+        assert (delete.status, delete.body) == (202, b"any /items/{item_id}")
+        assert delete.headers["Content-Type"] == "text/plain"
+        static = call(fake.api_url, "GET", "/echo/static", headers={"x-token": "alice"})
+        assert (static.status, static.body) == (202, b"any /echo/static")
+
+    def test_missing_identity_is_401_without_calling_the_authorizer(self, fake: StackInfo) -> None:
+        reply = call(fake.api_url, "GET", "/echo/x")
+        assert reply.status == 401
+        request_id = assert_gateway_ids(reply)
+        assert reply.json == {"m": "Unauthorized", "id": request_id}
+        assert reply.headers["x-amzn-ErrorType"] == "UnauthorizedException"
+
+    def test_authorizer_unauthorized_is_401(self, fake: StackInfo) -> None:
+        reply = call(fake.api_url, "GET", "/echo/x", headers={"x-token": "nobody"})
+        assert reply.status == 401 and reply.json["m"] == "Unauthorized"
+
+    def test_authorizer_errors_are_500(self, fake: StackInfo) -> None:
+        for token in ("boom", "junk"):
+            reply = call(fake.api_url, "GET", "/echo/x", headers={"x-token": token})
+            assert reply.status == 500
+            assert reply.json == {"message": None}  # API Gateway's built-in body: no DEFAULT_5XX here
+            assert b"database down" not in reply.body
+            assert_gateway_ids(reply)
+
+    def test_policy_denies_other_resources_from_the_cache(self, fake: StackInfo) -> None:
+        first = call(fake.api_url, "GET", "/echo/one", headers={"x-token": "bob"})
+        calls = first.json["event"]["requestContext"]["authorizer"]["calls"]
+        second = call(fake.api_url, "GET", "/echo/two", headers={"x-token": "bob"})
+        assert second.json["event"]["requestContext"]["authorizer"]["calls"] == calls  # cached
+        assert second.json["event"]["requestContext"]["authorizer"]["integrationLatency"] == 0
+        assert call(fake.api_url, "GET", "/items/bob", headers={"x-token": "bob"}).status == 200
+        # The cached policy does not cover another item: 403 with the DEFAULT_4XX body.
+        other = call(fake.api_url, "GET", "/items/carol", headers={"x-token": "bob"})
+        assert other.status == 403
+        assert other.json == {"family": "4xx", "m": "User is not authorized to access this resource"}
+        denied = call(fake.api_url, "GET", "/echo/forbidden", headers={"x-token": "bob"})
+        assert denied.status == 403
+        assert denied.json["m"].endswith("with an explicit deny")
+        # Another identity is authorized on its own.
+        dave = call(fake.api_url, "GET", "/echo/one", headers={"x-token": "dave"})
+        assert dave.json["event"]["requestContext"]["authorizer"]["calls"] != calls
+
+    def test_unknown_route_and_method(self, fake: StackInfo) -> None:
+        for method, path in (("GET", "/nowhere"), ("POST", "/items/x/y"), ("PUT", "/open")):
+            reply = call(fake.api_url, method, path, headers={"x-token": "alice"})
+            assert reply.status == 403  # MISSING_AUTHENTICATION_TOKEN's own status; DEFAULT_4XX body
+            assert reply.json == {"family": "4xx", "m": "Missing Authentication Token"}
+            assert reply.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+    def test_function_errors_are_502_without_details(self, fake: StackInfo) -> None:
+        for path in ("/boom", "/bad"):
+            reply = call(fake.api_url, "GET", path)
+            assert reply.status == 502
+            assert reply.json == {"message": "Internal server error"}
+            assert b"secret" not in reply.body
+            assert_gateway_ids(reply)
+
+    def test_too_large_body(self, fake: StackInfo) -> None:
+        reply = call(fake.api_url, "POST", "/open", body=b"x" * (local_stack.MAX_BODY_BYTES + 1))
+        assert reply.status == 413
+        assert reply.json == {"family": "4xx", "m": "Request Too Long"}
+        assert call(fake.api_url, "POST", "/open", body=b"x" * local_stack.MAX_BODY_BYTES).status == 200
+
+    def test_sqs_poller_deletes_successes_and_retries_failures(self, fake: StackInfo) -> None:
+        sqs = boto3.client("sqs", endpoint_url=fake.moto_url, region_name="us-east-1")
+        dynamodb = boto3.client("dynamodb", endpoint_url=fake.moto_url, region_name="us-east-1")
+        events = boto3.client("events", endpoint_url=fake.moto_url, region_name="us-east-1")
+        work = sqs.get_queue_url(QueueName="Work")["QueueUrl"]
+        dead = sqs.get_queue_url(QueueName="Dead")["QueueUrl"]
+        for body in ("m1", "m2", "poison-1", "m3"):
+            sqs.send_message(QueueUrl=work, MessageBody=body)
+        events.put_events(
+            Entries=[{"EventBusName": "Bus", "Source": "test.people", "DetailType": "Person", "Detail": '{"id": "e1"}'}]
+        )
+
+        deadline = time.monotonic() + 30
+        seen: set[str] = set()
+        dead_bodies: list[str] = []
+        while time.monotonic() < deadline and (len(seen) < 4 or not dead_bodies):
+            seen = {item["pk"]["S"] for item in dynamodb.scan(TableName="Seen")["Items"]}
+            if not dead_bodies:
+                dead_bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=dead).get("Messages", [])]
+            time.sleep(0.3)
+        assert seen == {"m1", "m2", "m3", "e1"}
+        assert dead_bodies == ["poison-1"]  # failed twice (maxReceiveCount 2), then redriven
+        item = dynamodb.get_item(TableName="Seen", Key={"pk": {"S": "m1"}})["Item"]
+        assert item["source"]["S"] == "arn:aws:sqs:us-east-1:123456789012:Work"
+        assert [v["S"] for v in item["shape"]["L"]] == sorted(
+            [
+                "messageId",
+                "receiptHandle",
+                "body",
+                "attributes",
+                "messageAttributes",
+                "md5OfBody",
+                "eventSource",
+                "eventSourceARN",
+                "awsRegion",
+            ]
+        )
+        attributes = sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["ApproximateNumberOfMessages"])
+        assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
