@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_MAX = 255
 DESCRIPTION_MAX = 4096
@@ -94,9 +94,3 @@ class Caller(BaseModel):
     bucket: str
     key_id: str | None = None
     request_id: str
-
-
-class StrictName(BaseModel):
-    """Reusable validated name field for request bodies."""
-
-    name: StrictStr

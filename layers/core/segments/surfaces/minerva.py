@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from pydantic import BaseModel, Field
 
 from segments import errors
@@ -27,7 +26,6 @@ STATUS = {
     "unavailable": 503,
 }
 
-SECURITY_SCHEMES = {"ApiKeyAuth": APIKey(name="x-api-key", in_=APIKeyIn.header)}
 SECURITY = [{"ApiKeyAuth": []}]
 
 
