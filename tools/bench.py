@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import datetime as dt
 import importlib.util
@@ -283,7 +284,9 @@ def cold_import(opts: Options) -> dict[str, Any]:
     layer_src = BUILD_DIR / template["Resources"][layers[0]]["Properties"]["ContentUri"] / "python"
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     layer, swapped = host_layer(layer_src, BENCH_DIR / "layer" / "python")
-    say(f"layer: {layer_src.relative_to(ROOT)} copied to {layer.relative_to(ROOT)}")
+    arches = collections.Counter(_elf_machine(p) for p in layer_src.rglob("*.so"))
+    built_for = ", ".join(f"{n} {arch}" for arch, n in sorted(arches.items(), key=str)) or "none"
+    say(f"layer: {layer_src.relative_to(ROOT)} (compiled modules: {built_for}) copied to {layer.relative_to(ROOT)}")
     if swapped:
         say(f"  compiled modules swapped for {_host_machine()} builds of the same versions: {', '.join(swapped)}")
 
