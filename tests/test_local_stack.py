@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -517,6 +518,12 @@ class TestGatewayBehaviour:
         ids = {call(fake.api_url, "POST", "/open").headers["x-amzn-RequestId"] for _ in range(3)}
         assert len(ids) == 3
 
+    def test_concurrent_requests(self, fake: StackInfo) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            replies = list(pool.map(lambda i: call(fake.api_url, "POST", f"/open?i={i}"), range(24)))
+        assert [r.status for r in replies] == [200] * 24
+        assert [r.json["event"]["queryStringParameters"]["i"] for r in replies] == [str(i) for i in range(24)]
+
     def test_no_body_no_query_no_authorizer(self, fake: StackInfo) -> None:
         event = call(fake.api_url, "POST", "/open").json["event"]
         assert event["body"] is None
@@ -536,6 +543,8 @@ class TestGatewayBehaviour:
     def test_specific_method_beats_any_and_static_beats_greedy(self, fake: StackInfo) -> None:
         get = call(fake.api_url, "GET", "/items/alice", headers={"x-token": "alice"})
         assert get.status == 200 and get.json["event"]["pathParameters"] == {"item_id": "alice"}
+        encoded = call(fake.api_url, "DELETE", "/items/a%2Fb", headers={"x-token": "a/b"})
+        assert (encoded.status, encoded.body) == (202, b"any /items/{item_id}")
         delete = call(fake.api_url, "DELETE", "/items/alice", headers={"x-token": "alice"})
         assert (delete.status, delete.body) == (202, b"any /items/{item_id}")
         assert delete.headers["Content-Type"] == "text/plain"

@@ -317,8 +317,12 @@ def _context_value(value: Any) -> str:
     return str(value)
 
 
+class AuthorizerDenied(Exception):
+    """The authorizer raised "Unauthorized": API Gateway answers 401."""
+
+
 class AuthorizerError(Exception):
-    """The authorizer's answer is neither a policy nor "Unauthorized"."""
+    """The authorizer failed otherwise, or its answer is not a valid policy: API Gateway answers 500."""
 
 
 class Gateway:
@@ -338,11 +342,10 @@ class Gateway:
         request_id = str(uuid.uuid4())
         started = time.time()
         split = urlsplit(request.raw_path)
-        path = "/" + "/".join(_segments(split.path))
-        if request.method in ("GET", "HEAD") and path in (DOCS_PATH, OPENAPI_PATH):
-            response = self._docs(path, request_id)
+        if request.method in ("GET", "HEAD") and split.path.rstrip("/") in (DOCS_PATH, OPENAPI_PATH):
+            response = self._docs(split.path.rstrip("/"), request_id)
         else:
-            response = self._route(request, path, split.query, request_id, started)
+            response = self._route(request, split.path, split.query, request_id, started)
         response.headers.append(("x-amzn-RequestId", request_id))
         response.request_id = request_id
         return response
@@ -385,8 +388,9 @@ class Gateway:
         return Response(int(status), headers, render_vtl(body_template, variables).encode())
 
     # -------------------------------------------------------- routing and integration
-    def _route(self, request: Request, path: str, query: str, request_id: str, started: float) -> Response:
-        matched = self.router.match(request.method, path)
+    def _route(self, request: Request, raw_path: str, query: str, request_id: str, started: float) -> Response:
+        path = "/" + "/".join(_segments(raw_path))  # decoded; matching splits the raw path first
+        matched = self.router.match(request.method, raw_path)
         if matched is None:
             api = self.router.api_for(path)
             return self.gateway_response(api, "MISSING_AUTHENTICATION_TOKEN", request_id, path=path)
@@ -494,9 +498,9 @@ class Gateway:
             started = time.monotonic()
             try:
                 result = self._call_authorizer(authorizer, event, method_arn)
+            except AuthorizerDenied:
+                return self.gateway_response(route.api, "UNAUTHORIZED", request_id, path=event["path"])
             except AuthorizerError as exc:
-                if str(exc) == "Unauthorized":
-                    return self.gateway_response(route.api, "UNAUTHORIZED", request_id, path=event["path"])
                 log.error("authorizer %s failed: %s", authorizer.function, exc)
                 return self.gateway_response(route.api, "AUTHORIZER_FAILURE", request_id, path=event["path"])
             latency = int((time.monotonic() - started) * 1000)
@@ -532,7 +536,7 @@ class Gateway:
             result = self.functions.invoke(authorizer.function, auth_event)
         except Exception as exc:
             if str(exc) == "Unauthorized":
-                raise AuthorizerError("Unauthorized") from exc
+                raise AuthorizerDenied from exc
             raise AuthorizerError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}") from exc
         if not (
             isinstance(result, dict)
