@@ -1,21 +1,18 @@
 """Shared fixtures: moto tables built from template.yaml, and API Gateway-shaped calls.
 
-`api` sends a request the way API Gateway does: the template decides which function serves the
-route, the REQUEST authorizer of that API runs first (its 401/403 answered like the gateway),
-and the function gets a proxy event shaped like `sam local generate-event apigateway aws-proxy`.
+`api` sends a request the way API Gateway does, through the local stack's gateway (without
+sockets): the template decides which function serves the route, the REQUEST authorizer of that
+API runs first, API Gateway's own answers are the template's gateway responses, and the function
+gets a proxy event shaped like `sam local generate-event apigateway aws-proxy`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
-import sys
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +21,7 @@ import pytest
 from moto import mock_aws
 
 from tools import cfn
+from tools.local_stack import Functions, Gateway, Request
 from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,23 +97,13 @@ class LambdaContext:
 
 
 @cache
-def load_handler_module(code_uri: str) -> ModuleType:
-    """Import functions/<dir>/handler.py under a unique name (every function has a handler.py)."""
-    path = ROOT / code_uri / "handler.py"
-    name = "fn_" + re.sub(r"\W", "_", code_uri.strip("/"))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def functions() -> Functions:
+    """Every handler of the template, imported once per test session (as a warm Lambda would be)."""
+    return Functions(template(), ROOT)
 
 
 def function_handler(logical_id: str) -> Any:
-    props = template()["Resources"][logical_id]["Properties"]
-    module_name, attr = props["Handler"].rsplit(".", 1)
-    assert module_name == "handler"
-    return getattr(load_handler_module(props["CodeUri"]), attr)
+    return functions().handler(logical_id)
 
 
 # ------------------------------------------------------------------ API Gateway-shaped calls
@@ -140,27 +128,6 @@ def response_headers(result: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _path_regex(template_path: str) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template_path))
-    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
-    return re.compile(f"^{pattern}$")
-
-
-def _match_route(method: str, path: str) -> tuple[Any, dict[str, str]] | None:
-    """API Gateway's choice: static parts beat parameters, a specific method beats ANY."""
-    candidates = []
-    for route in cfn.api_routes(template()):
-        m = _path_regex(route.path).match(path)
-        if not m or route.method not in (method, "ANY"):
-            continue
-        static = sum(1 for part in route.path.split("/") if part and not part.startswith("{"))
-        candidates.append((static, route.method != "ANY", route, m.groupdict()))
-    if not candidates:
-        return None
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    return candidates[0][2], candidates[0][3]
-
-
 def apigw_event(
     method: str,
     path: str,
@@ -173,7 +140,8 @@ def apigw_event(
     authorizer: dict[str, Any] | None = None,
     stage: str = "v1",
 ) -> dict[str, Any]:
-    """A REST API proxy event as API Gateway (and `sam local generate-event`) shapes it."""
+    """A REST API proxy event as API Gateway (and `sam local generate-event`) shapes it, for
+    calling one function directly, as `sam local invoke` does."""
     if body is not None and not isinstance(body, str):
         body = json.dumps(body)
     headers = dict(headers or {})
@@ -208,26 +176,17 @@ def apigw_event(
     }
 
 
-def _authorizer_for(api_id: str) -> str:
-    api = template()["Resources"][api_id]["Properties"]
-    name = api["Auth"]["DefaultAuthorizer"]
-    return api["Auth"]["Authorizers"][name]["FunctionArn"]["Fn::GetAtt"][0]
-
-
-def _allowed(policy: dict[str, Any], method_arn: str) -> bool:
-    allowed = False
-    for statement in policy["policyDocument"]["Statement"]:
-        resources = statement["Resource"]
-        resources = [resources] if isinstance(resources, str) else resources
-        hit = any(re.fullmatch(re.escape(r).replace(r"\*", ".*"), method_arn) for r in resources)
-        if hit and statement["Effect"] == "Deny":
-            return False
-        allowed = allowed or (hit and statement["Effect"] == "Allow")
-    return allowed
-
-
 class Api:
-    """Calls routes of template.yaml the way API Gateway would, in-process, against moto."""
+    """Calls routes of template.yaml the way API Gateway would, in-process, against moto.
+
+    It is the local stack's gateway without its sockets: the template picks the function, the
+    API's REQUEST authorizer runs first (with its result cache), gateway responses are rendered
+    from the template, and the function gets a Lambda proxy event. One Api = one gateway (and one
+    authorizer cache).
+    """
+
+    def __init__(self) -> None:
+        self.gateway = Gateway(template(), ROOT, functions())
 
     def request(
         self,
@@ -245,30 +204,17 @@ class Api:
             headers["x-api-key"] = key
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
-        headers.setdefault("content-type", "application/json")
-        query_str = {k: str(v) for k, v in (query or {}).items()} or None
-        found = _match_route(method, path)
-        if found is None:
-            return ApiResponse(404, {}, json.dumps({"error": "Not Found", "status_code": 404}))
-        route, params = found
-        event = apigw_event(method, path, resource=route.path, body=body, headers=headers, query=query_str,
-                            path_params=params or None)
-        auth_fn = function_handler(_authorizer_for(route.api))
-        method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:1234567890/v1/{method}{path}"
-        auth_event = {**event, "type": "REQUEST", "methodArn": method_arn}
-        identity = "x-api-key" if route.api == "MinervaApi" else "authorization"
-        if not any(k.lower() == identity and v for k, v in headers.items()):
-            return ApiResponse(401, {}, json.dumps({"error": "Unauthorized (no identity)", "status_code": 401}))
-        try:
-            policy = auth_fn(auth_event, LambdaContext())
-        except Exception as exc:  # the gateway's reading of an authorizer's "Unauthorized"
-            assert str(exc) == "Unauthorized", exc
-            return ApiResponse(401, {}, json.dumps({"error": "Invalid or missing API key", "status_code": 401}))
-        if not _allowed(policy, method_arn):
-            return ApiResponse(403, {}, json.dumps({"error": "Forbidden", "status_code": 403}))
-        event["requestContext"]["authorizer"] = {"principalId": policy["principalId"], **policy.get("context", {})}
-        result = function_handler(route.function)(event, LambdaContext())
-        return ApiResponse(result["statusCode"], response_headers(result), result.get("body") or "")
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "application/json"
+        if body is not None and not isinstance(body, str | bytes):
+            body = json.dumps(body)
+        raw = body.encode() if isinstance(body, str) else (body or b"")
+        raw_path = path + (f"?{urlencode(query)}" if query else "")
+        resp = self.gateway.handle(Request(method=method, raw_path=raw_path, headers=list(headers.items()), body=raw))
+        out: dict[str, str] = {}
+        for name, value in resp.headers:
+            out[name] = f"{out[name]}, {value}" if name in out else value
+        return ApiResponse(resp.status, out, resp.body.decode())
 
     def get(self, path: str, **kw: Any) -> ApiResponse:
         return self.request("GET", path, **kw)
