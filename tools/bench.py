@@ -700,7 +700,7 @@ def _machine() -> str:
 
 def _commit() -> str:
     proc = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     return proc.stdout.strip() or "unknown"
 
