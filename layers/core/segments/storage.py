@@ -8,11 +8,23 @@ Single table (TABLE_NAME), keys `pk`/`sk`:
 | name lock    | ORG#{org}          | NAME#{name key}    | written with the segment in one transaction   |
 | member       | SEG#{segment_id}   | PID#{pid}          | active flag, first/last_added_at; gsi2 by pid |
 | ledger       | SEG#{segment_id}   | LOG#{at}#{req}#{n} | one item per request chunk, many pids          |
+| person       | ORG#{org}#PERSON   | PID#{pid}          | people registry (PID_VALIDATION=registry)     |
 | api key      | KEY#{sha256}       | KEY                | authorizer lookup                             |
 | api key id   | KEYID#{key_id}     | KEYID              | listing (gsi1 by org) and revocation          |
 
 gsi1 (gsi1pk/gsi1sk): ORG#{org}#SEGS -> {created_at}#{id} (newest first); ORG#{org}#KEYS.
 gsi2 (gsi2pk/gsi2sk): ORG#{org}#PID#{pid} -> SEG#{segment_id}, present only while a member.
+
+Member item: minerva_pid, segment_id, org_id, active, first_added_at, last_added_at, removed_at,
+last_op = "{change}#{Idempotency-Key or request id}@{at}" (the operation that last changed the
+membership, and when: what a retry with the same Idempotency-Key recognises as its own work). A removal keeps the item (active=false,
+gsi2 attributes dropped), so a re-add restores first_added_at.
+
+Ledger item: change ("added" | "removed"), pids (at most LEDGER_CHUNK), at, api_request_id, reason.
+
+Member-write lease on the segment item: lease_owner, lease_until (epoch ms), size_dirty. Writers of
+one segment's members hold it in turn; size_dirty stays true from acquisition to commit, so a
+holder that died mid-write leaves a flag telling the next one to recount (docs/members.md).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -415,3 +428,412 @@ def list_api_keys(org_id: str) -> list[dict[str, Any]]:
     ):
         found.extend(from_item(i) for i in page.get("Items", []))
     return found
+
+
+# ------------------------------------------------------------------ segment management
+
+
+class Stale(Exception):
+    """The segment changed between our read and our conditional write; read again and retry."""
+
+
+def get_segment_record(org_id: str, segment_id: str) -> dict[str, Any] | None:
+    """The live segment with its name key (for conditional updates), or None."""
+    result = call("get_item", TableName=table(), Key=segment_key(org_id, segment_id), ConsistentRead=True)
+    item = result.get("Item")
+    if not item:
+        return None
+    data = from_item(item)
+    return data if data.get("record_state") == "active" else None
+
+
+def segments_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The org's live segments among `segment_ids` (BatchGetItem), by id."""
+    keys = [segment_key(org_id, sid) for sid in dict.fromkeys(segment_ids)]
+    found = (segment_from_item(i) for i in batch_get(keys, consistent=False))
+    return {s["segment_id"]: s for s in found if s.get("record_state") == "active"}
+
+
+def _update_segment_request(
+    org_id: str, segment_id: str, *, name_key: str, sets: dict[str, Any], removes: Sequence[str]
+) -> dict[str, Any]:
+    names = {f"#s{i}": k for i, k in enumerate(sets)} | {f"#r{i}": k for i, k in enumerate(removes)}
+    expression = "SET " + ", ".join(f"#s{i} = :s{i}" for i in range(len(sets)))
+    if removes:
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    return {
+        "TableName": table(),
+        "Key": segment_key(org_id, segment_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": "record_state = :active AND name_key = :old_key",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values(
+            active="active", old_key=name_key, **{f"s{i}": v for i, v in enumerate(sets.values())}
+        ),
+    }
+
+
+def update_segment(
+    org_id: str,
+    segment_id: str,
+    *,
+    old_name_key: str,
+    sets: dict[str, Any],
+    removes: Sequence[str] = (),
+    new_name_key: str | None = None,
+) -> None:
+    """Change a live segment's fields; a new name key moves its name lock in the same transaction.
+
+    The segment update is conditional on the name key we read (Stale otherwise); the old lock is
+    deleted only if it is this segment's; the new lock must not exist (NameTaken otherwise).
+    """
+    update = _update_segment_request(org_id, segment_id, name_key=old_name_key, sets=sets, removes=removes)
+    if new_name_key is None or new_name_key == old_name_key:
+        try:
+            client().update_item(**update)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise Stale() from exc
+            raise translate(exc) from exc
+        return
+    lock = {"pk": org_pk(org_id), "sk": f"NAME#{new_name_key}", "segment_id": segment_id,
+            "created_at": sets.get("updated_at")}
+    items = [
+        {"Update": update},
+        {
+            "Delete": {
+                "TableName": table(),
+                "Key": name_lock_key(org_id, old_name_key),
+                "ConditionExpression": "attribute_not_exists(pk) OR segment_id = :sid",
+                "ExpressionAttributeValues": values(sid=segment_id),
+            }
+        },
+        {"Put": {"TableName": table(), "Item": to_item(lock), "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    _transact(items, name=sets.get("name"))
+
+
+def delete_segment(org_id: str, segment_id: str, *, name_key: str, at: str) -> None:
+    """Soft delete: record_state=deleted and the name lock removed, in one transaction."""
+    items = [
+        {
+            "Update": _update_segment_request(
+                org_id, segment_id, name_key=name_key,
+                sets={"record_state": "deleted", "deleted_at": at, "updated_at": at}, removes=(),
+            )
+        },
+        {
+            "Delete": {
+                "TableName": table(),
+                "Key": name_lock_key(org_id, name_key),
+                "ConditionExpression": "attribute_not_exists(pk) OR segment_id = :sid",
+                "ExpressionAttributeValues": values(sid=segment_id),
+            }
+        },
+    ]
+    _transact(items, name=None)
+
+
+def _transact(items: list[dict[str, Any]], *, name: str | None) -> None:
+    try:
+        client().transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if error_code(exc) != "TransactionCanceledException":
+            raise translate(exc) from exc
+        codes = cancellation_codes(exc)
+        if codes and codes[0] == "ConditionalCheckFailed":
+            raise Stale() from exc
+        if name is not None and len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+            raise errors.NameTaken(name) from exc
+        if any(c in RETRYABLE_CODES or c == "TransactionConflict" for c in codes):
+            raise errors.Retryable() from exc
+        raise Stale() from exc
+
+
+def list_segments(
+    org_id: str, *, after: str | None, limit: int
+) -> tuple[list[tuple[dict[str, Any], str]], bool]:
+    """The org's live segments newest first (gsi1) after the gsi1sk `after`: ([(segment, gsi1sk)], more)."""
+    request: dict[str, Any] = {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "FilterExpression": "record_state = :active",
+        "ExpressionAttributeValues": values(pk=f"ORG#{org_id}#SEGS", active="active"),
+        "ScanIndexForward": False,
+    }
+    if after:
+        request["ExclusiveStartKey"] = {
+            "gsi1pk": {"S": f"ORG#{org_id}#SEGS"},
+            "gsi1sk": {"S": after},
+            "pk": {"S": org_pk(org_id)},
+            "sk": {"S": segment_sk(after.rsplit("#", 1)[-1])},
+        }
+    found = list(_limited(request, limit + 1))
+    return [(segment_from_item(i), i["gsi1sk"]["S"]) for i in found[:limit]], len(found) > limit
+
+
+def _limited(request: dict[str, Any], want: int) -> Iterator[dict[str, Any]]:
+    """Raw items of a filtered Query, at most `want`, reading no more than needed (Limit per call)."""
+    request = {"TableName": table(), **request}
+    remaining = want
+    while remaining > 0:
+        page = call("query", **request, Limit=remaining)
+        for item in page.get("Items", []):
+            yield item
+            remaining -= 1
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        request["ExclusiveStartKey"] = last
+
+
+# ------------------------------------------------------------------ members
+
+LEDGER_CHUNK = 1_000  # PIDs per ledger item (a 66-character PID: ~70 KB, far below 400 KB)
+
+
+def member_pk(segment_id: str) -> str:
+    return f"SEG#{segment_id}"
+
+
+def member_key(segment_id: str, pid: str) -> dict[str, Any]:
+    return {"pk": {"S": member_pk(segment_id)}, "sk": {"S": f"PID#{pid}"}}
+
+
+def person_key(org_id: str, pid: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ORG#{org_id}#PERSON"}, "sk": {"S": f"PID#{pid}"}}
+
+
+def member_item(member: dict[str, Any]) -> dict[str, Any]:
+    """A member's stored item; the gsi2 attributes exist only while it is active."""
+    org_id, segment_id, pid = member["org_id"], member["segment_id"], member["minerva_pid"]
+    item = {k: v for k, v in member.items() if k not in {"pk", "sk", "gsi2pk", "gsi2sk"}}
+    item |= {"pk": member_pk(segment_id), "sk": f"PID#{pid}"}
+    if member.get("active"):
+        item |= {"gsi2pk": f"ORG#{org_id}#PID#{pid}", "gsi2sk": segment_sk(segment_id)}
+    return item
+
+
+# What a member item holds besides its keys and what follows from them (org, segment, gsi2). Member
+# writers read these and write the item whole: an attribute added to member items belongs here.
+MEMBER_FIELDS = ("minerva_pid", "active", "first_added_at", "last_added_at", "removed_at", "last_op")
+
+
+def get_members(segment_id: str, pids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Stored memberships (active or not) of these PIDs, by PID: ceil(n/100) consistent BatchGetItem."""
+    names = {f"#m{i}": name for i, name in enumerate(MEMBER_FIELDS)}
+
+    def read(keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return batch_get(keys, projection=", ".join(names), names=names)
+
+    parts = _in_parallel(read, [member_key(segment_id, pid) for pid in pids], BATCH_GET_MAX)
+    members = (from_item(i) for part in parts for i in part)
+    return {m["minerva_pid"]: m for m in members}
+
+
+def ledger_items(
+    segment_id: str, *, change: str, pids: Sequence[str], at: str, api_request_id: str, reason: str, first_n: int = 0
+) -> list[dict[str, Any]]:
+    """Ledger items for one change of one request: one per LEDGER_CHUNK PIDs."""
+    return [
+        {
+            "pk": member_pk(segment_id),
+            "sk": f"LOG#{at}#{api_request_id}#{first_n + n:04d}",
+            "segment_id": segment_id,
+            "change": change,
+            "pids": list(chunk),
+            "at": at,
+            "api_request_id": api_request_id,
+            "reason": reason,
+        }
+        for n, chunk in enumerate(chunks(pids, LEDGER_CHUNK))
+    ]
+
+
+PARALLEL_CALLS = 8  # concurrent batch calls of one request (the client's pool holds 32 connections)
+
+
+def _in_parallel[T](fn: Callable[[Sequence[T]], Any], requests: Sequence[T], size: int) -> list[Any]:
+    """Run `fn` over chunks of `size` on up to PARALLEL_CALLS threads; the first failure stops the rest."""
+    parts = list(chunks(requests, size))
+    if len(parts) <= 1:
+        return [fn(part) for part in parts]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_CALLS, len(parts))) as pool:
+        futures = [pool.submit(fn, part) for part in parts]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def put_items(items: Sequence[dict[str, Any]]) -> None:
+    """Write whole items with BatchWriteItem, 25 a call, several calls at once; all are written or it raises."""
+    _in_parallel(batch_write, [{"PutRequest": {"Item": to_item(i)}} for i in items], BATCH_WRITE_MAX)
+
+
+def logged_pids(segment_id: str, at: str) -> dict[str, set[str]]:
+    """PIDs in the ledger items written at `at`, by change (what an interrupted attempt already logged)."""
+    logged: dict[str, set[str]] = {}
+    for page in query_pages(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues=values(pk=member_pk(segment_id), prefix=f"LOG#{at}#"),
+        ConsistentRead=True,
+    ):
+        for item in page.get("Items", []):
+            data = from_item(item)
+            logged.setdefault(data["change"], set()).update(data.get("pids") or [])
+    return logged
+
+
+def count_active_members(segment_id: str) -> int:
+    """Exact count of active members (Select COUNT over every page): the recount after a crash."""
+    total = 0
+    for page in query_pages(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        FilterExpression="active = :yes",
+        ExpressionAttributeValues=values(pk=member_pk(segment_id), prefix="PID#", yes=True),
+        Select="COUNT",
+        ConsistentRead=True,
+    ):
+        total += int(page.get("Count", 0))
+    return total
+
+
+def active_members(segment_id: str, *, after: str | None, want: int) -> list[dict[str, Any]]:
+    """Up to `want` active members in PID order, after PID `after` (exclusive).
+
+    ExclusiveStartKey jumps straight to the position, so a deep page reads what the first does.
+    """
+    request: dict[str, Any] = {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "FilterExpression": "active = :yes",
+        "ProjectionExpression": "minerva_pid, first_added_at",
+        "ExpressionAttributeValues": values(pk=member_pk(segment_id), prefix="PID#", yes=True),
+    }
+    if after is not None:
+        request["ExclusiveStartKey"] = member_key(segment_id, after)
+    return [from_item(i) for i in _limited(request, want)]
+
+
+def memberships(org_id: str, pid: str) -> list[dict[str, Any]]:
+    """The org's current memberships of a PID (sparse gsi2), in segment id order."""
+    found: list[dict[str, Any]] = []
+    for page in query_pages(
+        IndexName="gsi2",
+        KeyConditionExpression="gsi2pk = :pk",
+        ExpressionAttributeValues=values(pk=f"ORG#{org_id}#PID#{pid}"),
+    ):
+        found.extend(from_item(i) for i in page.get("Items", []))
+    return found
+
+
+def ledger_from(segment_id: str, start_sk: str | None) -> Iterator[dict[str, Any]]:
+    """Ledger items oldest first, from `start_sk` (inclusive); read lazily, a few items a call."""
+    request: dict[str, Any] = {
+        "TableName": table(),
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :start AND :end",
+        "ExpressionAttributeValues": values(pk=member_pk(segment_id), start=start_sk or "LOG#", end="LOG#~"),
+        "Limit": 10,
+    }
+    while True:
+        page = call("query", **request)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        request["ExclusiveStartKey"] = last
+
+
+def registered_people(org_id: str, pids: Sequence[str]) -> set[str]:
+    """The PIDs among `pids` that have a record in the org's people registry."""
+    found = batch_get([person_key(org_id, pid) for pid in pids], projection="sk", consistent=False)
+    return {from_item(i)["sk"].removeprefix("PID#") for i in found}
+
+
+def put_person(org_id: str, pid: str, attrs: dict[str, Any] | None = None) -> None:
+    """Create or replace a people-registry record (seeding and tests; the registry has its own writer)."""
+    item = {**(attrs or {}), "pk": f"ORG#{org_id}#PERSON", "sk": f"PID#{pid}", "org_id": org_id, "minerva_pid": pid}
+    call("put_item", TableName=table(), Item=to_item(item))
+
+
+# ------------------------------------------------------------------ member-write lease
+
+
+def acquire_lease(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int) -> bool | None:
+    """Take the segment's member-write lease. True: the previous holder died mid-write (recount);
+    False: the stored size is exact; None: another writer holds it. Raises NotFound for a
+    missing, deleted or foreign segment.
+
+    The first attempt also requires size_dirty to be false, and only when that is what failed does
+    a second attempt take a dirty lease: the answer comes from the condition itself, not from
+    ReturnValues, so it holds however the store reports old values.
+    """
+    free = "record_state = :active AND (attribute_not_exists(lease_owner) OR lease_until < :now)"
+    for clean in (True, False):
+        condition = free + (" AND (attribute_not_exists(size_dirty) OR size_dirty = :no)" if clean else "")
+        vals = values(active="active", now=now_ms, me=owner, until=until_ms, yes=True)
+        if clean:
+            vals |= values(no=False)
+        try:
+            client().update_item(
+                TableName=table(),
+                Key=segment_key(org_id, segment_id),
+                UpdateExpression="SET lease_owner = :me, lease_until = :until, size_dirty = :yes",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=vals,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return not clean
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
+            old = from_item(exc.response.get("Item") or {})
+            if old.get("record_state") != "active":
+                raise errors.NotFound("Segment not found") from exc
+            if old.get("lease_owner") is not None and int(old.get("lease_until", 0)) >= now_ms:
+                return None
+    return None
+
+
+def commit_lease(org_id: str, segment_id: str, *, owner: str, delta: int, base: int | None,
+                 updated_at: str | None) -> int:
+    """Apply the size change, mark the size exact and release the lease; returns the new size."""
+    size = ":base + :delta" if base is not None else "if_not_exists(current_size, :zero) + :delta"
+    expression = f"SET current_size = {size}, size_dirty = :no"
+    vals = values(delta=delta, no=False, me=owner)
+    vals |= values(base=base) if base is not None else values(zero=0)
+    if updated_at:
+        expression += ", updated_at = :at"
+        vals |= values(at=updated_at)
+    try:
+        result = client().update_item(
+            TableName=table(),
+            Key=segment_key(org_id, segment_id),
+            UpdateExpression=expression + " REMOVE lease_owner, lease_until",
+            ConditionExpression="lease_owner = :me",
+            ExpressionAttributeValues=vals,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            # Only a lease held past lease_seconds can be lost; size_dirty stays true for the next writer.
+            raise errors.Retryable("The member update took too long; retry it") from exc
+        raise translate(exc) from exc
+    return int(from_item(result["Attributes"])["current_size"])
+
+
+def release_lease(org_id: str, segment_id: str, *, owner: str, dirty: bool) -> None:
+    """Give the lease back without committing (a failed request); `dirty` asks the next holder to recount."""
+    try:
+        client().update_item(
+            TableName=table(),
+            Key=segment_key(org_id, segment_id),
+            UpdateExpression="SET size_dirty = :dirty REMOVE lease_owner, lease_until",
+            ConditionExpression="lease_owner = :me",
+            ExpressionAttributeValues=values(dirty=dirty, me=owner),
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise translate(exc) from exc
