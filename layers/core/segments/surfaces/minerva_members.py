@@ -1,0 +1,238 @@
+"""Minerva routes for members: add (§2.2), remove (§2.3), list (§2.4), memberships and history (§2.6).
+
+Three routers, one per function of template.yaml: `add_router` (AddMembersFunction),
+`remove_router` (RemoveMembersFunction) and `members_router` (the reads, SegmentQueryFunction).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from segments import membership
+from segments.models import PID_RE
+from segments.surfaces import minerva
+from segments.surfaces.http import JSON, caller, idempotency_key, request_id, run_idempotent
+from segments.timefmt import iso, now
+
+add_router = Router()
+remove_router = Router()
+members_router = Router()
+
+TAGS = ["Members"]
+
+
+def _ok(model: type[BaseModel], description: str = "OK") -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {JSON: {"model": model}}}}
+
+
+# ------------------------------------------------------------------ wire models
+
+
+class MembersBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    segment_id: Annotated[UUID, Field(description="The segment to change")]
+    minerva_pids: Annotated[
+        list[StrictStr],
+        Field(description="PIDs (`p-` + 1-64 letters or digits); duplicates count once; at most "
+                          "MAX_PIDS_PER_REQUEST (default 10,000), else 413"),
+    ]
+
+
+class AddResults(BaseModel):
+    invalid_minerva_pids: list[str]
+    n_redundant_additions: int
+    n_added: int
+    new_current_size: int
+
+
+class AddMembersResponse(BaseModel):
+    api_request_id: str
+    results: AddResults
+    request_completed_at: str
+
+
+class RemoveResults(BaseModel):
+    invalid_minerva_pids: list[str]
+    n_deleted: int
+    new_current_size: int
+
+
+class RemoveMembersResponse(BaseModel):
+    api_request_id: str
+    results: RemoveResults
+    request_completed_at: str
+
+
+class Member(BaseModel):
+    minerva_pid: str
+    first_added_at: str
+
+
+class MembersPage(BaseModel):
+    items: list[Member]
+    total_count: int = Field(description="The segment's current_size")
+    page: int | None = Field(description="The page asked for; null when paging by cursor")
+    list_continues: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+
+
+class ListMembersResponse(BaseModel):
+    api_request_id: str
+    results: MembersPage
+
+
+class Membership(BaseModel):
+    segment_id: str
+    name: str
+    first_added_at: str
+    last_added_at: str
+
+
+class Memberships(BaseModel):
+    minerva_pid: str
+    items: list[Membership]
+
+
+class MembershipsResponse(BaseModel):
+    api_request_id: str
+    results: Memberships
+
+
+class HistoryEntry(BaseModel):
+    minerva_pid: str
+    change: str = Field(description="added | removed")
+    at: str
+    api_request_id: str = Field(description="The request that made the change")
+    reason: str
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+class HistoryResponse(BaseModel):
+    api_request_id: str
+    results: HistoryPage
+
+
+# ------------------------------------------------------------------ add / remove
+
+
+@add_router.post(
+    "/v2/segments/members/add",
+    summary="Add members to a segment",
+    description="Adds PIDs; already-members are counted as redundant (their `last_added_at` is updated); "
+                "invalid PIDs are listed and the rest still succeed. Counts are exact under concurrent calls. "
+                "Header `Idempotency-Key` makes a retry return the first response.",
+    responses={**_ok(AddMembersResponse), **minerva.error_responses(401, 404, 409, 413, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=TAGS,
+)
+def add_members(body: Annotated[MembersBody, Body()]):
+    who, segment_id = caller(), str(body.segment_id)
+
+    def run() -> dict[str, Any]:
+        done = membership.add_members(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
+        return {
+            "api_request_id": request_id(),
+            "results": {
+                "invalid_minerva_pids": done.invalid_minerva_pids,
+                "n_redundant_additions": done.n_redundant,
+                "n_added": done.n_changed,
+                "new_current_size": done.new_current_size,
+            },
+            "request_completed_at": iso(now()),
+        }
+
+    payload = {"segment_id": segment_id, "minerva_pids": body.minerva_pids}
+    return minerva.ok(run_idempotent("add_members", payload, run))
+
+
+@remove_router.post(
+    "/v2/segments/members/remove",
+    summary="Remove members from a segment",
+    description="Removes PIDs; `n_deleted` counts only PIDs that were members. The membership's history "
+                "is kept (a later re-add restores its `first_added_at`). Header `Idempotency-Key` as for add.",
+    responses={**_ok(RemoveMembersResponse), **minerva.error_responses(401, 404, 409, 413, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=TAGS,
+)
+def remove_members(body: Annotated[MembersBody, Body()]):
+    who, segment_id = caller(), str(body.segment_id)
+
+    def run() -> dict[str, Any]:
+        done = membership.remove_members(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
+        return {
+            "api_request_id": request_id(),
+            "results": {
+                "invalid_minerva_pids": done.invalid_minerva_pids,
+                "n_deleted": done.n_changed,
+                "new_current_size": done.new_current_size,
+            },
+            "request_completed_at": iso(now()),
+        }
+
+    payload = {"segment_id": segment_id, "minerva_pids": body.minerva_pids}
+    return minerva.ok(run_idempotent("remove_members", payload, run))
+
+
+# ------------------------------------------------------------------ reads
+
+
+@members_router.get(
+    "/v2/segments/members",
+    summary="List a segment's members",
+    description="Members in `minerva_pid` order, 5,000 a page. `page` is 1-based (past the end `items` is "
+                "empty); or pass `cursor` (from `next_cursor`) instead, which costs the same at any depth.",
+    responses={**_ok(ListMembersResponse), **minerva.error_responses(401, 404, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=TAGS,
+)
+def list_members(
+    segment_id: Annotated[UUID, Query(description="The segment")],
+    page: Annotated[int | None, Query(ge=1, description="1-based page (default 1)")] = None,
+    cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
+):
+    results = membership.list_members(caller(), str(segment_id), page=page, cursor=cursor)
+    return minerva.ok({"results": results})
+
+
+@members_router.get(
+    "/v2/segments/memberships",
+    summary="The segments that hold a PID",
+    description="The organisation's live segments of which the PID is a member now, with "
+                "`first_added_at` and `last_added_at`.",
+    responses={**_ok(MembershipsResponse), **minerva.error_responses(401, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=TAGS,
+)
+def memberships(
+    minerva_pid: Annotated[str, Query(pattern=PID_RE.pattern, description="The person's PID")],
+):
+    items = membership.memberships(caller(), minerva_pid)
+    return minerva.ok({"results": {"minerva_pid": minerva_pid, "items": items}})
+
+
+@members_router.get(
+    "/v2/segments/<segment_id>/history",
+    summary="A segment's membership ledger",
+    description="One entry per PID and change (`added` | `removed`), oldest first, with the request that "
+                "made it. Redundant additions are not changes and are not listed.",
+    responses={**_ok(HistoryResponse), **minerva.error_responses(401, 404, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=TAGS,
+)
+def history(
+    segment_id: Annotated[str, Path(description="The segment")],
+    cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Entries a page (default 100)")] = 100,
+):
+    results = membership.history(caller(), membership.segment_id_or_404(segment_id), cursor=cursor, limit=limit)
+    return minerva.ok({"results": results})
