@@ -1,20 +1,26 @@
-"""Minerva routes for segment creation (POST /v2/segments/create and its wrong-method answers)."""
+"""Minerva routes for segments: creation (§2.1) and metadata (§2.6).
+
+Routers, one per function of template.yaml: `create_router` (CreateSegmentFunction), `query_router`
+(list and get, SegmentQueryFunction) and `manage_router` (PATCH and DELETE, SegmentManageFunction).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from segments import logic
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name
 from segments.surfaces import minerva
-from segments.surfaces.http import caller, request_id, run_idempotent
+from segments.surfaces.http import JSON, caller, request_id, run_idempotent
 from segments.timefmt import iso, now
 
 create_router = Router()
+query_router = Router()
+manage_router = Router()
 
 
 class CreateSegmentBody(BaseModel):
@@ -78,3 +84,143 @@ def create_wrong_method():
 )
 def create_v1():
     return minerva.error(404, "Segments create endpoint only supports v2 API version")
+
+
+# ------------------------------------------------------------------ metadata (§2.6)
+
+SEGMENT_PATH = "/v2/segments/<segment_id>"
+
+
+class SegmentView(BaseModel):
+    """A segment as served: its stored fields without storage internals."""
+
+    model_config = ConfigDict(extra="allow")
+
+    segment_id: str
+    name: str
+    description: str | None = None
+    source: str
+    segment_type: str
+    current_size: int
+    created_at: str
+    updated_at: str
+
+
+class SegmentResponse(SegmentView):
+    api_request_id: str
+
+
+class UpdatedSegmentResponse(SegmentResponse):
+    request_completed_at: str
+
+
+class SegmentList(BaseModel):
+    items: list[SegmentView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+
+
+class SegmentListResponse(BaseModel):
+    api_request_id: str
+    results: SegmentList
+
+
+class DeletedSegmentResponse(BaseModel):
+    api_request_id: str
+    segment_id: str
+    record_state: str
+    deleted_at: str
+    request_completed_at: str
+
+
+class PatchSegmentBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[StrictStr | None, Field(description="New name, unique in the organisation")] = None
+    description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX, description="null clears it")] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name can't be null")
+        return clean_name(value)
+
+
+def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
+
+
+def _view(segment: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in segment.items() if k != "api_request_id"}
+
+
+@query_router.get(
+    "/v2/segments",
+    summary="List segments",
+    description="The organisation's segments, newest first.",
+    responses={**_ok(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=["Segments"],
+)
+def list_segments(
+    cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Segments a page (default 50)")] = 50,
+):
+    results = logic.list_segments(caller(), cursor=cursor, limit=limit)
+    return minerva.ok({"results": {"items": [_view(s) for s in results["items"]],
+                                   "next_cursor": results["next_cursor"]}})
+
+
+@query_router.get(
+    SEGMENT_PATH,
+    summary="Get a segment",
+    description="The segment's metadata and its exact `current_size`.",
+    responses={**_ok(SegmentResponse), **minerva.error_responses(401, 404, 500, 503)},
+    security=minerva.SECURITY,
+    tags=["Segments"],
+)
+def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
+    return minerva.ok(_view(logic.get_segment(caller(), segment_id)))
+
+
+@manage_router.patch(
+    SEGMENT_PATH,
+    summary="Rename a segment or change its description",
+    description="Names stay unique per organisation (a taken name answers like create: 404 "
+                "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
+                "the first response. Returns the updated segment.",
+    responses={**_ok(UpdatedSegmentResponse), **minerva.error_responses(401, 403, 404, 409, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=["Segments"],
+)
+def patch_segment(
+    segment_id: Annotated[str, Path(description="The segment")],
+    body: Annotated[PatchSegmentBody, Body()],
+):
+    who = caller()
+    changes = body.model_dump(include=body.model_fields_set)
+
+    def run() -> dict[str, Any]:
+        segment = logic.update_segment(who, segment_id, changes)
+        return {"api_request_id": request_id(), **_view(segment), "request_completed_at": iso(now())}
+
+    return minerva.ok(run_idempotent("update_segment", {"segment_id": segment_id, **changes}, run))
+
+
+@manage_router.delete(
+    SEGMENT_PATH,
+    summary="Delete a segment",
+    description="Soft delete: the name is free again; the segment, its members and its history are no "
+                "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
+    responses={**_ok(DeletedSegmentResponse), **minerva.error_responses(401, 403, 404, 409, 422, 500, 503)},
+    security=minerva.SECURITY,
+    tags=["Segments"],
+)
+def delete_segment(segment_id: Annotated[str, Path(description="The segment")]):
+    who = caller()
+
+    def run() -> dict[str, Any]:
+        deleted = logic.delete_segment(who, segment_id)
+        return {"api_request_id": request_id(), **deleted, "request_completed_at": iso(now())}
+
+    return minerva.ok(run_idempotent("delete_segment", {"segment_id": segment_id}, run))
