@@ -26,7 +26,7 @@ STATUS = {
     "unavailable": 503,
 }
 
-SECURITY = [{"ApiKeyAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}]
 
 
 class ErrorDetail(BaseModel):
@@ -42,7 +42,7 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail] | None = None
 
 
-def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int, Any]:
     """OpenAPI `responses=` entries for the error statuses a route returns (`notes` overrides texts)."""
     text = {
         401: "Invalid or missing API key",
@@ -93,9 +93,9 @@ def validation_message(errs: list[Any]) -> str:
         if e.get("type") == "json_invalid" or loc == ("body",) or e.get("type") == "unsupported_content_type":
             return "Request body must be a JSON object"
     first = errs[0] if errs else {}
-    loc = [str(p) for p in first.get("loc", ())]
-    field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else "request")
-    if first.get("type") == "missing" and loc and loc[0] == "body":
+    parts = [str(p) for p in first.get("loc", ())]
+    field = ".".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else "request")
+    if first.get("type") == "missing" and parts and parts[0] == "body":
         return f"Input data must contain a '{field}' field"
     if first.get("type") == "missing":
         return f"Missing required parameter '{field}'"

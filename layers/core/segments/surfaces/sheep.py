@@ -24,7 +24,7 @@ from segments.observability import MetricUnit, logger, metrics
 from segments.surfaces.http import JSON, caller, dumps, run_idempotent
 from segments.timefmt import sheep_time
 
-SECURITY = [{"BearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
 ViewContext = Literal[
     "comments", "crm", "documents", "events", "forms", "giving", "membership",
@@ -62,7 +62,7 @@ class ErrorBody(BaseModel):
     ]
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int, Any]:
     text = {
         400: "Validation error (names the field and, for enumerations, the allowed values)",
         401: "Missing or unknown bearer token",
@@ -411,4 +411,4 @@ def create_segment(
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
 
     rendered = run_idempotent("sheep_create_segment", {"bucket": bucket, **new.model_dump()}, run)
-    return Response(status_code=201, content_type=JSON, body=rendered)
+    return Response(status_code=201, content_type=JSON, body=SheepSegment.model_validate(rendered))
