@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Api, ApiResponse, Org
 
+from conftest import Api, ApiResponse, Org
 from segments import storage
 
 REQ_ID = re.compile(r"^req_[0-9a-f]{32}$")

@@ -17,8 +17,8 @@ gsi2 (gsi2pk/gsi2sk): ORG#{org}#PID#{pid} -> SEG#{segment_id}, present only whil
 
 Member item: minerva_pid, segment_id, org_id, active, first_added_at, last_added_at, removed_at,
 last_op = "{change}#{Idempotency-Key or request id}@{at}" (the operation that last changed the
-membership, and when: what a retry with the same Idempotency-Key recognises as its own work). A removal keeps the item (active=false,
-gsi2 attributes dropped), so a re-add restores first_added_at.
+membership, and when: what a retry with the same Idempotency-Key recognises as its own work).
+A removal keeps the item (active=false, gsi2 attributes dropped), so a re-add restores first_added_at.
 
 Ledger item: change ("added" | "removed"), pids (at most LEDGER_CHUNK), at, api_request_id, reason.
 
