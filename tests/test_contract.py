@@ -7,6 +7,7 @@ authorizer, moto), wrapped as a WSGI app so schemathesis can call it without a n
 from __future__ import annotations
 
 import json
+import os
 from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qsl
@@ -79,8 +80,6 @@ class GatewayWSGI:
 
 @pytest.fixture(scope="module")
 def gateway() -> Any:
-    import os
-
     from conftest import ENV
     from tools.moto_atomic import make_moto_atomic
 
@@ -111,7 +110,12 @@ def aws_env() -> None:  # the module-scoped gateway owns the environment here
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "40")),
+    derandomize=os.environ.get("CONTRACT_RANDOM") is None,  # CI is reproducible; CONTRACT_RANDOM=1 explores
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_api_conforms_to_its_openapi(case: Any, gateway: Any) -> None:
     app, org = gateway
     sheep = case.path.startswith("/segments/")

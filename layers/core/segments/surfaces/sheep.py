@@ -67,7 +67,7 @@ def error_responses(*statuses: int) -> dict[int, Any]:
         400: "Validation error (names the field and, for enumerations, the allowed values)",
         401: "Missing or unknown bearer token",
         403: "The token belongs to another bucket",
-        404: "Not found",
+        404: "Not found (no such endpoint, e.g. a bucket that is not a valid handle)",
         409: "A segment with this name already exists",
         500: "Internal error",
         503: "The store is busy; retry after Retry-After seconds",
@@ -364,7 +364,7 @@ _q = Annotated[str | None, Query()]
     summary="Segments - Create a new segment",
     description="Creates a segment. Fields come from the JSON body or from query parameters (the body wins). "
     "`resource_type` is required; `segment_type` defaults to dynamic, `active` to true.",
-    responses={201: {"description": "The segment created"}, **error_responses(400, 401, 403, 409, 500, 503)},
+    responses={201: {"description": "The segment created"}, **error_responses(400, 401, 403, 404, 409, 500, 503)},
     security=SECURITY,
     tags=["SheepCRM segments"],
 )
