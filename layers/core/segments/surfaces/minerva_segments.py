@@ -89,6 +89,14 @@ def create_v1():
 # ------------------------------------------------------------------ metadata (§2.6)
 
 SEGMENT_PATH = "/v2/segments/<segment_id>"
+NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
+READ_NOTES = {404: NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
+MANAGE_NOTES = {
+    403: "System segments can't be edited or deleted",
+    404: NOT_FOUND + "; or, for a rename, `Segment name <name> already exists`",
+    422: "Validation error, or an Idempotency-Key reused with a different body",
+}
+MANAGE_ERRORS = minerva.error_responses(401, 403, 404, 409, 422, 500, 503, notes=MANAGE_NOTES)
 
 
 class SegmentView(BaseModel):
@@ -146,7 +154,7 @@ class PatchSegmentBody(BaseModel):
         return clean_name(value)
 
 
-def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+def _ok(model: type[BaseModel]) -> dict[int, Any]:
     return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
 
 
@@ -158,7 +166,7 @@ def _view(segment: dict[str, Any]) -> dict[str, Any]:
     "/v2/segments",
     summary="List segments",
     description="The organisation's segments, newest first.",
-    responses={**_ok(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503)},
+    responses={**_ok(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -175,7 +183,7 @@ def list_segments(
     SEGMENT_PATH,
     summary="Get a segment",
     description="The segment's metadata and its exact `current_size`.",
-    responses={**_ok(SegmentResponse), **minerva.error_responses(401, 404, 500, 503)},
+    responses={**_ok(SegmentResponse), **minerva.error_responses(401, 404, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -189,7 +197,7 @@ def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
     description="Names stay unique per organisation (a taken name answers like create: 404 "
                 "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
                 "the first response. Returns the updated segment.",
-    responses={**_ok(UpdatedSegmentResponse), **minerva.error_responses(401, 403, 404, 409, 422, 500, 503)},
+    responses={**_ok(UpdatedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -212,7 +220,7 @@ def patch_segment(
     summary="Delete a segment",
     description="Soft delete: the name is free again; the segment, its members and its history are no "
                 "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
-    responses={**_ok(DeletedSegmentResponse), **minerva.error_responses(401, 403, 404, 409, 422, 500, 503)},
+    responses={**_ok(DeletedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
