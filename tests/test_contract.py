@@ -10,7 +10,7 @@ import json
 import os
 from io import BytesIO
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -67,9 +67,12 @@ class GatewayWSGI:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         stream: BytesIO = environ["wsgi.input"]
         body = stream.read(length).decode("utf-8", "replace") if length else None
-        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        resp = self.api.request(environ["REQUEST_METHOD"], environ["PATH_INFO"], body=body, headers=headers,
-                                query=query or None)
+        # the path as sent (PATH_INFO is already percent-decoded: a %3F would turn into a query)
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        if not raw:
+            query = environ.get("QUERY_STRING", "")
+            raw = quote(environ["PATH_INFO"]) + (f"?{query}" if query else "")
+        resp = self.api.request(environ["REQUEST_METHOD"], raw, body=body, headers=headers)
         reason = {200: "OK", 201: "Created"}.get(resp.status, "Status")
         out_headers = [(k, v) for k, v in resp.headers.items() if k.lower() != "content-length"]
         if not any(k.lower() == "content-type" for k, _ in out_headers):
