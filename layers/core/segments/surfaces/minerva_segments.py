@@ -143,14 +143,13 @@ class DeletedSegmentResponse(BaseModel):
 class PatchSegmentBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: Annotated[StrictStr | None, Field(description="New name, unique in the organisation")] = None
+    # Optional but not nullable: absent keeps the name, null is refused (422).
+    name: StrictStr = Field(default=None, description="New name, unique in the organisation; 1-255 characters")  # type: ignore[assignment]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX, description="null clears it")] = None
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("name can't be null")
+    def _name(cls, value: str) -> str:
         return clean_name(value)
 
 
