@@ -10,7 +10,7 @@ import pytest
 from test_members import REQ_ID, TIME_Z, add, assert_error, new_segment, results
 
 from conftest import Api, ApiResponse, Org
-from segments import storage
+from segments import membership, storage
 from segments.models import name_key
 from segments.timefmt import iso, now
 
@@ -107,6 +107,13 @@ def test_list_default_limit_is_50(api: Api, org: Org) -> None:
 @pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"limit": "x"}, {"cursor": "junk"}])
 def test_list_rejects_bad_parameters(api: Api, org: Org, query: dict[str, Any]) -> None:
     assert_error(api.get(SEGMENTS, key=org.key, query=query), 422)
+
+
+def test_forged_list_cursors_are_422(api: Api, org: Org) -> None:
+    new_segment(api, org, "a")
+    for position in ("x#y", "2024-01-01T00:00:00.000000Z#not-a-uuid", ["2024"], None, 5):
+        cursor = membership.encode_cursor("segments", org.org_id, position)
+        assert_error(api.get(SEGMENTS, key=org.key, query={"cursor": cursor}), 422, "Invalid cursor")
 
 
 def test_a_cursor_of_another_org_is_refused(api: Api, org: Org, other_org: Org) -> None:

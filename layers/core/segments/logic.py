@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -39,6 +40,7 @@ def _storable(segment: Segment) -> dict[str, Any]:
 SEGMENT_NOT_FOUND = membership.SEGMENT_NOT_FOUND
 SYSTEM_SEGMENT = "System segments can't be edited or deleted"
 _STALE_RETRIES = 3
+_LISTING_KEY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 segment_id_or_404 = membership.segment_id_or_404
 
 
@@ -55,7 +57,7 @@ def list_segments(caller: Caller, *, cursor: str | None, limit: int) -> dict[str
     after = None
     if cursor is not None:
         after = membership.decode_cursor(cursor, "segments", caller.org_id)
-        if not isinstance(after, str) or "#" not in after:
+        if not isinstance(after, str) or not _LISTING_KEY.match(after):
             raise errors.ValidationFailed("Invalid cursor")
     found, more = storage.list_segments(caller.org_id, after=after, limit=limit)
     return {
