@@ -18,21 +18,8 @@ from segments import storage
 
 
 @pytest.fixture(autouse=True)
-def concurrent_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto copies an item for UpdateItem's ReturnValues outside its backend call; under threads that
-    copy can meet another thread's write of the same item (an error real DynamoDB never has). Hold
-    tools.moto_atomic's lock around the whole UpdateItem, and let writers wait as long as they need."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    from tools import moto_atomic
-
-    original = DynamoHandler.update_item
-
-    def update_item(self: Any) -> Any:
-        with moto_atomic._LOCK:
-            return original(self)
-
-    monkeypatch.setattr(DynamoHandler, "update_item", update_item)
+def patient_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers of one segment queue on its lease; here they may wait as long as they need."""
     monkeypatch.setenv("LEASE_WAIT_SECONDS", "300")
     storage.reset()
 
