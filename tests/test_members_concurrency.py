@@ -34,10 +34,10 @@ def stored_active(segment_id: str) -> set[str]:
     for page in storage.query_pages(
         KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
         ExpressionAttributeValues=storage.values(pk=f"SEG#{segment_id}", p="PID#"),
-        ProjectionExpression="minerva_pid, active",
+        ProjectionExpression="sk, active",
         ConsistentRead=True,
     ):
-        found |= {i["minerva_pid"]["S"] for i in page["Items"] if i["active"]["BOOL"]}
+        found |= {i["sk"]["S"].removeprefix("PID#") for i in page["Items"] if i["active"]["BOOL"]}
     return found
 
 

@@ -15,7 +15,7 @@ Single table (TABLE_NAME), keys `pk`/`sk`:
 gsi1 (gsi1pk/gsi1sk): ORG#{org}#SEGS -> {created_at}#{id} (newest first); ORG#{org}#KEYS.
 gsi2 (gsi2pk/gsi2sk): ORG#{org}#PID#{pid} -> SEG#{segment_id}, present only while a member.
 
-Member item: minerva_pid, segment_id, org_id, active, first_added_at, last_added_at, removed_at,
+Member item: active, first_added_at, last_added_at, removed_at,
 last_op = "{change}#{Idempotency-Key or request id}@{at}" (the operation that last changed the
 membership, and when: what a retry with the same Idempotency-Key recognises as its own work).
 A removal keeps the item (active=false, gsi2 attributes dropped), so a re-add restores first_added_at.
@@ -604,30 +604,39 @@ def person_key(org_id: str, pid: str) -> dict[str, Any]:
     return {"pk": {"S": f"ORG#{org_id}#PERSON"}, "sk": {"S": f"PID#{pid}"}}
 
 
+# What a member item holds besides its keys. The PID, segment and org are not stored again: they
+# are in the keys (sk PID#{pid}, pk SEG#{segment_id}, gsi2pk ORG#{org}#PID#{pid}) and are derived
+# on read. Member writers read these and write the item whole: an attribute added to member items
+# belongs here.
+MEMBER_FIELDS = ("active", "first_added_at", "last_added_at", "removed_at", "last_op")
+
+
 def member_item(member: dict[str, Any]) -> dict[str, Any]:
-    """A member's stored item; the gsi2 attributes exist only while it is active."""
+    """A member's stored item (from a dict with org_id, segment_id, minerva_pid and MEMBER_FIELDS);
+    the gsi2 attributes exist only while it is active."""
     org_id, segment_id, pid = member["org_id"], member["segment_id"], member["minerva_pid"]
-    item = {k: v for k, v in member.items() if k not in {"pk", "sk", "gsi2pk", "gsi2sk"}}
+    item = {k: member[k] for k in MEMBER_FIELDS if member.get(k) is not None}
     item |= {"pk": member_pk(segment_id), "sk": f"PID#{pid}"}
     if member.get("active"):
         item |= {"gsi2pk": f"ORG#{org_id}#PID#{pid}", "gsi2sk": segment_sk(segment_id)}
     return item
 
 
-# What a member item holds besides its keys and what follows from them (org, segment, gsi2). Member
-# writers read these and write the item whole: an attribute added to member items belongs here.
-MEMBER_FIELDS = ("minerva_pid", "active", "first_added_at", "last_added_at", "removed_at", "last_op")
+def _member(item: dict[str, Any]) -> dict[str, Any]:
+    data = from_item(item)
+    data["minerva_pid"] = str(data.pop("sk")).removeprefix("PID#")
+    return data
 
 
 def get_members(segment_id: str, pids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Stored memberships (active or not) of these PIDs, by PID: ceil(n/100) consistent BatchGetItem."""
-    names = {f"#m{i}": name for i, name in enumerate(MEMBER_FIELDS)}
+    names = {f"#m{i}": name for i, name in enumerate(("sk", *MEMBER_FIELDS))}
 
     def read(keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return batch_get(keys, projection=", ".join(names), names=names)
 
     parts = _in_parallel(read, [member_key(segment_id, pid) for pid in pids], BATCH_GET_MAX)
-    members = (from_item(i) for part in parts for i in part)
+    members = (_member(i) for part in parts for i in part)
     return {m["minerva_pid"]: m for m in members}
 
 
@@ -708,12 +717,12 @@ def active_members(segment_id: str, *, after: str | None, want: int) -> list[dic
     request: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
         "FilterExpression": "active = :yes",
-        "ProjectionExpression": "minerva_pid, first_added_at",
+        "ProjectionExpression": "sk, first_added_at",
         "ExpressionAttributeValues": values(pk=member_pk(segment_id), prefix="PID#", yes=True),
     }
     if after is not None:
         request["ExclusiveStartKey"] = member_key(segment_id, after)
-    return [from_item(i) for i in _limited(request, want)]
+    return [_member(i) for i in _limited(request, want)]
 
 
 def memberships(org_id: str, pid: str) -> list[dict[str, Any]]:
@@ -724,7 +733,11 @@ def memberships(org_id: str, pid: str) -> list[dict[str, Any]]:
         KeyConditionExpression="gsi2pk = :pk",
         ExpressionAttributeValues=values(pk=f"ORG#{org_id}#PID#{pid}"),
     ):
-        found.extend(from_item(i) for i in page.get("Items", []))
+        for item in page.get("Items", []):
+            data = from_item(item)
+            segment_id = str(data["gsi2sk"]).removeprefix("SEG#")
+            found.append({"segment_id": segment_id, "minerva_pid": pid, "first_added_at": data.get("first_added_at"),
+                          "last_added_at": data.get("last_added_at")})
     return found
 
 
