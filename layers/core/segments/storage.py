@@ -30,6 +30,7 @@ holder that died mid-write leaves a flag telling the next one to recount (docs/m
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,10 +66,21 @@ _ser = TypeSerializer()
 _deser = TypeDeserializer()
 
 
+_client_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def client() -> Any:
-    """The DynamoDB client, created once per container (honours AWS_ENDPOINT_URL)."""
+    """The DynamoDB client, created once per container (honours AWS_ENDPOINT_URL).
+
+    Created under a lock: boto3's default session is not safe to build clients from several
+    threads at once (the parallel batch calls, the local stack's request threads)."""
     settings = get_settings()
+    with _client_lock:
+        return _new_client(settings)
+
+
+def _new_client(settings: Any) -> Any:
     return boto3.client(
         "dynamodb",
         region_name=settings.region,
