@@ -9,8 +9,8 @@ Nothing here asserts: each benchmark prints its figures next to its target, and 
 unless a benchmark could not run at all. Wall-clock figures are only compared with a baseline
 taken in the same run on the same machine; absolute milliseconds are printed for context.
 
-Benchmarks live in a registry (`BENCHMARKS`, filled by the `@benchmark` decorator). The
-members benchmarks have a marked place at the end of the file with the helpers they need.
+Benchmarks live in a registry (`BENCHMARKS`, filled by the `@benchmark` decorator); the members
+benchmarks live in tools/bench_members.py and are registered here.
 """
 
 from __future__ import annotations
@@ -659,29 +659,30 @@ def create_calls(opts: Options) -> dict[str, Any]:
     }
 
 
-# ================================================================== members benchmarks go here
-#
-# To be written with the add-members use case. Replace the two stubs below (keep the names so
-# docs/performance.md stays right), using the helpers above:
-#
-#   members-calls  Add 10,000 new PIDs to one segment through AddMembersFunction, in-process
-#                  (function_env() + moto_in_process() + DynamoCalls()), with an event built by
-#                  api_event("POST", "/v2/segments/members/add", {...}) or events/add_members.json.
-#                  Print the calls grouped by operation. Target: <= 100 BatchGetItem
-#                  + 400 BatchWriteItem + O(1) others.
-#   members-speed  The same 10,000 PIDs through a local moto server (moto_server()), timed, vs a
-#                  baseline in the same run: one PutItem per PID with a plain boto3 client against
-#                  the same server. Print the ratio baseline / ours. Target: >= 10x.
+# ================================================================== members benchmarks
+# Written in tools/bench_members.py (also runnable alone: `python -m tools.bench_members`, which
+# writes the "## Members" section of docs/performance.md). Imported lazily: it imports this module.
 
 
-@benchmark("members-calls", "add 10,000 new PIDs: <= 100 batch reads + 400 batch writes + O(1)", pending=True)
-def members_calls(opts: Options) -> None:
-    say("  pending: not written yet (see the marked section in tools/bench.py)")
+def _members(name: str) -> dict[str, str]:
+    from tools import bench_members
+
+    return dict(bench_members.BENCHMARKS[name]())
 
 
-@benchmark("members-speed", "add 10,000 PIDs via a local moto server: >= 10x one PutItem per PID", pending=True)
-def members_speed(opts: Options) -> None:
-    say("  pending: not written yet (see the marked section in tools/bench.py)")
+@benchmark("members-calls", "add 10,000 new PIDs: <= 100 batch reads + 400 batch writes + O(1)")
+def members_calls(opts: Options) -> dict[str, str]:
+    return _members("calls")
+
+
+@benchmark("members-speed", "add 10,000 PIDs via a local moto server: >= 10x one PutItem per PID")
+def members_speed(opts: Options) -> dict[str, str]:
+    return _members("speed")
+
+
+@benchmark("members-reads", "a deep members page by cursor costs the reads of the first page")
+def members_reads(opts: Options) -> dict[str, str]:
+    return _members("reads")
 
 
 # ================================================================== end of members benchmarks

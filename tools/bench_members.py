@@ -353,12 +353,11 @@ Reading the figures:
 - **Speed.** What batching saves is the per-request cost (HTTP, request parsing, dispatch:
   most of a PutItem's ~3-4 ms in moto); what it cannot save is moto's per-item cost, which grows
   with the square of an item's attribute count (moto re-measures the item's size on every
-  attribute it sets) and dominates our side; a new member item has 11 attributes (the three that
-  repeat the keys, `minerva_pid`, `segment_id` and `org_id`, are kept because the data model names
-  them and the gsi2 projection carries two). With the server thread in the benchmark's process,
-  the server and the function also take turns on one interpreter lock, so nothing overlaps and
-  the ratio is lower. Single runs on this shared 2-core machine ranged from 7.1 x to 12.5 x (own
-  process) and 5.8 x to 8.9 x (same process) on 2026-11-24: compare medians (`--runs 3`).
+  attribute it sets) and dominates our side; a new member item has 8 attributes, keys included
+  (the PID, segment and org are not stored again: they are derived from the keys). With the
+  server thread in the benchmark's process, the server and the function also take turns on one
+  interpreter lock, so nothing overlaps and the ratio is lower. Single runs on this shared 2-core
+  machine vary by a few x from run to run: compare medians (`--runs 3`).
 - **Reads.** A page reads one page plus one item (to know whether the list goes on); the
   1 MB limit of a Query splits it into two calls. By cursor the Query starts at the previous
   page's last key, so every page costs the first page's reads; by number, page p reads p pages.
