@@ -33,36 +33,6 @@ def is_valid_pid(pid: object) -> bool:
     return isinstance(pid, str) and PID_RE.match(pid) is not None
 
 
-class Segment(BaseModel):
-    """A segment as the core knows it, whichever surface created it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    segment_id: str
-    org_id: str
-    bucket: str = ""
-    name: str
-    description: str | None = None
-    source: str = "api"
-    segment_type: SegmentType = "static"
-    resource_type: str = "person"
-    rules: list[dict[str, Any]] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    parent_segment: str | None = None
-    uris_include: list[str] = Field(default_factory=list)
-    uris_exclude: list[str] = Field(default_factory=list)
-    view_context: list[str] = Field(default_factory=list)
-    active: bool = True
-    system_segment: bool = False
-    mailchimp_sync: bool = False
-    current_size: int = 0
-    created_at: str
-    updated_at: str
-    record_state: Literal["active", "deleted"] = "active"
-    deleted_at: str | None = None
-    created_by_request: str | None = None
-
-
 class NewSegment(BaseModel):
     """What a caller may set when creating a segment (both surfaces map onto this)."""
 
@@ -85,6 +55,23 @@ class NewSegment(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return clean_name(value)
+
+
+class Segment(NewSegment):
+    """A segment as the core knows it, whichever surface created it: what a caller set, plus
+    identity, size, times and state."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    segment_id: str
+    org_id: str
+    bucket: str = ""
+    current_size: int = 0
+    created_at: str
+    updated_at: str
+    record_state: Literal["active", "deleted"] = "active"
+    deleted_at: str | None = None
+    created_by_request: str | None = None
 
 
 class Caller(BaseModel):

@@ -190,24 +190,35 @@ def batch_write(
     name = table()
     for chunk in chunks(requests, BATCH_WRITE_MAX):
         pending: list[dict[str, Any]] = list(chunk)
-        attempt = 0
-        while pending:
-            try:
-                result = client().batch_write_item(RequestItems={name: pending})
-            except ClientError as exc:
-                if not is_retryable(exc) or attempt >= MAX_ATTEMPTS:
-                    raise translate(exc) from exc
-                attempt += 1
-                backoff(attempt)
-                continue
+
+        def write_round() -> bool:
+            nonlocal pending
+            result = client().batch_write_item(RequestItems={name: pending})
             pending = list((result.get("UnprocessedItems") or {}).get(name, []))
-            if pending:
-                attempt += 1
-                if attempt > MAX_ATTEMPTS:
-                    raise errors.Retryable("The store is busy; part of the request was not written")
-                backoff(attempt)
+            return bool(pending)
+
+        _in_rounds(write_round, "The store is busy; part of the request was not written")
         if on_progress:
             on_progress(len(chunk))
+
+
+def _in_rounds(round_: Callable[[], bool], busy: str) -> None:
+    """Repeat `round_` (True = something is left) with backoff after throttling or leftovers;
+    after MAX_ATTEMPTS more rounds the store is declared busy (Retryable). Nothing is dropped."""
+    attempt = 0
+    while True:
+        try:
+            left = round_()
+        except ClientError as exc:
+            if not is_retryable(exc) or attempt >= MAX_ATTEMPTS:
+                raise translate(exc) from exc
+            left = True
+        if not left:
+            return
+        attempt += 1
+        if attempt > MAX_ATTEMPTS:
+            raise errors.Retryable(busy)
+        backoff(attempt)
 
 
 def batch_get(
@@ -226,24 +237,16 @@ def batch_get(
             request["ProjectionExpression"] = projection
         if names:
             request["ExpressionAttributeNames"] = names
-        attempt = 0
-        while request["Keys"]:
-            try:
-                result = client().batch_get_item(RequestItems={name: request})
-            except ClientError as exc:
-                if not is_retryable(exc) or attempt >= MAX_ATTEMPTS:
-                    raise translate(exc) from exc
-                attempt += 1
-                backoff(attempt)
-                continue
+
+        def read_round() -> bool:
+            nonlocal request
+            result = client().batch_get_item(RequestItems={name: request})
             found.extend(result.get("Responses", {}).get(name, []))
             unprocessed = (result.get("UnprocessedKeys") or {}).get(name, {}).get("Keys", [])
             request = {**request, "Keys": list(unprocessed)}
-            if unprocessed:
-                attempt += 1
-                if attempt > MAX_ATTEMPTS:
-                    raise errors.Retryable("The store is busy; part of the request was not read")
-                backoff(attempt)
+            return bool(unprocessed)
+
+        _in_rounds(read_round, "The store is busy; part of the request was not read")
     return found
 
 

@@ -6,6 +6,7 @@ Three routers, one per function of template.yaml: `add_router` (AddMembersFuncti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -146,23 +147,12 @@ class HistoryResponse(BaseModel):
     tags=TAGS,
 )
 def add_members(body: Annotated[MembersBody, Body()]):
-    who, segment_id = caller(), str(body.segment_id)
-
-    def run() -> dict[str, Any]:
-        done = membership.add_members(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
-        return {
-            "api_request_id": request_id(),
-            "results": {
-                "invalid_minerva_pids": done.invalid_minerva_pids,
-                "n_redundant_additions": done.n_redundant,
-                "n_added": done.n_changed,
-                "new_current_size": done.new_current_size,
-            },
-            "request_completed_at": iso(now()),
-        }
-
-    payload = {"segment_id": segment_id, "minerva_pids": body.minerva_pids}
-    return minerva.ok(run_idempotent("add_members", payload, run))
+    return _change("add_members", body, membership.add_members, lambda done: {
+        "invalid_minerva_pids": done.invalid_minerva_pids,
+        "n_redundant_additions": done.n_redundant,
+        "n_added": done.n_changed,
+        "new_current_size": done.new_current_size,
+    })
 
 
 @remove_router.post(
@@ -175,22 +165,24 @@ def add_members(body: Annotated[MembersBody, Body()]):
     tags=TAGS,
 )
 def remove_members(body: Annotated[MembersBody, Body()]):
+    return _change("remove_members", body, membership.remove_members, lambda done: {
+        "invalid_minerva_pids": done.invalid_minerva_pids,
+        "n_deleted": done.n_changed,
+        "new_current_size": done.new_current_size,
+    })
+
+
+def _change(operation: str, body: MembersBody, apply: Callable[..., Any],
+            results: Callable[[Any], dict[str, Any]]) -> Any:
+    """Apply a membership change once per Idempotency-Key and answer in Minerva's shape."""
     who, segment_id = caller(), str(body.segment_id)
 
     def run() -> dict[str, Any]:
-        done = membership.remove_members(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
-        return {
-            "api_request_id": request_id(),
-            "results": {
-                "invalid_minerva_pids": done.invalid_minerva_pids,
-                "n_deleted": done.n_changed,
-                "new_current_size": done.new_current_size,
-            },
-            "request_completed_at": iso(now()),
-        }
+        done = apply(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
+        return {"api_request_id": request_id(), "results": results(done), "request_completed_at": iso(now())}
 
     payload = {"segment_id": segment_id, "minerva_pids": body.minerva_pids}
-    return minerva.ok(run_idempotent("remove_members", payload, run))
+    return minerva.ok(run_idempotent(operation, payload, run))
 
 
 # ------------------------------------------------------------------ reads
