@@ -376,3 +376,39 @@ def test_a_second_org_sees_nothing(api: Api, org: Org, other_org: Org) -> None:
     assert results(add(api, other_org, theirs, ["p-1"]))["n_added"] == 1
     mine = results(api.get(MEMBERSHIPS, key=org.key, query={"minerva_pid": "p-1"}))["items"]
     assert [i["segment_id"] for i in mine] == [sid]
+
+
+# ------------------------------------------------------------------ first fill
+
+
+def count_calls(operation: str) -> list[int]:
+    """A counter of `operation` calls on the core's DynamoDB client."""
+    seen = [0]
+
+    def hook(**kwargs: Any) -> None:
+        seen[0] += 1
+
+    storage.client().meta.events.register(f"before-call.dynamodb.{operation}", hook)
+    return seen
+
+
+def test_first_fill_of_a_new_segment_reads_no_members(api: Api, org: Org) -> None:
+    segment_id = new_segment(api, org)
+    reads = count_calls("BatchGetItem")
+    assert results(add(api, org, segment_id, ["p-a1", "p-a2"]))["n_added"] == 2
+    assert reads[0] == 0  # nothing can exist yet: every PID is new
+    # once member items exist, an add reads them (duplicates and re-adds must be found)
+    again = results(add(api, org, segment_id, ["p-a1", "p-a3"]))
+    assert (again["n_added"], again["n_redundant_additions"], again["new_current_size"]) == (1, 1, 3)
+    assert reads[0] == 1
+
+
+def test_a_segment_emptied_by_removals_still_reads_before_adding(api: Api, org: Org) -> None:
+    segment_id = new_segment(api, org)
+    results(add(api, org, segment_id, ["p-x1"]))
+    first = member(segment_id, "p-x1")
+    results(remove(api, org, segment_id, ["p-x1"]))
+    assert size(org, segment_id) == 0
+    back = results(add(api, org, segment_id, ["p-x1"]))
+    assert back["n_added"] == 1
+    assert member(segment_id, "p-x1")["first_added_at"] == first["first_added_at"]  # found, not re-created

@@ -353,6 +353,7 @@ def test_a_store_error_while_holding_the_lease_releases_it(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sid = new_segment(api, org)
+    assert add(api, org, sid, ["p-0"]).status == 200  # a first fill reads nothing; the next add reads
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")

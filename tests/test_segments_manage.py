@@ -16,7 +16,7 @@ from segments.timefmt import iso, now
 
 CREATE = "/v2/segments/create"
 SEGMENTS = "/v2/segments"
-INTERNALS = {"pk", "sk", "gsi1pk", "gsi1sk", "name_key", "lease_owner", "lease_until", "size_dirty"}
+INTERNALS = {"pk", "sk", "gsi1pk", "gsi1sk", "name_key", "lease_owner", "lease_until", "size_dirty", "members_written"}
 
 
 def path(segment_id: str) -> str:

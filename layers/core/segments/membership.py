@@ -124,12 +124,13 @@ def _apply(
     org_id = caller.org_id
     token = f"{change}#{idempotency_key or caller.request_id}"
     owner = f"{caller.request_id}:{uuid.uuid4().hex[:8]}"
-    dirty = _acquire(org_id, segment_id, owner)
+    dirty, pristine = _acquire(org_id, segment_id, owner)
     wrote = False
     try:
         base = storage.count_active_members(segment_id) if dirty else None
         at = iso(now())
-        existing = storage.get_members(segment_id, pids) if pids else {}
+        # A segment that never had a member item (the first fill after create) has nothing to read.
+        existing = storage.get_members(segment_id, pids) if pids and not pristine else {}
         plan = _plan(caller, segment_id, pids, existing, change, token, at)
         to_log = _to_log(segment_id, pids, plan, change)
         ledger = storage.ledger_items(
@@ -142,7 +143,7 @@ def _apply(
             storage.put_items(ledger)
         size = storage.commit_lease(
             org_id, segment_id, owner=owner, delta=plan.delta, base=base,
-            updated_at=at if plan.changed else None,
+            updated_at=at if plan.changed else None, wrote_members=bool(plan.writes),
         )
     except BaseException:
         _release(org_id, segment_id, owner, dirty=dirty or wrote)
@@ -213,20 +214,21 @@ def _to_log(segment_id: str, pids: list[str], plan: _Plan, change: Change) -> li
     return [p for p in pids if p in changed or (p in plan.done_before and p not in logged)]
 
 
-def _acquire(org_id: str, segment_id: str, owner: str) -> bool:
-    """Wait (jittered backoff) for the segment's member-write lease; True if the size must be recounted."""
+def _acquire(org_id: str, segment_id: str, owner: str) -> tuple[bool, bool]:
+    """Wait (jittered backoff) for the segment's member-write lease: (dirty, pristine) as
+    storage.acquire_lease returns them."""
     settings = get_settings()
     deadline = time.monotonic() + settings.lease_wait_seconds
     attempt = 0
     while True:
         now_ms = int(time.time() * 1000)
-        dirty = storage.acquire_lease(
+        lease = storage.acquire_lease(
             org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=now_ms + settings.lease_seconds * 1000
         )
-        if dirty is not None:
+        if lease is not None:
             if attempt:
                 metrics.add_metric(name="LeaseWaits", unit=MetricUnit.Count, value=attempt)
-            return dirty
+            return lease
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             metrics.add_metric(name="LeaseTimeouts", unit=MetricUnit.Count, value=1)

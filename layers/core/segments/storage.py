@@ -293,11 +293,13 @@ def segment_item(segment: dict[str, Any], name_key: str) -> dict[str, Any]:
         "name_key": name_key,
         "gsi1pk": f"ORG#{org_id}#SEGS",
         "gsi1sk": f"{segment['created_at']}#{segment_id}",
+        # False until a member item is first written: a first fill then needs no reads at all.
+        "members_written": False,
     }
 
 
 _STORAGE_ONLY = frozenset(
-    {"pk", "sk", "gsi1pk", "gsi1sk", "name_key", "lease_owner", "lease_until", "size_dirty"}
+    {"pk", "sk", "gsi1pk", "gsi1sk", "name_key", "lease_owner", "lease_until", "size_dirty", "members_written"}
 )
 
 
@@ -789,10 +791,13 @@ def put_person(org_id: str, pid: str, attrs: dict[str, Any] | None = None) -> No
 # ------------------------------------------------------------------ member-write lease
 
 
-def acquire_lease(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int) -> bool | None:
-    """Take the segment's member-write lease. True: the previous holder died mid-write (recount);
-    False: the stored size is exact; None: another writer holds it. Raises NotFound for a
-    missing, deleted or foreign segment.
+def acquire_lease(
+    org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int
+) -> tuple[bool, bool] | None:
+    """Take the segment's member-write lease. Returns (dirty, pristine), or None when another
+    writer holds it. dirty: the previous holder died mid-write (recount); pristine: no member
+    item was ever written (the size is exact and every PID is new, so nothing needs reading).
+    Raises NotFound for a missing, deleted or foreign segment.
 
     The first attempt also requires size_dirty to be false, and only when that is what failed does
     a second attempt take a dirty lease: the answer comes from the condition itself, not from
@@ -805,15 +810,17 @@ def acquire_lease(org_id: str, segment_id: str, *, owner: str, now_ms: int, unti
         if clean:
             vals |= values(no=False)
         try:
-            client().update_item(
+            taken = client().update_item(
                 TableName=table(),
                 Key=segment_key(org_id, segment_id),
                 UpdateExpression="SET lease_owner = :me, lease_until = :until, size_dirty = :yes",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=vals,
+                ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return not clean
+            written = from_item(taken.get("Attributes") or {}).get("members_written", True)
+            return (not clean, clean and written is False)
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc) from exc
@@ -826,11 +833,14 @@ def acquire_lease(org_id: str, segment_id: str, *, owner: str, now_ms: int, unti
 
 
 def commit_lease(org_id: str, segment_id: str, *, owner: str, delta: int, base: int | None,
-                 updated_at: str | None) -> int:
+                 updated_at: str | None, wrote_members: bool = False) -> int:
     """Apply the size change, mark the size exact and release the lease; returns the new size."""
     size = ":base + :delta" if base is not None else "if_not_exists(current_size, :zero) + :delta"
     expression = f"SET current_size = {size}, size_dirty = :no"
     vals = values(delta=delta, no=False, me=owner)
+    if wrote_members:
+        expression += ", members_written = :yes"
+        vals |= values(yes=True)
     vals |= values(base=base) if base is not None else values(zero=0)
     if updated_at:
         expression += ", updated_at = :at"
