@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 
 from tools import cfn
-from tools.local_stack import Functions, Gateway, Request
+from tools.local_stack import Functions, Gateway, Request, lambda_context
 from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,17 +83,9 @@ def aws(aws_env: None) -> Any:
 # ------------------------------------------------------------------ Lambda plumbing
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/test-function"
-    log_stream_name: str = "stream"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 28_000
+def LambdaContext() -> Any:
+    """A fresh Lambda context, as the local stack makes them."""
+    return lambda_context("test-function")
 
 
 @cache

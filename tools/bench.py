@@ -40,6 +40,7 @@ from types import ModuleType
 from typing import Any
 
 from tools import cfn
+from tools.local_stack import lambda_context
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -372,19 +373,6 @@ def cold_import(opts: Options) -> dict[str, Any]:
 # ------------------------------------------------------------------ helpers for in-process runs
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:bench"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/bench"
-    log_stream_name: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 28_000
-
-
 @contextlib.contextmanager
 def function_env(extra: dict[str, str] | None = None) -> Iterator[None]:
     """The functions' environment in this process, restored afterwards."""
@@ -437,7 +425,7 @@ def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], dict[str, A
 def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
     """Call a handler quietly (its EMF metrics go to stdout, as on Lambda)."""
     with contextlib.redirect_stdout(io.StringIO()):
-        return handler(event, LambdaContext())
+        return handler(event, lambda_context("bench"))
 
 
 @dataclass

@@ -154,6 +154,17 @@ class LambdaContext:
         return max(0, int((self._started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
+def lambda_context(function_name: str, *, memory_mb: int = 512, timeout_seconds: int = 28) -> LambdaContext:
+    """A context like the one Lambda hands a handler (also used by the tests and the benchmarks)."""
+    return LambdaContext(
+        function_name=function_name,
+        memory_limit_in_mb=memory_mb,
+        invoked_function_arn=f"arn:aws:lambda:{cfn.REGION}:{cfn.ACCOUNT_ID}:function:{function_name}",
+        aws_request_id=str(uuid.uuid4()),
+        timeout_seconds=timeout_seconds,
+    )
+
+
 class Functions:
     """Imports each handler module once (under a unique name) and invokes handlers like Lambda."""
 
@@ -193,13 +204,7 @@ class Functions:
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Call the handler; the result goes through JSON as Lambda's would (Decimal etc. fail)."""
         fn = cfn.function(self._template, logical_id)
-        context = LambdaContext(
-            function_name=logical_id,
-            memory_limit_in_mb=fn.memory_size,
-            invoked_function_arn=f"arn:aws:lambda:{cfn.REGION}:{cfn.ACCOUNT_ID}:function:{logical_id}",
-            aws_request_id=str(uuid.uuid4()),
-            timeout_seconds=fn.timeout,
-        )
+        context = lambda_context(logical_id, memory_mb=fn.memory_size, timeout_seconds=fn.timeout)
         return json.loads(json.dumps(self.handler(logical_id)(event, context)))
 
 
