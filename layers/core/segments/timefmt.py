@@ -18,10 +18,6 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def minerva_time(stored: str) -> str:
-    return stored
-
-
 def sheep_time(stored: str) -> str:
     """SheepCRM form: YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC, no zone)."""
     return stored[:-1] if stored.endswith("Z") else stored
