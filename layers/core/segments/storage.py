@@ -177,11 +177,7 @@ def chunks[T](seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield seq[start : start + size]
 
 
-def batch_write(
-    requests: Sequence[dict[str, Any]],
-    *,
-    on_progress: Callable[[int], None] | None = None,
-) -> None:
+def batch_write(requests: Sequence[dict[str, Any]]) -> None:
     """BatchWriteItem in chunks of 25; UnprocessedItems retried with backoff, never dropped.
 
     `requests` are WriteRequest dicts ({"PutRequest": {"Item": ...}} or {"DeleteRequest": ...}).
@@ -198,8 +194,6 @@ def batch_write(
             return bool(pending)
 
         _in_rounds(write_round, "The store is busy; part of the request was not written")
-        if on_progress:
-            on_progress(len(chunk))
 
 
 def _in_rounds(round_: Callable[[], bool], busy: str) -> None:
