@@ -54,9 +54,9 @@ def template() -> dict[str, Any]:
 
 
 def _reset_core() -> None:
-    from segments import idempotency, storage
+    from segments import idempotency, store
 
-    storage.reset()
+    store.reset()
     idempotency.reset()
 
 

@@ -14,7 +14,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conftest import ENV, ROOT, Api, template
-from segments import admin, auth, storage
+from segments import admin, auth
+from segments.store import dynamo
 from tools import cfn
 
 
@@ -96,6 +97,6 @@ def test_console_script_honours_aws_endpoint_url() -> None:
         assert done.returncode == 0, done.stderr
         key_id = json.loads(done.stdout)["key_id"]
         item = client.get_item(TableName="SegmentsTable", Key={"pk": {"S": f"KEYID#{key_id}"}, "sk": {"S": "KEYID"}})
-        assert storage.from_item(item["Item"])["org_id"] == "remote"
+        assert dynamo.from_item(item["Item"])["org_id"] == "remote"
     finally:
         server.stop()

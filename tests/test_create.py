@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import Api, LambdaContext, Org, apigw_event, function_handler, make_org
-from segments import storage
+from segments.store import dynamo
+from segments.store import segments as segment_store
 
 REQ_ID = re.compile(r"^req_[0-9a-f]{32}$")
 TIME_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -31,7 +32,7 @@ def assert_error(resp, status: int, message: str | None = None) -> dict:
 
 
 def stored_segment(org: Org, segment_id: str) -> dict:
-    segment = storage.get_segment(org.org_id, segment_id)
+    segment = segment_store.get_live(org.org_id, segment_id)
     assert segment is not None
     return segment
 
@@ -152,7 +153,7 @@ def test_unexpected_error_is_500_without_internals(api: Api, org: Org, monkeypat
     def boom(*args, **kwargs):
         raise RuntimeError("table SegmentsTable exploded at storage.py line 1")
 
-    monkeypatch.setattr(storage, "put_segment_with_name", boom)
+    monkeypatch.setattr(segment_store, "put_with_name", boom)
     resp = api.post(CREATE, key=org.key, body={"name": "x"})
     body = assert_error(resp, 500, "Internal server error")
     assert set(body) == {"error", "status_code", "api_request_id"}
@@ -166,7 +167,7 @@ def test_throttled_store_is_503_with_retry_after(api: Api, org: Org, monkeypatch
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
                           "TransactWriteItems")
 
-    monkeypatch.setattr(storage.client(), "transact_write_items", throttled)
+    monkeypatch.setattr(dynamo.client(), "transact_write_items", throttled)
     resp = api.post(CREATE, key=org.key, body={"name": "x"})
     assert_error(resp, 503)
     assert int(resp.headers["Retry-After"]) >= 1
@@ -224,8 +225,8 @@ def test_only_a_hash_of_the_key_is_stored(aws: None) -> None:
 def test_org_comes_from_the_authorizer_never_from_the_body(api: Api, org: Org, other_org: Org) -> None:
     resp = api.post(CREATE, key=org.key, body={"name": "mine", "org_id": other_org.org_id})
     assert resp.status == 200
-    assert storage.get_segment(org.org_id, resp.json["segment_id"]) is not None
-    assert storage.get_segment(other_org.org_id, resp.json["segment_id"]) is None
+    assert segment_store.get_live(org.org_id, resp.json["segment_id"]) is not None
+    assert segment_store.get_live(other_org.org_id, resp.json["segment_id"]) is None
 
 
 def test_function_refuses_an_event_without_authorizer_context(aws: None) -> None:
@@ -287,7 +288,7 @@ def test_overlong_idempotency_key_is_422(api: Api, org: Org) -> None:
 
 
 def test_a_failed_create_can_be_retried_with_the_same_key(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = storage.put_segment_with_name
+    real = segment_store.put_with_name
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -298,7 +299,7 @@ def test_a_failed_create_can_be_retried_with_the_same_key(api: Api, org: Org, mo
             raise errors.Retryable()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "put_segment_with_name", flaky)
+    monkeypatch.setattr(segment_store, "put_with_name", flaky)
     headers = {"Idempotency-Key": "retry-me"}
     assert api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers).status == 503
     ok = api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers)
@@ -312,4 +313,4 @@ def test_many_orgs_never_see_each_others_segments(aws: None) -> None:
     ids = {o.org_id: api.post(CREATE, key=o.key, body={"name": "Same"}).json["segment_id"] for o in orgs}
     for o in orgs:
         for other, segment_id in ids.items():
-            assert (storage.get_segment(o.org_id, segment_id) is not None) == (other == o.org_id)
+            assert (segment_store.get_live(o.org_id, segment_id) is not None) == (other == o.org_id)

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, Api, LambdaContext, function_handler, response_headers
-from segments import auth, storage
+from segments import auth
 from segments.models import Segment, name_key
+from segments.store import api_keys
+from segments.store import segments as segment_store
 from segments.timefmt import iso, now
 
 EVENTS = ROOT / "events"
@@ -29,7 +31,7 @@ def test_every_event_file_is_indexed() -> None:
 
 
 def seed_demo_key() -> None:
-    storage.put_api_key({"key_id": "key_demo", "key_hash": auth.hash_key(DEMO_KEY), "org_id": DEMO_ORG,
+    api_keys.put({"key_id": "key_demo", "key_hash": auth.hash_key(DEMO_KEY), "org_id": DEMO_ORG,
                          "bucket": DEMO_BUCKET, "label": "events", "status": "active", "created_at": iso(now())})
 
 
@@ -40,7 +42,7 @@ def seed(entry: dict[str, Any]) -> None:
         at = iso(now())
         segment = Segment(segment_id=spec["segment_id"], org_id=DEMO_ORG, bucket=DEMO_BUCKET, name=spec["name"],
                           created_at=at, updated_at=at)
-        storage.put_segment_with_name(segment.model_dump(), name_key(segment.name))
+        segment_store.put_with_name(segment.model_dump(), name_key(segment.name))
     if entry.get("seed_members"):
         segment_id = entry["seed_segments"][0]["segment_id"]
         resp = Api().post("/v2/segments/members/add", key=DEMO_KEY,

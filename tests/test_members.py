@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from conftest import Api, ApiResponse, Org
-from segments import storage
+from segments import store
+from segments.store import dynamo, people
+from segments.store import ledger as ledger_store
+from segments.store import members as members_store
+from segments.store import segments as segment_store
 
 REQ_ID = re.compile(r"^req_[0-9a-f]{32}$")
 TIME_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -52,21 +56,21 @@ def assert_error(resp: ApiResponse, status: int, message: str | None = None) -> 
 
 
 def member(segment_id: str, pid: str) -> dict[str, Any] | None:
-    return storage.get_members(segment_id, [pid]).get(pid)
+    return members_store.get_many(segment_id, [pid]).get(pid)
 
 
 def active_count(segment_id: str) -> int:
-    return storage.count_active_members(segment_id)
+    return members_store.count_active(segment_id)
 
 
 def size(org: Org, segment_id: str) -> int:
-    segment = storage.get_segment(org.org_id, segment_id)
+    segment = segment_store.get_live(org.org_id, segment_id)
     assert segment is not None
     return int(segment["current_size"])
 
 
 def ledger(segment_id: str) -> list[tuple[str, str]]:
-    return [(p, item["change"]) for item in storage.ledger_from(segment_id, None) for p in item["pids"]]
+    return [(p, item["change"]) for item in ledger_store.read_from(segment_id, None) for p in item["pids"]]
 
 
 # ------------------------------------------------------------------ §2.2 add
@@ -203,7 +207,7 @@ def test_the_limit_counts_entries_and_follows_the_setting(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_PIDS_PER_REQUEST", "3")
-    storage.reset()
+    store.reset()
     sid = new_segment(api, org)
     assert results(add(api, org, sid, ["p-1", "p-2", "p-3"]))["n_added"] == 3
     assert_error(add(api, org, sid, ["p-4", "p-4", "p-4", "p-4"]), 413)  # entries, before de-duplication
@@ -255,11 +259,11 @@ def test_segment_id_in_capitals_names_the_same_segment(api: Api, org: Org) -> No
 
 def test_registry_mode_requires_a_registry_record(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PID_VALIDATION", "registry")
-    storage.reset()
+    store.reset()
     sid = new_segment(api, org)
-    storage.put_person(org.org_id, "p-known1", {"name": "Ada"})
-    storage.put_person(org.org_id, "p-known2")
-    storage.put_person("org-b", "p-elsewhere")  # another org's registry does not count
+    people.put(org.org_id, "p-known1", {"name": "Ada"})
+    people.put(org.org_id, "p-known2")
+    people.put("org-b", "p-elsewhere")  # another org's registry does not count
     r = results(add(api, org, sid, ["p-known1", "p-unknown", "bad", "p-known2", "p-elsewhere", "p-unknown"]))
     assert r == {
         "invalid_minerva_pids": ["p-unknown", "bad", "p-elsewhere"],
@@ -279,7 +283,7 @@ def test_registry_mode_removal_checks_format_only(api: Api, org: Org, monkeypatc
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1"]))  # added while the mode was "format"
     monkeypatch.setenv("PID_VALIDATION", "registry")
-    storage.reset()
+    store.reset()
     assert results(remove(api, org, sid, ["p-1", "bad"])) == {
         "invalid_minerva_pids": ["bad"], "n_deleted": 1, "new_current_size": 0,
     }
@@ -388,7 +392,7 @@ def count_calls(operation: str) -> list[int]:
     def hook(**kwargs: Any) -> None:
         seen[0] += 1
 
-    storage.client().meta.events.register(f"before-call.dynamodb.{operation}", hook)
+    dynamo.client().meta.events.register(f"before-call.dynamodb.{operation}", hook)
     return seen
 
 

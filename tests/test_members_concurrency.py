@@ -14,14 +14,15 @@ import pytest
 from test_members import active_count, add, ledger, new_segment, remove, size
 
 from conftest import Api, Org
-from segments import storage
+from segments import store
+from segments.store import dynamo
 
 
 @pytest.fixture(autouse=True)
 def patient_writers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Writers of one segment queue on its lease; here they may wait as long as they need."""
     monkeypatch.setenv("LEASE_WAIT_SECONDS", "300")
-    storage.reset()
+    store.reset()
 
 
 def run_all(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -31,9 +32,9 @@ def run_all(calls: list[Callable[[], Any]]) -> list[Any]:
 
 def stored_active(segment_id: str) -> set[str]:
     found: set[str] = set()
-    for page in storage.query_pages(
+    for page in dynamo.query_pages(
         KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-        ExpressionAttributeValues=storage.values(pk=f"SEG#{segment_id}", p="PID#"),
+        ExpressionAttributeValues=dynamo.values(pk=f"SEG#{segment_id}", p="PID#"),
         ProjectionExpression="sk, active",
         ConsistentRead=True,
     ):

@@ -16,7 +16,10 @@ import pytest
 from test_members import active_count, add, assert_error, ledger, member, new_segment, remove, results, size
 
 from conftest import Api, Org
-from segments import storage
+from segments import store
+from segments.store import dynamo, keys, lease
+from segments.store import members as members_store
+from segments.usecases import planning
 
 THROTTLED = "ProvisionedThroughputExceededException"
 
@@ -24,13 +27,13 @@ THROTTLED = "ProvisionedThroughputExceededException"
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries still happen, counted as before, without sleeping between them."""
-    monkeypatch.setattr(storage, "backoff", lambda attempt, base=0.05, cap=2.0: None)
+    monkeypatch.setattr(dynamo, "backoff", lambda attempt, base=0.05, cap=2.0: None)
 
 
 def segment_item(org: Org, segment_id: str) -> dict[str, Any]:
-    item = storage.call("get_item", TableName=storage.table(), Key=storage.segment_key(org.org_id, segment_id),
+    item = dynamo.call("get_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id),
                         ConsistentRead=True)["Item"]
-    return storage.from_item(item)
+    return dynamo.from_item(item)
 
 
 def throttle(operation: str, when: Callable[[dict[str, Any]], bool]) -> Callable[..., Any]:
@@ -43,7 +46,7 @@ def throttle(operation: str, when: Callable[[dict[str, Any]], bool]) -> Callable
                  "ResponseMetadata": {"HTTPStatusCode": 400}}
         return SimpleNamespace(status_code=400, headers={}), error
 
-    storage.client().meta.events.register_first(f"before-call.dynamodb.{operation}", hook)
+    dynamo.client().meta.events.register_first(f"before-call.dynamodb.{operation}", hook)
     return hook
 
 
@@ -90,7 +93,7 @@ def install(monkeypatch: pytest.MonkeyPatch, wrapper: Partial) -> Partial:
         return wrapper
 
     fake.cache_clear = lambda: None  # type: ignore[attr-defined]
-    monkeypatch.setattr(storage, "client", fake)
+    monkeypatch.setattr(dynamo, "client", fake)
     return wrapper
 
 
@@ -144,7 +147,7 @@ def test_unprocessed_items_and_keys_are_retried_until_done(
 ) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, [f"p-{i}" for i in range(100)]))
-    flaky = install(monkeypatch, Partial(storage.client()))
+    flaky = install(monkeypatch, Partial(dynamo.client()))
     r = results(add(api, org, sid, [f"p-{i}" for i in range(50, 350)]))
     assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 250, "new_current_size": 350}
     # every batch came back half done at least once and was finished by retries
@@ -178,7 +181,7 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
     written = active_count(sid) - 1
     assert 0 < written < 500
 
-    storage.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
+    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
     retry = add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"})
     assert results(retry) == {"invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 500,
                               "new_current_size": 501}
@@ -196,7 +199,7 @@ def test_a_retry_without_the_key_counts_earlier_work_as_redundant(api: Api, org:
     count = Counter[str]()
     hook = throttle("BatchWriteItem", lambda params: count.update(["w"]) or count["w"] > 2)
     assert add(api, org, sid, [f"p-{i}" for i in range(200)]).status == 503
-    storage.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
+    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
     written = active_count(sid)
     r = results(add(api, org, sid, [f"p-{i}" for i in range(200)]))
     assert r["n_added"] == 200 - written and r["n_redundant_additions"] == written and r["new_current_size"] == 200
@@ -205,9 +208,9 @@ def test_a_retry_without_the_key_counts_earlier_work_as_redundant(api: Api, org:
 def test_unprocessed_ledger_items_then_a_retry_logs_every_change_exactly_once(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage, "LEDGER_CHUNK", 10)
+    monkeypatch.setattr(planning, "LEDGER_CHUNK", 10)
     sid = new_segment(api, org)
-    flaky = install(monkeypatch, Partial(storage.client(), writes=is_ledger, reads=False, stuck=True))
+    flaky = install(monkeypatch, Partial(dynamo.client(), writes=is_ledger, reads=False, stuck=True))
     pids = [f"p-{i}" for i in range(100)]  # 100 member items, then 10 ledger items of which half stick
     resp = add(api, org, sid, pids, headers={"Idempotency-Key": "k-ledger"})
     assert_error(resp, 503)
@@ -226,7 +229,7 @@ def test_a_failed_remove_is_completed_by_its_retry(api: Api, org: Org) -> None:
     body = [f"p-{i}" for i in range(0, 300, 3)] + ["p-never"]  # 100 members (4 batches) and a stranger
     assert_error(remove(api, org, sid, body, headers={"Idempotency-Key": "k-remove"}), 503)
     assert 200 < active_count(sid) < 300
-    storage.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
+    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
     r = results(remove(api, org, sid, body, headers={"Idempotency-Key": "k-remove"}))
     assert r == {"invalid_minerva_pids": [], "n_deleted": 100, "new_current_size": 200}
     assert active_count(sid) == 200 == size(org, sid) and member(sid, "p-never") is None
@@ -272,10 +275,10 @@ def test_idempotency_keys_are_per_org(api: Api, org: Org, other_org: Org) -> Non
 
 
 def set_lease(org: Org, segment_id: str, *, owner: str, until_ms: int, dirty: bool) -> None:
-    storage.call(
-        "update_item", TableName=storage.table(), Key=storage.segment_key(org.org_id, segment_id),
+    dynamo.call(
+        "update_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id),
         UpdateExpression="SET lease_owner = :o, lease_until = :u, size_dirty = :d",
-        ExpressionAttributeValues=storage.values(o=owner, u=until_ms, d=dirty),
+        ExpressionAttributeValues=dynamo.values(o=owner, u=until_ms, d=dirty),
     )
 
 
@@ -284,12 +287,12 @@ def test_a_crashed_holder_is_recounted_by_the_next_writer(api: Api, org: Org) ->
     results(add(api, org, sid, ["p-1", "p-2"]))
     # A holder died after writing three members and removing one, before its commit.
     set_lease(org, sid, owner="req_dead", until_ms=int(time.time() * 1000) - 1, dirty=True)
-    storage.put_items([
-        storage.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": p, "active": True,
+    dynamo.put_items([
+        members_store.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": p, "active": True,
                              "first_added_at": "2024-01-01T00:00:00.000000Z",
                              "last_added_at": "2024-01-01T00:00:00.000000Z", "last_op": "added#dead@x"})
         for p in ("p-3", "p-4", "p-5")
-    ] + [storage.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": "p-1", "active": False,
+    ] + [members_store.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": "p-1", "active": False,
                               "first_added_at": "x", "last_added_at": "x", "last_op": "removed#dead@x"})])
     assert size(org, sid) == 2  # stale
     r = results(add(api, org, sid, ["p-5", "p-6"]))
@@ -300,7 +303,7 @@ def test_a_crashed_holder_is_recounted_by_the_next_writer(api: Api, org: Org) ->
 
 def test_a_live_lease_makes_writers_wait_then_503(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEASE_WAIT_SECONDS", "0.3")
-    storage.reset()
+    store.reset()
     sid = new_segment(api, org)
     set_lease(org, sid, owner="req_busy", until_ms=int(time.time() * 1000) + 60_000, dirty=True)
     started = time.monotonic()
@@ -315,11 +318,11 @@ def test_a_waiting_writer_proceeds_when_the_lease_is_released(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LEASE_WAIT_SECONDS", "10")
-    storage.reset()
+    store.reset()
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1"]))
     set_lease(org, sid, owner="req_other", until_ms=int(time.time() * 1000) + 60_000, dirty=False)
-    timer = threading.Timer(0.3, storage.release_lease, args=(org.org_id, sid), kwargs={"owner": "req_other",
+    timer = threading.Timer(0.3, lease.release, args=(org.org_id, sid), kwargs={"owner": "req_other",
                                                                                         "dirty": False})
     timer.start()
     try:
@@ -334,14 +337,14 @@ def test_an_expired_clean_lease_is_taken_over_without_a_recount(api: Api, org: O
     results(add(api, org, sid, ["p-1"]))
     set_lease(org, sid, owner="req_gone", until_ms=int(time.time() * 1000) - 1, dirty=False)
     recounts = Counter[str]()
-    real = storage.count_active_members
+    real = members_store.count_active
 
     def counting(segment_id: str) -> int:
         recounts["n"] += 1
         return real(segment_id)
 
     storage_count = pytest.MonkeyPatch()
-    storage_count.setattr(storage, "count_active_members", counting)
+    storage_count.setattr(members_store, "count_active", counting)
     try:
         assert results(add(api, org, sid, ["p-2"]))["new_current_size"] == 2
     finally:
@@ -358,7 +361,7 @@ def test_a_store_error_while_holding_the_lease_releases_it(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(storage, "get_members", boom)
+    monkeypatch.setattr(members_store, "get_many", boom)
     resp = add(api, org, sid, ["p-1"])
     assert_error(resp, 500, "Internal server error")
     assert "unexpected" not in resp.text

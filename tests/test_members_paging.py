@@ -14,7 +14,10 @@ import pytest
 from test_members import add, assert_error, new_segment, remove, results
 
 from conftest import Api, Org
-from segments import membership, storage
+from segments import cursors, store
+from segments.store import dynamo
+from segments.store import members as members_store
+from segments.usecases import planning
 
 MEMBERS = "/v2/segments/members"
 
@@ -22,7 +25,7 @@ MEMBERS = "/v2/segments/members"
 @pytest.fixture
 def page_size(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setenv("MEMBERS_PAGE_SIZE", "3")
-    storage.reset()
+    store.reset()
     return 3
 
 
@@ -54,7 +57,7 @@ def reads() -> Iterator[dict[str, int]]:
         else:
             seen["other"] += 1
 
-    events = storage.client().meta.events
+    events = dynamo.client().meta.events
     events.register("after-call.dynamodb", after, unique_id="members-paging-reads")
     try:
         yield seen
@@ -128,7 +131,7 @@ def test_a_deep_cursor_page_costs_what_the_first_page_costs(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEMBERS_PAGE_SIZE", "20")
-    storage.reset()
+    store.reset()
     sid = new_segment(api, org)
     results(add(api, org, sid, [f"p-{i:03d}" for i in range(200)]))
     with reads() as first:
@@ -155,10 +158,10 @@ def test_bad_cursors_are_422(api: Api, org: Org, page_size: int) -> None:
     results(add(api, org, sid, [f"p-{i}" for i in range(5)]))
     results(add(api, org, other, [f"p-{i}" for i in range(5)]))
     foreign = members(api, org, other)["next_cursor"]
-    history_cursor = membership.encode_cursor("history", sid, ["LOG#x", 0])
+    history_cursor = cursors.encode("history", sid, ["LOG#x", 0])
     for cursor in ("garbage!", "", _b64(b"\xff\xfe"), _b64([1, 2]), _b64({"k": "members", "s": sid}), foreign,
-                   history_cursor, membership.encode_cursor("members", sid, "not a pid"),
-                   membership.encode_cursor("members", sid, 7)):
+                   history_cursor, cursors.encode("members", sid, "not a pid"),
+                   cursors.encode("members", sid, 7)):
         assert_error(api.get(MEMBERS, key=org.key, query={"segment_id": sid, "cursor": cursor}), 422)
 
 
@@ -211,7 +214,7 @@ def history(api: Api, org: Org, segment_id: str, **query: Any) -> dict[str, Any]
 
 
 def test_history_pages_across_ledger_items(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage, "LEDGER_CHUNK", 2)
+    monkeypatch.setattr(planning, "LEDGER_CHUNK", 2)
     sid = new_segment(api, org)
     a = add(api, org, sid, ["p-1", "p-2", "p-3", "p-4", "p-5"]).json["api_request_id"]  # three ledger items
     r = remove(api, org, sid, ["p-2", "p-4", "p-5"]).json["api_request_id"]  # two more
@@ -238,7 +241,7 @@ def test_history_entries_carry_time_and_reason(api: Api, org: Org) -> None:
     results(add(api, org, sid, ["p-1"]))
     [entry] = history(api, org, sid)["items"]
     assert set(entry) == {"minerva_pid", "change", "at", "api_request_id", "reason"}
-    assert entry["reason"] == "api" and entry["at"] == storage.get_members(sid, ["p-1"])["p-1"]["first_added_at"]
+    assert entry["reason"] == "api" and entry["at"] == members_store.get_many(sid, ["p-1"])["p-1"]["first_added_at"]
 
 
 def test_history_errors(api: Api, org: Org, other_org: Org) -> None:
@@ -246,9 +249,9 @@ def test_history_errors(api: Api, org: Org, other_org: Org) -> None:
     results(add(api, org, sid, ["p-1", "p-2"]))
     path = f"/v2/segments/{sid}/history"
     for query in ({"limit": 0}, {"limit": 1001}, {"cursor": "nope"},
-                  {"cursor": membership.encode_cursor("members", sid, "p-1")},
-                  {"cursor": membership.encode_cursor("history", sid, ["PID#p-1", 0])},
-                  {"cursor": membership.encode_cursor("history", sid, ["LOG#x", -1])}):
+                  {"cursor": cursors.encode("members", sid, "p-1")},
+                  {"cursor": cursors.encode("history", sid, ["PID#p-1", 0])},
+                  {"cursor": cursors.encode("history", sid, ["LOG#x", -1])}):
         assert_error(api.get(path, key=org.key, query=query), 422)
     assert_error(api.get(path, key=other_org.key), 404, "Segment not found")
     assert_error(api.get(f"/v2/segments/{uuid.uuid4()}/history", key=org.key), 404, "Segment not found")

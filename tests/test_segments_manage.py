@@ -10,8 +10,11 @@ import pytest
 from test_members import REQ_ID, TIME_Z, add, assert_error, new_segment, results
 
 from conftest import Api, ApiResponse, Org
-from segments import membership, storage
+from segments import cursors
 from segments.models import name_key
+from segments.store import dynamo, keys
+from segments.store import members as members_store
+from segments.store import segments as segment_store
 from segments.timefmt import iso, now
 
 CREATE = "/v2/segments/create"
@@ -93,7 +96,7 @@ def test_list_leaves_out_deleted_segments_and_other_orgs(api: Api, org: Org, oth
 
 def test_list_default_limit_is_50(api: Api, org: Org) -> None:
     for i in range(51):
-        storage.put_segment_with_name(
+        segment_store.put_with_name(
             {"segment_id": str(uuid.uuid4()), "org_id": org.org_id, "bucket": org.bucket, "name": f"n{i}",
              "current_size": 0, "created_at": iso(now()), "updated_at": iso(now()), "record_state": "active",
              "source": "api", "segment_type": "static"},
@@ -112,7 +115,7 @@ def test_list_rejects_bad_parameters(api: Api, org: Org, query: dict[str, Any]) 
 def test_forged_list_cursors_are_422(api: Api, org: Org) -> None:
     new_segment(api, org, "a")
     for position in ("x#y", "2024-01-01T00:00:00.000000Z#not-a-uuid", ["2024"], None, 5):
-        cursor = membership.encode_cursor("segments", org.org_id, position)
+        cursor = cursors.encode("segments", org.org_id, position)
         assert_error(api.get(SEGMENTS, key=org.key, query={"cursor": cursor}), 422, "Invalid cursor")
 
 
@@ -221,10 +224,10 @@ def test_delete_is_soft_frees_the_name_and_hides_members(api: Api, org: Org) -> 
     body = resp.json
     assert body["segment_id"] == sid and body["record_state"] == "deleted" and TIME_Z.match(body["deleted_at"])
     assert REQ_ID.match(body["api_request_id"])
-    stored = storage.from_item(storage.call("get_item", TableName=storage.table(),
-                                            Key=storage.segment_key(org.org_id, sid))["Item"])
+    stored = dynamo.from_item(dynamo.call("get_item", TableName=dynamo.table(),
+                                            Key=keys.segment_key(org.org_id, sid))["Item"])
     assert stored["record_state"] == "deleted" and stored["deleted_at"] == body["deleted_at"]
-    assert storage.get_members(sid, ["p-1"])["p-1"]["active"] is True  # kept, just not served
+    assert members_store.get_many(sid, ["p-1"])["p-1"]["active"] is True  # kept, just not served
     assert_error(api.get("/v2/segments/members", key=org.key, query={"segment_id": sid}), 404)
     assert_error(api.get(f"{path(sid)}/history", key=org.key), 404)
     assert results(api.get("/v2/segments/memberships", key=org.key, query={"minerva_pid": "p-1"}))["items"] == []
@@ -250,7 +253,7 @@ def test_delete_with_an_idempotency_key_replays(api: Api, org: Org) -> None:
 
 def test_system_segments_cannot_be_changed_or_deleted(api: Api, org: Org) -> None:
     sid = str(uuid.uuid4())
-    storage.put_segment_with_name(
+    segment_store.put_with_name(
         {"segment_id": sid, "org_id": org.org_id, "bucket": org.bucket, "name": "All people", "current_size": 0,
          "created_at": iso(now()), "updated_at": iso(now()), "record_state": "active", "source": "system",
          "segment_type": "dynamic", "system_segment": True},

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from conftest import Api, Org
-from segments import storage
+from segments.store import api_keys
+from segments.store import segments as segment_store
 
 SHEEP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
 SEED_FIELDS = {
@@ -66,7 +67,7 @@ def test_body_wins_over_query(api: Api, org: Org) -> None:
 def test_visible_through_the_minerva_surface_too(api: Api, org: Org) -> None:
     seg = api.post(path(org), bearer=org.key, body={"name": "Both", "resource_type": "person"}).json
     segment_id = str(__import__("uuid").UUID(seg["uid"]))
-    stored = storage.get_segment(org.org_id, segment_id)
+    stored = segment_store.get_live(org.org_id, segment_id)
     assert stored is not None and stored["name"] == "Both" and stored["current_size"] == 0
     # and the name is taken on both surfaces
     assert api.post("/v2/segments/create", key=org.key, body={"name": "both"}).status == 404
@@ -139,7 +140,7 @@ def test_missing_or_unknown_token_is_401(api: Api, org: Org) -> None:
 def test_a_key_for_another_bucket_is_403(api: Api, org: Org, other_org: Org) -> None:
     resp = api.post(path(other_org), bearer=org.key, body={"name": "x", "resource_type": "person"})
     assert resp.status == 403
-    assert storage.list_api_keys(other_org.org_id)  # untouched, and nothing was created for it
+    assert api_keys.list_for_org(other_org.org_id)  # untouched, and nothing was created for it
 
 
 def test_function_checks_the_bucket_even_behind_the_gateway(aws: None, org: Org) -> None:

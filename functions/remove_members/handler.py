@@ -3,11 +3,11 @@
 from typing import Any
 
 from segments.observability import logger, metrics
+from segments.surfaces import app as surface
 from segments.surfaces import http, minerva
-from segments.surfaces.minerva_members import remove_router
+from segments.surfaces.minerva_members import remove_routes
 
-app = minerva.resolver()
-app.include_router(remove_router)
+app = surface.resolver(minerva.SURFACE, remove_routes)
 
 
 @logger.inject_lambda_context(clear_state=True)

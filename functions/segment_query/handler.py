@@ -4,13 +4,12 @@
 from typing import Any
 
 from segments.observability import logger, metrics
+from segments.surfaces import app as surface
 from segments.surfaces import http, minerva
-from segments.surfaces.minerva_members import members_router
-from segments.surfaces.minerva_segments import query_router
+from segments.surfaces.minerva_members import members_routes
+from segments.surfaces.minerva_segments import query_routes
 
-app = minerva.resolver()
-app.include_router(members_router)
-app.include_router(query_router)
+app = surface.resolver(minerva.SURFACE, members_routes, query_routes)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,10 +3,11 @@
 from typing import Any
 
 from segments.observability import logger, metrics
+from segments.surfaces import app as surface
 from segments.surfaces import http, sheep
+from segments.surfaces.sheep_segments import create_routes
 
-app = sheep.resolver()
-app.include_router(sheep.create_router)
+app = surface.resolver(sheep.SURFACE, create_routes)
 
 
 @logger.inject_lambda_context(clear_state=True)

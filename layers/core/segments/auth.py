@@ -7,8 +7,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from segments import errors, storage
+from segments import errors
 from segments.models import BUCKET_RE
+from segments.store import api_keys
 from segments.timefmt import iso, now
 
 KEY_PREFIX = "sk_seg_"
@@ -42,7 +43,7 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
         raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
-    storage.put_api_key(
+    api_keys.put(
         {
             "key_id": key_id,
             "key_hash": hash_key(api_key),
@@ -57,24 +58,24 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
 
 
 def revoke_api_key(key_id: str) -> dict[str, Any]:
-    record = storage.get_api_key_by_id(key_id)
+    record = api_keys.by_id(key_id)
     if record is None:
         raise errors.NotFound(f"API key {key_id} not found")
-    storage.set_api_key_status(key_id, record["key_hash"], "revoked", iso(now()))
+    api_keys.set_status(key_id, record["key_hash"], "revoked", iso(now()))
     return {**record, "status": "revoked"}
 
 
 def list_api_keys(org_id: str) -> list[dict[str, Any]]:
     """The org's keys without their hashes, oldest first."""
     return [{k: v for k, v in r.items() if k not in {"key_hash", "gsi1pk", "gsi1sk", "pk", "sk"}}
-            for r in storage.list_api_keys(org_id)]
+            for r in api_keys.list_for_org(org_id)]
 
 
 def authenticate(api_key: str | None) -> Principal | None:
     """The key's principal, or None for a missing, unknown or revoked key."""
     if not api_key or len(api_key) > 512:
         return None
-    record = storage.get_api_key_by_hash(hash_key(api_key))
+    record = api_keys.by_hash(hash_key(api_key))
     if not record or record.get("status") != "active":
         return None
     return Principal(key_id=record["key_id"], org_id=record["org_id"], bucket=record["bucket"])

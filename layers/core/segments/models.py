@@ -1,4 +1,4 @@
-"""Domain and API models. Storage shapes live in storage.py; wire shapes in surfaces/."""
+"""Domain models. Storage shapes live in store/; wire shapes in surfaces/."""
 
 from __future__ import annotations
 
@@ -74,10 +74,19 @@ class Segment(NewSegment):
     created_by_request: str | None = None
 
 
-class Caller(BaseModel):
-    """Who is calling, as the authorizer established it."""
+Reason = Literal["api", "rule", "event", "admin"]
+
+
+class Actor(BaseModel):
+    """Who changes what, and why: the org acted for, the request or event that caused the change
+    (recorded as the ledger's `api_request_id`), and the reason (api, rule, event, admin). An API
+    route builds it from the authorizer's context; a queue consumer or the rules engine from its
+    event. Use cases take an Actor and never look at HTTP."""
+
+    model_config = ConfigDict(frozen=True)
 
     org_id: str
     bucket: str
-    key_id: str | None = None
     request_id: str
+    reason: Reason = "api"
+    key_id: str | None = None

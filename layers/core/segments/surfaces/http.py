@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from segments import errors
-from segments.models import Caller
+from segments.models import Actor
 from segments.observability import logger
 from segments.timefmt import request_id_from
 
@@ -23,13 +23,14 @@ def request_id() -> str:
     return _request_id.get()
 
 
-def caller() -> Caller:
-    """The org and bucket the authorizer established for this request (never from the client)."""
+def actor() -> Actor:
+    """The org and bucket the authorizer established for this request (never from the client),
+    acting through the API."""
     authorizer = (_event.get().get("requestContext") or {}).get("authorizer") or {}
     org_id, bucket = authorizer.get("org_id"), authorizer.get("bucket")
     if not org_id or not bucket:
         raise errors.Unauthorized("Invalid or missing API key")
-    return Caller(org_id=org_id, bucket=bucket, key_id=authorizer.get("key_id"), request_id=request_id())
+    return Actor(org_id=org_id, bucket=bucket, key_id=authorizer.get("key_id"), request_id=request_id(), reason="api")
 
 
 def header(name: str) -> str | None:
@@ -58,7 +59,7 @@ def run_idempotent(operation: str, payload: Any, fn: Callable[[], dict[str, Any]
         return fn()
     from segments import idempotency  # lazy: its import is paid only by requests that use it
 
-    return idempotency.run_once(org_id=caller().org_id, operation=operation, key=key, payload=payload, fn=fn)
+    return idempotency.run_once(org_id=actor().org_id, operation=operation, key=key, payload=payload, fn=fn)
 
 
 def _json_body_event(event: Mapping[str, Any]) -> dict[str, Any]:

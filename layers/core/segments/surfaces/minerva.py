@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, Field
 
 from segments import errors
@@ -105,53 +100,35 @@ def validation_message(errs: list[Any]) -> str:
     return f"Invalid '{field}': {msg}"
 
 
-def resolver() -> APIGatewayRestResolver:
-    """A resolver with OpenAPI validation and every error in the Minerva body."""
-    app = APIGatewayRestResolver(enable_validation=True)
+class _Minerva:
+    """Every failure in Minerva's body; a duplicate name is 404, as the seed answers it."""
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid(exc: RequestValidationError) -> Response:
-        errs = list(exc.errors())
+    def invalid_request(self, errs: list[Any]) -> Response:
         return error(422, validation_message(errs), details=_details(errs))
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported(exc: RequestUnsupportedContentType) -> Response:
+    def unsupported_body(self) -> Response:
         return error(422, "Request body must be a JSON object")
 
-    @app.exception_handler(errors.Retryable)
-    def _busy(exc: errors.Retryable) -> Response:
-        logger.warning("store busy", extra={"reason": exc.message})
+    def busy(self, exc: errors.Retryable) -> Response:
         return error(503, exc.message, headers={"Retry-After": str(exc.retry_after)})
 
-    @app.exception_handler(errors.DomainError)
-    def _domain(exc: errors.DomainError) -> Response:
-        return error(STATUS.get(exc.kind, 500), exc.message if exc.kind in STATUS else "Internal server error",
-                     details=exc.details)
+    def domain(self, exc: errors.DomainError) -> Response:
+        if exc.kind not in STATUS:
+            logger.error("unmapped domain error", extra={"kind": exc.kind})
+            return error(500, "Internal server error")
+        return error(STATUS[exc.kind], exc.message, details=exc.details)
 
-    @app.not_found
-    def _not_found(exc: NotFoundError) -> Response:
+    def no_route(self) -> Response:
         return error(404, "Not Found")
 
-    _idempotency_handlers(app)
-
-    @app.exception_handler(Exception)
-    def _internal(exc: Exception) -> Response:
-        logger.exception("unhandled error")
-        return error(500, "Internal server error")
-
-    return app
-
-
-def _idempotency_handlers(app: APIGatewayRestResolver) -> None:
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
-
-    @app.exception_handler(IdempotencyValidationError)
-    def _reused(exc: Exception) -> Response:
+    def idempotency_key_reused(self) -> Response:
         return error(422, "Idempotency-Key was already used with a different request body")
 
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def _in_progress(exc: Exception) -> Response:
+    def idempotency_in_progress(self) -> Response:
         return error(409, "A request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"})
+
+    def internal(self) -> Response:
+        return error(500, "Internal server error")
+
+
+SURFACE = _Minerva()

@@ -1,7 +1,7 @@
 """Minerva routes for members: add (§2.2), remove (§2.3), list (§2.4), memberships and history (§2.6).
 
-Three routers, one per function of template.yaml: `add_router` (AddMembersFunction),
-`remove_router` (RemoveMembersFunction) and `members_router` (the reads, SegmentQueryFunction).
+Three route sets, one per function of template.yaml: `add_routes` (AddMembersFunction),
+`remove_routes` (RemoveMembersFunction) and `members_routes` (the reads, SegmentQueryFunction).
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from segments import membership
 from segments.models import PID_RE
 from segments.surfaces import minerva
-from segments.surfaces.http import JSON, caller, idempotency_key, request_id, run_idempotent
+from segments.surfaces.app import Routes
+from segments.surfaces.http import JSON, actor, idempotency_key, request_id, run_idempotent
 from segments.timefmt import iso, now
+from segments.usecases import member_reads, members
 
-add_router = Router()
-remove_router = Router()
-members_router = Router()
+add_routes = Routes()
+remove_routes = Routes()
+members_routes = Routes()
 
 TAGS = ["Members"]
 NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
@@ -136,7 +136,7 @@ class HistoryResponse(BaseModel):
 # ------------------------------------------------------------------ add / remove
 
 
-@add_router.post(
+@add_routes.post(
     "/v2/segments/members/add",
     summary="Add members to a segment",
     description="Adds PIDs; already-members are counted as redundant (their `last_added_at` is updated); "
@@ -147,7 +147,7 @@ class HistoryResponse(BaseModel):
     tags=TAGS,
 )
 def add_members(body: Annotated[MembersBody, Body()]):
-    return _change("add_members", body, membership.add_members, lambda done: {
+    return _change("add_members", body, members.add_members, lambda done: {
         "invalid_minerva_pids": done.invalid_minerva_pids,
         "n_redundant_additions": done.n_redundant,
         "n_added": done.n_changed,
@@ -155,7 +155,7 @@ def add_members(body: Annotated[MembersBody, Body()]):
     })
 
 
-@remove_router.post(
+@remove_routes.post(
     "/v2/segments/members/remove",
     summary="Remove members from a segment",
     description="Removes PIDs; `n_deleted` counts only PIDs that were members. The membership's history "
@@ -165,7 +165,7 @@ def add_members(body: Annotated[MembersBody, Body()]):
     tags=TAGS,
 )
 def remove_members(body: Annotated[MembersBody, Body()]):
-    return _change("remove_members", body, membership.remove_members, lambda done: {
+    return _change("remove_members", body, members.remove_members, lambda done: {
         "invalid_minerva_pids": done.invalid_minerva_pids,
         "n_deleted": done.n_changed,
         "new_current_size": done.new_current_size,
@@ -175,7 +175,7 @@ def remove_members(body: Annotated[MembersBody, Body()]):
 def _change(operation: str, body: MembersBody, apply: Callable[..., Any],
             results: Callable[[Any], dict[str, Any]]) -> Any:
     """Apply a membership change once per Idempotency-Key and answer in Minerva's shape."""
-    who, segment_id = caller(), str(body.segment_id)
+    who, segment_id = actor(), str(body.segment_id)
 
     def run() -> dict[str, Any]:
         done = apply(who, segment_id, body.minerva_pids, idempotency_key=idempotency_key())
@@ -188,7 +188,7 @@ def _change(operation: str, body: MembersBody, apply: Callable[..., Any],
 # ------------------------------------------------------------------ reads
 
 
-@members_router.get(
+@members_routes.get(
     "/v2/segments/members",
     summary="List a segment's members",
     description="Members in `minerva_pid` order, 5,000 a page. `page` is 1-based (past the end `items` is "
@@ -202,11 +202,11 @@ def list_members(
     page: Annotated[int | None, Query(ge=1, description="1-based page (default 1)")] = None,
     cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
 ):
-    results = membership.list_members(caller(), str(segment_id), page=page, cursor=cursor)
+    results = member_reads.list_members(actor(), str(segment_id), page=page, cursor=cursor)
     return minerva.ok({"results": results})
 
 
-@members_router.get(
+@members_routes.get(
     "/v2/segments/memberships",
     summary="The segments that hold a PID",
     description="The organisation's live segments of which the PID is a member now, with "
@@ -218,11 +218,11 @@ def list_members(
 def memberships(
     minerva_pid: Annotated[str, Query(pattern=PID_RE.pattern, description="The person's PID")],
 ):
-    items = membership.memberships(caller(), minerva_pid)
+    items = member_reads.memberships(actor(), minerva_pid)
     return minerva.ok({"results": {"minerva_pid": minerva_pid, "items": items}})
 
 
-@members_router.get(
+@members_routes.get(
     "/v2/segments/<segment_id>/history",
     summary="A segment's membership ledger",
     description="One entry per PID and change (`added` | `removed`), oldest first, with the request that "
@@ -236,5 +236,5 @@ def history(
     cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Entries a page (default 100)")] = 100,
 ):
-    results = membership.history(caller(), membership.segment_id_or_404(segment_id), cursor=cursor, limit=limit)
+    results = member_reads.history(actor(), segment_id, cursor=cursor, limit=limit)
     return minerva.ok({"results": results})

@@ -1,26 +1,26 @@
 """Minerva routes for segments: creation (§2.1) and metadata (§2.6).
 
-Routers, one per function of template.yaml: `create_router` (CreateSegmentFunction), `query_router`
-(list and get, SegmentQueryFunction) and `manage_router` (PATCH and DELETE, SegmentManageFunction).
+Route sets, one per function of template.yaml: `create_routes` (CreateSegmentFunction), `query_routes`
+(list and get, SegmentQueryFunction) and `manage_routes` (PATCH and DELETE, SegmentManageFunction).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from segments import logic
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name
 from segments.surfaces import minerva
-from segments.surfaces.http import JSON, caller, request_id, run_idempotent
+from segments.surfaces.app import Routes
+from segments.surfaces.http import JSON, actor, request_id, run_idempotent
 from segments.timefmt import iso, now
+from segments.usecases import segments as usecase
 
-create_router = Router()
-query_router = Router()
-manage_router = Router()
+create_routes = Routes()
+query_routes = Routes()
+manage_routes = Routes()
 
 
 class CreateSegmentBody(BaseModel):
@@ -41,7 +41,7 @@ class CreateSegmentResponse(BaseModel):
     request_completed_at: str
 
 
-@create_router.post(
+@create_routes.post(
     "/v2/segments/create",
     summary="Create a segment",
     description="Creates an empty segment (`current_size` 0, `source` api). Names are unique per org.",
@@ -55,11 +55,11 @@ class CreateSegmentResponse(BaseModel):
     tags=["Segments"],
 )
 def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentResponse:
-    who = caller()
+    who = actor()
     payload = body.model_dump()
 
     def run() -> dict[str, Any]:
-        segment = logic.create_segment(
+        segment = usecase.create_segment(
             who, NewSegment(name=body.name, description=body.description, source="api", segment_type="static")
         )
         return {"api_request_id": request_id(), "segment_id": segment.segment_id,
@@ -68,7 +68,7 @@ def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentR
     return CreateSegmentResponse(**run_idempotent("create_segment", payload, run))
 
 
-@create_router.route(
+@create_routes.route(
     "/v2/segments/create",
     method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     include_in_schema=False,
@@ -77,7 +77,7 @@ def create_wrong_method():
     return minerva.error(405, "Method Not Allowed", headers={"Allow": "POST"})
 
 
-@create_router.route(
+@create_routes.route(
     "/v1/segments/create",
     method=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     include_in_schema=False,
@@ -161,7 +161,7 @@ def _view(segment: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in segment.items() if k != "api_request_id"}
 
 
-@query_router.get(
+@query_routes.get(
     "/v2/segments",
     summary="List segments",
     description="The organisation's segments, newest first.",
@@ -173,12 +173,12 @@ def list_segments(
     cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Segments a page (default 50)")] = 50,
 ):
-    results = logic.list_segments(caller(), cursor=cursor, limit=limit)
+    results = usecase.list_segments(actor(), cursor=cursor, limit=limit)
     return minerva.ok({"results": {"items": [_view(s) for s in results["items"]],
                                    "next_cursor": results["next_cursor"]}})
 
 
-@query_router.get(
+@query_routes.get(
     SEGMENT_PATH,
     summary="Get a segment",
     description="The segment's metadata and its exact `current_size`.",
@@ -187,10 +187,10 @@ def list_segments(
     tags=["Segments"],
 )
 def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
-    return minerva.ok(_view(logic.get_segment(caller(), segment_id)))
+    return minerva.ok(_view(usecase.get_segment(actor(), segment_id)))
 
 
-@manage_router.patch(
+@manage_routes.patch(
     SEGMENT_PATH,
     summary="Rename a segment or change its description",
     description="Names stay unique per organisation (a taken name answers like create: 404 "
@@ -204,17 +204,17 @@ def patch_segment(
     segment_id: Annotated[str, Path(description="The segment")],
     body: Annotated[PatchSegmentBody, Body()],
 ):
-    who = caller()
+    who = actor()
     changes = body.model_dump(include=body.model_fields_set)
 
     def run() -> dict[str, Any]:
-        segment = logic.update_segment(who, segment_id, changes)
+        segment = usecase.update_segment(who, segment_id, changes)
         return {"api_request_id": request_id(), **_view(segment), "request_completed_at": iso(now())}
 
     return minerva.ok(run_idempotent("update_segment", {"segment_id": segment_id, **changes}, run))
 
 
-@manage_router.delete(
+@manage_routes.delete(
     SEGMENT_PATH,
     summary="Delete a segment",
     description="Soft delete: the name is free again; the segment, its members and its history are no "
@@ -224,10 +224,10 @@ def patch_segment(
     tags=["Segments"],
 )
 def delete_segment(segment_id: Annotated[str, Path(description="The segment")]):
-    who = caller()
+    who = actor()
 
     def run() -> dict[str, Any]:
-        deleted = logic.delete_segment(who, segment_id)
+        deleted = usecase.delete_segment(who, segment_id)
         return {"api_request_id": request_id(), **deleted, "request_completed_at": iso(now())}
 
     return minerva.ok(run_idempotent("delete_segment", {"segment_id": segment_id}, run))

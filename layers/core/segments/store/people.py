@@ -1,0 +1,22 @@
+"""People registry records: per org, one record per PID (attributes for rule segments)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from segments.store import keys
+from segments.store.dynamo import batch_get, call, from_item, table, to_item
+
+
+def registered(org_id: str, pids: Sequence[str]) -> set[str]:
+    """The PIDs among `pids` that have a record in the org's people registry."""
+    found = batch_get([keys.person_key(org_id, pid) for pid in pids], projection="sk", consistent=False)
+    return {keys.pid_of(from_item(i)["sk"]) for i in found}
+
+
+def put(org_id: str, pid: str, attrs: dict[str, Any] | None = None) -> None:
+    """Create or replace a record (seeding and tests; the registry gets its own writer with person events)."""
+    item = {**(attrs or {}), "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id,
+            "minerva_pid": pid}
+    call("put_item", TableName=table(), Item=to_item(item))
