@@ -1,0 +1,8 @@
+"""Benchmarks for docs/performance.md (`python -m tools.bench`, see `__main__`).
+
+- `harness`: the registry (`@benchmark`), options, output and what the benchmarks share.
+- `core`: the benchmarks' only use of the core (`segments.*`).
+- one module per benchmark: `cold_import`, `create_calls`, `members_calls`, `members_speed`,
+  `members_reads`; none imports another.
+- `members_doc`: runs the members benchmarks and rewrites the "Members" section of the doc.
+"""
