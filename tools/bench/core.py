@@ -17,7 +17,7 @@ from typing import Any
 CORE_DIR = Path(__file__).resolve().parents[2] / "layers" / "core"
 
 # Modules of the core that cache clients or settings, reset when the endpoint or environment changes.
-CACHING_MODULES = ("segments.storage", "segments.idempotency")
+CACHING_MODULES = ("segments.store", "segments.idempotency")
 
 
 def ensure_importable() -> None:
@@ -38,25 +38,25 @@ def reset_core() -> None:
 
 def dynamo_client() -> Any:
     """The core's DynamoDB client (the one the handlers use in this process)."""
-    from segments import storage
+    from segments.store import dynamo
 
-    return storage.client()
+    return dynamo.client()
 
 
 def table_name() -> str:
     """The physical name of the segments table, as the core reads it from the environment."""
-    from segments import storage
+    from segments.store import dynamo
 
-    return storage.table()
+    return dynamo.table()
 
 
 def create_segment(org_id: str, bucket: str, name: str) -> str:
     """Create an empty segment through the core's use case (not through a handler); its id."""
-    from segments import logic
-    from segments.models import Caller, NewSegment
+    from segments.models import Actor, NewSegment
+    from segments.usecases.segments import create_segment as create
 
-    caller = Caller(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex)
-    return logic.create_segment(caller, NewSegment(name=name)).segment_id
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="admin")
+    return create(actor, NewSegment(name=name)).segment_id
 
 
 def now_iso() -> str:
@@ -68,7 +68,7 @@ def now_iso() -> str:
 
 def new_member_item(org_id: str, segment_id: str, pid: str, at: str) -> dict[str, Any]:
     """The stored item (DynamoDB attribute map) of a member added at `at`, as an add writes it."""
-    from segments import storage
+    from segments.store import dynamo, members
 
     member = {
         "org_id": org_id,
@@ -79,25 +79,23 @@ def new_member_item(org_id: str, segment_id: str, pid: str, at: str) -> dict[str
         "last_added_at": at,
         "last_op": f"added#req_{'0' * 32}@{at}",
     }
-    return storage.to_item(storage.member_item(member))
-
-
-# Member items: pk SEG#{segment_id}, sk PID#{pid} (the key layout of segments/storage.py).
-MEMBER_SK_PREFIX = "PID#"
+    return dynamo.to_item(members.member_item(member))
 
 
 def member_sort_key(pid: str) -> str:
     """The sort key of a member item (a segment's members are read in this order)."""
-    return f"{MEMBER_SK_PREFIX}{pid}"
+    from segments.store import keys
+
+    return keys.pid_sk(pid)
 
 
 def member_items(segment_id: str) -> Iterator[dict[str, Any]]:
     """Every stored member item of a segment (raw attribute maps), read page by page."""
-    from segments import storage
+    from segments.store import dynamo, keys
 
-    pages = storage.query_pages(
+    pages = dynamo.query_pages(
         KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-        ExpressionAttributeValues=storage.values(pk=storage.member_pk(segment_id), p=MEMBER_SK_PREFIX),
+        ExpressionAttributeValues=dynamo.values(pk=keys.member_pk(segment_id), p=keys.PID),
     )
     for page in pages:
         yield from page["Items"]
