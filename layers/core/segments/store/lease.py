@@ -6,7 +6,7 @@ a dirty one means, is the use case's policy (usecases/members.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,11 @@ class Lost(Exception):
     """The lease expired or passed to another writer before commit."""
 
 
+def _update(org_id: str, segment_id: str, **request: Any) -> dict[str, Any]:
+    """A conditional UpdateItem of the segment item (retried through transaction conflicts)."""
+    return call_through_conflicts("update_item", TableName=table(), Key=keys.segment_key(org_id, segment_id), **request)
+
+
 def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int, clean_only: bool) -> Take:
     """Take the lease if it is free (or expired), setting size_dirty; with `clean_only`, only if
     size_dirty is false. The outcome comes from the condition itself, not from ReturnValues."""
@@ -35,10 +40,9 @@ def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int
         condition += " AND (attribute_not_exists(size_dirty) OR size_dirty = :no)"
         vals |= values(no=False)
     try:
-        taken = call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.segment_key(org_id, segment_id),
+        taken = _update(
+            org_id,
+            segment_id,
             UpdateExpression="SET lease_owner = :me, lease_until = :until, size_dirty = :yes",
             ConditionExpression=condition,
             ExpressionAttributeValues=vals,
@@ -73,10 +77,9 @@ def commit(org_id: str, segment_id: str, *, owner: str, now_ms: int, delta: int,
         expression += ", updated_at = :at"
         vals |= values(at=updated_at)
     try:
-        result = call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.segment_key(org_id, segment_id),
+        result = _update(
+            org_id,
+            segment_id,
             UpdateExpression=expression + " REMOVE lease_owner, lease_until",
             ConditionExpression="lease_owner = :me AND lease_until >= :now",
             ExpressionAttributeValues=vals,
@@ -92,10 +95,9 @@ def commit(org_id: str, segment_id: str, *, owner: str, now_ms: int, delta: int,
 def release(org_id: str, segment_id: str, *, owner: str, dirty: bool) -> None:
     """Give the lease back without committing; `dirty` leaves size_dirty set for the next holder."""
     try:
-        call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.segment_key(org_id, segment_id),
+        _update(
+            org_id,
+            segment_id,
             UpdateExpression="SET size_dirty = :dirty REMOVE lease_owner, lease_until",
             ConditionExpression="lease_owner = :me",
             ExpressionAttributeValues=values(dirty=dirty, me=owner),
