@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from segments.observability import logger, metrics
+from segments.observability import observed
 from segments.surfaces import http, minerva
 from segments.surfaces.minerva_members import remove_router
 
@@ -10,7 +10,6 @@ app = minerva.resolver()
 app.include_router(remove_router)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return http.handle(app, event, context)

@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from segments.observability import logger, metrics
+from segments.observability import observed
 from segments.surfaces import http, minerva
 from segments.surfaces.minerva_members import members_router
 from segments.surfaces.minerva_segments import query_router
@@ -13,7 +13,6 @@ app.include_router(members_router)
 app.include_router(query_router)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return http.handle(app, event, context)

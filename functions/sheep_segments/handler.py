@@ -2,14 +2,13 @@
 
 from typing import Any
 
-from segments.observability import logger, metrics
+from segments.observability import observed
 from segments.surfaces import http, sheep
 
 app = sheep.resolver()
 app.include_router(sheep.create_router)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return http.handle(app, event, context)
