@@ -68,11 +68,15 @@ class _HttpHandler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connect at once (the default backlog is 5)
+
+
 def serve(gateway: Gateway, host: str, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve `gateway` on host:port (0: a free port) from a daemon thread; `shutdown()` stops it."""
     handler = type("Handler", (_HttpHandler,), {"gateway": gateway})
-    httpd = ThreadingHTTPServer((host, port), handler)
-    httpd.daemon_threads = True
+    httpd = _Server((host, port), handler)
     thread = threading.Thread(target=httpd.serve_forever, name="local-api", daemon=True)
     thread.start()
     return httpd, thread
