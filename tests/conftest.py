@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 
 from tools import cfn
-from tools.local_stack import Functions, Gateway, Request, lambda_context
+from tools.local_stack import Gateway, Request, Runtime, lambda_context
 from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +89,9 @@ def LambdaContext() -> Any:
 
 
 @cache
-def functions() -> Functions:
+def functions() -> Runtime:
     """Every handler of the template, imported once per test session (as a warm Lambda would be)."""
-    return Functions(template(), ROOT)
+    return Runtime(template(), ROOT)
 
 
 def function_handler(logical_id: str) -> Any:

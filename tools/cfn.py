@@ -378,6 +378,7 @@ class Function:
     handler: str  # "module.attr"
     memory_size: int
     timeout: int
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions, when a number
 
 
 def function(template: dict[str, Any], logical_id: str) -> Function:
@@ -390,7 +391,12 @@ def function(template: dict[str, Any], logical_id: str) -> Function:
         handler=str(props.get("Handler", "")),
         memory_size=int(props.get("MemorySize", 128)),
         timeout=int(props.get("Timeout", 3)),
+        reserved_concurrency=_int_or_none(props.get("ReservedConcurrentExecutions")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
 def function_env(

@@ -3,7 +3,7 @@
 from typing import Any
 
 from segments import auth
-from segments.observability import logger
+from segments.observability import observed
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -13,7 +13,7 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observed
 def api_key_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     principal = auth.authenticate(_header(event, "x-api-key"))
     if principal is None:
@@ -21,7 +21,7 @@ def api_key_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return auth.minerva_policy(principal, event["methodArn"])
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observed
 def bearer_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     principal = auth.authenticate(auth.bearer_token(_header(event, "authorization")))
     if principal is None:

@@ -16,12 +16,12 @@ from typing import Any
 from segments.config import get_settings
 
 _current: contextvars.ContextVar[Callable[[], dict[str, Any]]] = contextvars.ContextVar("idempotent_call")
-_lambda_context: Any = None
+_lambda_context: contextvars.ContextVar[Any] = contextvars.ContextVar("lambda_context", default=None)
 
 
 def register_lambda_context(context: Any) -> None:
-    global _lambda_context
-    _lambda_context = context
+    """The invocation's context, so in-progress records expire with it (per invocation, not per process)."""
+    _lambda_context.set(context)
 
 
 @lru_cache(maxsize=1)
@@ -55,8 +55,9 @@ def run_once(
     try:
         request = {"org_id": org_id, "operation": operation, "idempotency_key": key, "payload": payload}
         run, config = _runner()
-        if _lambda_context is not None:
-            config.register_lambda_context(_lambda_context)  # in-progress records expire with the invocation
+        context = _lambda_context.get()
+        if context is not None:
+            config.register_lambda_context(context)  # in-progress records expire with the invocation
         return run(request=request)
     finally:
         _current.reset(token)

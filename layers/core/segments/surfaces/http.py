@@ -9,7 +9,7 @@ from typing import Any
 
 from segments import errors
 from segments.models import Actor
-from segments.observability import logger
+from segments.observability import append_request_keys, logger, set_correlation_id
 from segments.timefmt import request_id_from
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -80,9 +80,9 @@ def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Resolve an API Gateway event with request id, correlation id and JSON-only bodies."""
     rid = request_id_from((event.get("requestContext") or {}).get("requestId"))
     tokens = (_request_id.set(rid), _event.set(event))
-    logger.set_correlation_id(rid)
+    set_correlation_id(rid)
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    logger.append_keys(org_id=authorizer.get("org_id"), key_id=authorizer.get("key_id"))
+    append_request_keys(org_id=authorizer.get("org_id"), key_id=authorizer.get("key_id"))
     if context is not None:
         from segments import idempotency
 

@@ -1,0 +1,50 @@
+"""`python -m tools.local_stack`: run the stack until Ctrl-C (see the package's docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+import tools.local_stack as local_stack
+from tools import cfn
+from tools.local_stack.stack import LocalStack, banner
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = (local_stack.__doc__ or "").split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m tools.local_stack", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--moto-port", type=int, default=5000)
+    parser.add_argument("--org", default="demo-org")
+    parser.add_argument("--bucket", default="demo")
+    parser.add_argument("--template", default=str(cfn.REPO_ROOT / "template.yaml"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):  # moto's access log, credential notes
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    stack = LocalStack(args.template, args.host, args.port, args.moto_port, args.org, args.bucket)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        info = stack.start()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(banner(info), flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
