@@ -2,6 +2,7 @@
 #
 #   make local    start the whole stack on this machine (moto + API on http://127.0.0.1:3000)
 #   make test     ruff, sam validate --lint, pytest
+#   make test-unit  the fast tier alone (tests/unit: pure logic, no moto), in seconds
 #   make build    sam build (no Docker)
 #   make bench    performance figures (docs/performance.md)
 #
@@ -41,11 +42,12 @@ SAM = $(SAM_ENV) $(CURDIR)/$(SAM_VENV)/bin/sam
 # pytest-xdist: two workers on the two-core machines; `make test PYTEST_ARGS=` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help venv sam-venv local test lint build bench openapi clean distclean
+.PHONY: help venv sam-venv local test test-unit lint build bench openapi clean distclean
 
 help:
 	@echo "make local      start moto + the API on http://127.0.0.1:3000"
 	@echo "make test       ruff, sam validate --lint, pytest"
+	@echo "make test-unit  the fast tier alone: tests/unit, no moto, in seconds"
 	@echo "make lint       ruff + mypy"
 	@echo "make build      sam build (arm64 layer, no Docker)"
 	@echo "make bench      cold-import and DynamoDB-call benchmarks (docs/performance.md)"
@@ -89,6 +91,10 @@ test: venv sam-venv
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
 	exit $$rc
+
+# One process: starting xdist workers would cost more than the whole tier.
+test-unit: venv
+	$(VENV)/bin/pytest -q -p no:xdist tests/unit
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,9 @@
 sockets): the template decides which function serves the route, the REQUEST authorizer of that
 API runs first, API Gateway's own answers are the template's gateway responses, and the function
 gets a proxy event shaped like `sam local generate-event apigateway aws-proxy`.
+
+Nothing heavy is imported at load time (moto, boto3, the local stack): tests/unit, the fast tier,
+loads this file too (it overrides `aws_env`) and never pays for them.
 """
 
 from __future__ import annotations
@@ -13,16 +16,13 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from tools import cfn
-from tools.local_stack import Gateway, Request, Runtime, lambda_context
-from tools.moto_atomic import make_moto_atomic
+if TYPE_CHECKING:
+    from tools.local_stack import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -50,6 +50,8 @@ ENV = {
 
 @cache
 def template() -> dict[str, Any]:
+    from tools import cfn
+
     return cfn.load_template(TEMPLATE_PATH)
 
 
@@ -72,8 +74,22 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's retries without their sleeps (see helpers.faults.skip_backoff)."""
+    from helpers.faults import skip_backoff
+
+    skip_backoff(monkeypatch)
+
+
+@pytest.fixture
 def aws(aws_env: None) -> Any:
     """moto in-process, with every table of template.yaml created from the template."""
+    import boto3
+    from moto import mock_aws
+
+    from tools import cfn
+    from tools.moto_atomic import make_moto_atomic
+
     make_moto_atomic()
     with mock_aws():
         cfn.create_tables(boto3.client("dynamodb", region_name=REGION), template())
@@ -85,12 +101,16 @@ def aws(aws_env: None) -> Any:
 
 def LambdaContext() -> Any:
     """A fresh Lambda context, as the local stack makes them."""
+    from tools.local_stack import lambda_context
+
     return lambda_context("test-function")
 
 
 @cache
 def functions() -> Runtime:
     """Every handler of the template, imported once per test session (as a warm Lambda would be)."""
+    from tools.local_stack import Runtime
+
     return Runtime(template(), ROOT)
 
 
@@ -178,6 +198,8 @@ class Api:
     """
 
     def __init__(self) -> None:
+        from tools.local_stack import Gateway
+
         self.gateway = Gateway(template(), ROOT, functions())
 
     def request(
@@ -201,6 +223,8 @@ class Api:
         if body is not None and not isinstance(body, str | bytes):
             body = json.dumps(body)
         raw = body.encode() if isinstance(body, str) else (body or b"")
+        from tools.local_stack import Request
+
         raw_path = path + (f"?{urlencode(query)}" if query else "")
         resp = self.gateway.handle(Request(method=method, raw_path=raw_path, headers=list(headers.items()), body=raw))
         out: dict[str, str] = {}

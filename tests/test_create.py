@@ -8,27 +8,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from helpers.assertions import REQ_ID, TIME_Z, assert_error
+from helpers.faults import THROTTLED, inject
 
 from conftest import Api, LambdaContext, Org, apigw_event, function_handler, make_org
-from segments.store import dynamo
 from segments.store import segments as segment_store
 
-REQ_ID = re.compile(r"^req_[0-9a-f]{32}$")
-TIME_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 CREATE = "/v2/segments/create"
-
-
-def assert_error(resp, status: int, message: str | None = None) -> dict:
-    assert resp.status == status, resp.text
-    body = resp.json
-    assert set(body) >= {"error", "status_code", "api_request_id"}
-    assert body["status_code"] == status
-    assert REQ_ID.match(body["api_request_id"])
-    assert resp.headers["x-api-request-id"] == body["api_request_id"]
-    if message is not None:
-        assert body["error"] == message
-    return body
 
 
 def stored_segment(org: Org, segment_id: str) -> dict:
@@ -149,26 +136,21 @@ def test_body_without_json_content_type_is_still_read_as_json(api: Api, org: Org
     assert resp.status == 200, resp.text
 
 
-def test_unexpected_error_is_500_without_internals(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(*args, **kwargs):
-        raise RuntimeError("table SegmentsTable exploded at storage.py line 1")
-
-    monkeypatch.setattr(segment_store, "put_with_name", boom)
-    resp = api.post(CREATE, key=org.key, body={"name": "x"})
+def test_unexpected_error_is_500_without_internals(api: Api, org: Org) -> None:
+    with inject("TransactWriteItems", "ValidationException",
+                message="table SegmentsTable exploded at storage.py line 1") as fault:
+        resp = api.post(CREATE, key=org.key, body={"name": "x"})
+    assert fault.hits == 1  # not retried: only throttling is
     body = assert_error(resp, 500, "Internal server error")
     assert set(body) == {"error", "status_code", "api_request_id"}
     assert "SegmentsTable" not in resp.text and "Traceback" not in resp.text
 
 
-def test_throttled_store_is_503_with_retry_after(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    from botocore.exceptions import ClientError
-
-    def throttled(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-                          "TransactWriteItems")
-
-    monkeypatch.setattr(dynamo.client(), "transact_write_items", throttled)
-    resp = api.post(CREATE, key=org.key, body={"name": "x"})
+@pytest.mark.usefixtures("no_backoff")
+def test_throttled_store_is_503_with_retry_after(api: Api, org: Org) -> None:
+    with inject("TransactWriteItems", THROTTLED) as fault:
+        resp = api.post(CREATE, key=org.key, body={"name": "x"})
+    assert fault.hits > 1  # retried before giving up
     assert_error(resp, 503)
     assert int(resp.headers["Retry-After"]) >= 1
 
@@ -287,21 +269,11 @@ def test_overlong_idempotency_key_is_422(api: Api, org: Org) -> None:
     assert_error(resp, 422)
 
 
-def test_a_failed_create_can_be_retried_with_the_same_key(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = segment_store.put_with_name
-    calls = {"n": 0}
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            from segments import errors
-
-            raise errors.Retryable()
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(segment_store, "put_with_name", flaky)
+@pytest.mark.usefixtures("no_backoff")
+def test_a_failed_create_can_be_retried_with_the_same_key(api: Api, org: Org) -> None:
     headers = {"Idempotency-Key": "retry-me"}
-    assert api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers).status == 503
+    with inject("TransactWriteItems", THROTTLED):
+        assert api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers).status == 503
     ok = api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers)
     assert ok.status == 200
     assert api.post(CREATE, key=org.key, body={"name": "Flaky"}, headers=headers).json == ok.json

@@ -2,76 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 import pytest
+from helpers.assertions import REQ_ID, TIME_Z, assert_error
+from helpers.faults import watch
+from helpers.members import (
+    ADD,
+    MEMBERS,
+    MEMBERSHIPS,
+    REMOVE,
+    active_count,
+    add,
+    ledger,
+    member,
+    new_segment,
+    remove,
+    results,
+    size,
+)
 
-from conftest import Api, ApiResponse, Org
+from conftest import Api, Org
 from segments import store
-from segments.store import dynamo, people
-from segments.store import ledger as ledger_store
-from segments.store import members as members_store
-from segments.store import segments as segment_store
-
-REQ_ID = re.compile(r"^req_[0-9a-f]{32}$")
-TIME_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-ADD = "/v2/segments/members/add"
-REMOVE = "/v2/segments/members/remove"
-MEMBERS = "/v2/segments/members"
-MEMBERSHIPS = "/v2/segments/memberships"
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def new_segment(api: Api, org: Org, name: str | None = None) -> str:
-    resp = api.post("/v2/segments/create", key=org.key, body={"name": name or f"seg {uuid.uuid4().hex[:8]}"})
-    assert resp.status == 200, resp.text
-    return resp.json["segment_id"]
-
-
-def add(api: Api, org: Org, segment_id: str, pids: list[Any], **kw: Any) -> ApiResponse:
-    return api.post(ADD, key=org.key, body={"segment_id": segment_id, "minerva_pids": pids}, **kw)
-
-
-def remove(api: Api, org: Org, segment_id: str, pids: list[Any], **kw: Any) -> ApiResponse:
-    return api.post(REMOVE, key=org.key, body={"segment_id": segment_id, "minerva_pids": pids}, **kw)
-
-
-def results(resp: ApiResponse) -> dict[str, Any]:
-    assert resp.status == 200, resp.text
-    return resp.json["results"]
-
-
-def assert_error(resp: ApiResponse, status: int, message: str | None = None) -> dict[str, Any]:
-    assert resp.status == status, resp.text
-    body = resp.json
-    assert body["status_code"] == status and REQ_ID.match(body["api_request_id"])
-    assert resp.headers["x-api-request-id"] == body["api_request_id"]
-    if message is not None:
-        assert body["error"] == message
-    return body
-
-
-def member(segment_id: str, pid: str) -> dict[str, Any] | None:
-    return members_store.get_many(segment_id, [pid]).get(pid)
-
-
-def active_count(segment_id: str) -> int:
-    return members_store.count_active(segment_id)
-
-
-def size(org: Org, segment_id: str) -> int:
-    segment = segment_store.get_live(org.org_id, segment_id)
-    assert segment is not None
-    return int(segment["current_size"])
-
-
-def ledger(segment_id: str) -> list[tuple[str, str]]:
-    return [(p, item["change"]) for item in ledger_store.read_from(segment_id, None) for p in item["pids"]]
-
+from segments.store import people
 
 # ------------------------------------------------------------------ §2.2 add
 
@@ -385,26 +339,15 @@ def test_a_second_org_sees_nothing(api: Api, org: Org, other_org: Org) -> None:
 # ------------------------------------------------------------------ first fill
 
 
-def count_calls(operation: str) -> list[int]:
-    """A counter of `operation` calls on the core's DynamoDB client."""
-    seen = [0]
-
-    def hook(**kwargs: Any) -> None:
-        seen[0] += 1
-
-    dynamo.client().meta.events.register(f"before-call.dynamodb.{operation}", hook)
-    return seen
-
-
 def test_first_fill_of_a_new_segment_reads_no_members(api: Api, org: Org) -> None:
     segment_id = new_segment(api, org)
-    reads = count_calls("BatchGetItem")
-    assert results(add(api, org, segment_id, ["p-a1", "p-a2"]))["n_added"] == 2
-    assert reads[0] == 0  # nothing can exist yet: every PID is new
-    # once member items exist, an add reads them (duplicates and re-adds must be found)
-    again = results(add(api, org, segment_id, ["p-a1", "p-a3"]))
+    with watch("BatchGetItem") as reads:
+        assert results(add(api, org, segment_id, ["p-a1", "p-a2"]))["n_added"] == 2
+        assert reads.calls == 0  # nothing can exist yet: every PID is new
+        # once member items exist, an add reads them (duplicates and re-adds must be found)
+        again = results(add(api, org, segment_id, ["p-a1", "p-a3"]))
     assert (again["n_added"], again["n_redundant_additions"], again["new_current_size"]) == (1, 1, 3)
-    assert reads[0] == 1
+    assert reads.calls == 1
 
 
 def test_a_segment_emptied_by_removals_still_reads_before_adding(api: Api, org: Org) -> None:

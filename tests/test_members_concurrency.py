@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from test_members import active_count, add, ledger, new_segment, remove, size
+from helpers.members import active_count, add, ledger, new_segment, remove, size
 
 from conftest import Api, Org
 from segments import store

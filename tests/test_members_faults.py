@@ -8,12 +8,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_members import active_count, add, assert_error, ledger, member, new_segment, remove, results, size
+from helpers.assertions import assert_error
+from helpers.faults import THROTTLED, inject, partial, watch
+from helpers.members import (
+    active_count,
+    add,
+    ledger,
+    member,
+    new_segment,
+    remove,
+    results,
+    segment_item,
+    size,
+)
 
 from conftest import Api, Org
 from segments import store
@@ -21,84 +31,17 @@ from segments.store import dynamo, keys, lease
 from segments.store import members as members_store
 from segments.usecases import planning
 
-THROTTLED = "ProvisionedThroughputExceededException"
+# Retries still happen, counted as before, without sleeping between them.
+pytestmark = pytest.mark.usefixtures("no_backoff")
 
 
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries still happen, counted as before, without sleeping between them."""
-    monkeypatch.setattr(dynamo, "backoff", lambda attempt, base=0.05, cap=2.0: None)
-
-
-def segment_item(org: Org, segment_id: str) -> dict[str, Any]:
-    item = dynamo.call("get_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id),
-                        ConsistentRead=True)["Item"]
-    return dynamo.from_item(item)
-
-
-def throttle(operation: str, when: Callable[[dict[str, Any]], bool]) -> Callable[..., Any]:
-    """A botocore before-call hook answering `operation` with a throttling error while `when(params)`."""
-
-    def hook(params: dict[str, Any], **_: Any) -> Any:
-        if not when(params):
-            return None
-        error = {"Error": {"Code": THROTTLED, "Message": "Rate of requests exceeds the allowed throughput."},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return SimpleNamespace(status_code=400, headers={}), error
-
-    dynamo.client().meta.events.register_first(f"before-call.dynamodb.{operation}", hook)
-    return hook
-
-
-class Partial:
-    """Wraps the real client: batch calls process only part of their request while `active`."""
-
-    def __init__(self, real: Any, *, writes: Callable[[list[dict[str, Any]]], bool] = lambda r: True,
-                 reads: bool = True, stuck: bool = False) -> None:
-        self.real, self.writes, self.reads = real, writes, reads
-        self.smallest = 1 if stuck else 2  # stuck: even a single item stays unprocessed
-        self.active = True
-        self.calls: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **kw: Any) -> dict[str, Any]:
-        [(name, requests)] = RequestItems.items()
-        with self.lock:
-            self.calls["BatchWriteItem"] += 1
-        if not self.active or len(requests) < self.smallest or not self.writes(requests):
-            return self.real.batch_write_item(RequestItems=RequestItems, **kw)
-        half = len(requests) // 2
-        if half:
-            self.real.batch_write_item(RequestItems={name: requests[:half]}, **kw)
-        return {"UnprocessedItems": {name: requests[half:]}}
-
-    def batch_get_item(self, RequestItems: dict[str, dict[str, Any]], **kw: Any) -> dict[str, Any]:
-        [(name, request)] = RequestItems.items()
-        with self.lock:
-            self.calls["BatchGetItem"] += 1
-        keys = request["Keys"]
-        if not self.active or not self.reads or len(keys) < 2:
-            return self.real.batch_get_item(RequestItems=RequestItems, **kw)
-        half = len(keys) // 2
-        result = self.real.batch_get_item(RequestItems={name: {**request, "Keys": keys[:half]}}, **kw)
-        result["UnprocessedKeys"] = {name: {**request, "Keys": keys[half:]}}
-        return result
-
-
-def install(monkeypatch: pytest.MonkeyPatch, wrapper: Partial) -> Partial:
-    def fake() -> Any:
-        return wrapper
-
-    fake.cache_clear = lambda: None  # type: ignore[attr-defined]
-    monkeypatch.setattr(dynamo, "client", fake)
-    return wrapper
-
-
-def is_ledger(requests: list[dict[str, Any]]) -> bool:
+def is_ledger(request: dict[str, Any]) -> bool:
+    [requests] = request["RequestItems"].values()
     return any(r["PutRequest"]["Item"]["sk"]["S"].startswith("LOG#") for r in requests)
+
+
+def is_count(request: dict[str, Any]) -> bool:
+    return request.get("Select") == "COUNT"
 
 
 def ledger_is_exact(segment_id: str) -> None:
@@ -111,17 +54,17 @@ def ledger_is_exact(segment_id: str) -> None:
 
 def test_throttled_batch_writes_are_retried_to_completion(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
-    seen: list[bytes] = []
+    seen: list[dict[str, Any]] = []
     lock = threading.Lock()
 
-    def first_attempts(params: dict[str, Any]) -> bool:
+    def first_attempts(request: dict[str, Any]) -> bool:
         with lock:
-            refuse = params["body"] not in seen
-            seen.append(params["body"])
+            refuse = request not in seen
+            seen.append(request)
         return refuse
 
-    throttle("BatchWriteItem", first_attempts)
-    r = results(add(api, org, sid, [f"p-{i}" for i in range(600)]))
+    with inject("BatchWriteItem", THROTTLED, when=first_attempts):
+        r = results(add(api, org, sid, [f"p-{i}" for i in range(600)]))
     assert r["n_added"] == 600 and r["new_current_size"] == 600
     assert len(seen) == 2 * 25  # 24 member batches + 1 ledger batch, each refused once, then written
     assert active_count(sid) == 600 and size(org, sid) == 600
@@ -131,30 +74,23 @@ def test_throttled_batch_writes_are_retried_to_completion(api: Api, org: Org) ->
 def test_throttled_batch_reads_are_retried_to_completion(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, [f"p-{i}" for i in range(300)]))
-    seen = Counter[str]()
-
-    def first_two(params: dict[str, Any]) -> bool:
-        seen["read"] += 1
-        return seen["read"] <= 2
-
-    throttle("BatchGetItem", first_two)
-    r = results(add(api, org, sid, [f"p-{i}" for i in range(250, 450)]))
+    with inject("BatchGetItem", THROTTLED, times=2) as fault:
+        r = results(add(api, org, sid, [f"p-{i}" for i in range(250, 450)]))
+    assert fault.hits == 2
     assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 150, "new_current_size": 450}
 
 
-def test_unprocessed_items_and_keys_are_retried_until_done(
-    api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unprocessed_items_and_keys_are_retried_until_done(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, [f"p-{i}" for i in range(100)]))
-    flaky = install(monkeypatch, Partial(dynamo.client()))
-    r = results(add(api, org, sid, [f"p-{i}" for i in range(50, 350)]))
-    assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 250, "new_current_size": 350}
-    # every batch came back half done at least once and was finished by retries
-    assert flaky.calls["BatchWriteItem"] > 2 * 12 and flaky.calls["BatchGetItem"] > 2 * 4
-    r = results(remove(api, org, sid, [f"p-{i}" for i in range(0, 350, 2)]))
-    assert r["n_deleted"] == 175 and r["new_current_size"] == 175
-    flaky.active = False
+    with partial("BatchWriteItem") as writes, partial("BatchGetItem") as reads:
+        r = results(add(api, org, sid, [f"p-{i}" for i in range(50, 350)]))
+        assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 250,
+                     "new_current_size": 350}
+        # every batch came back half done at least once and was finished by retries
+        assert writes.calls > 2 * 12 and reads.calls > 2 * 4
+        r = results(remove(api, org, sid, [f"p-{i}" for i in range(0, 350, 2)]))
+        assert r["n_deleted"] == 175 and r["new_current_size"] == 175
     assert active_count(sid) == 175 == size(org, sid)
     ledger_is_exact(sid)
 
@@ -165,14 +101,8 @@ def test_unprocessed_items_and_keys_are_retried_until_done(
 def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-old"]))
-    count = Counter[str]()
-
-    def after_three(params: dict[str, Any]) -> bool:
-        count["write"] += 1
-        return count["write"] > 3
-
-    hook = throttle("BatchWriteItem", after_three)
-    resp = add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"})
+    with inject("BatchWriteItem", THROTTLED, after=3):
+        resp = add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"})
     assert_error(resp, 503)
     assert int(resp.headers["Retry-After"]) >= 1
     state = segment_item(org, sid)
@@ -181,7 +111,6 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
     written = active_count(sid) - 1
     assert 0 < written < 500
 
-    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
     retry = add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"})
     assert results(retry) == {"invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 500,
                               "new_current_size": 501}
@@ -196,10 +125,8 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
 
 def test_a_retry_without_the_key_counts_earlier_work_as_redundant(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
-    count = Counter[str]()
-    hook = throttle("BatchWriteItem", lambda params: count.update(["w"]) or count["w"] > 2)
-    assert add(api, org, sid, [f"p-{i}" for i in range(200)]).status == 503
-    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
+    with inject("BatchWriteItem", THROTTLED, after=2):
+        assert add(api, org, sid, [f"p-{i}" for i in range(200)]).status == 503
     written = active_count(sid)
     r = results(add(api, org, sid, [f"p-{i}" for i in range(200)]))
     assert r["n_added"] == 200 - written and r["n_redundant_additions"] == written and r["new_current_size"] == 200
@@ -208,14 +135,15 @@ def test_a_retry_without_the_key_counts_earlier_work_as_redundant(api: Api, org:
 def test_unprocessed_ledger_items_then_a_retry_logs_every_change_exactly_once(
     api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Ten ledger items from 100 PIDs: with the real chunk (1,000 PIDs an item) this would take
+    # 10,000 member writes through moto to say the same thing.
     monkeypatch.setattr(planning, "LEDGER_CHUNK", 10)
     sid = new_segment(api, org)
-    flaky = install(monkeypatch, Partial(dynamo.client(), writes=is_ledger, reads=False, stuck=True))
     pids = [f"p-{i}" for i in range(100)]  # 100 member items, then 10 ledger items of which half stick
-    resp = add(api, org, sid, pids, headers={"Idempotency-Key": "k-ledger"})
+    with partial("BatchWriteItem", when=is_ledger, stuck=True):
+        resp = add(api, org, sid, pids, headers={"Idempotency-Key": "k-ledger"})
     assert_error(resp, 503)
     assert active_count(sid) == 100 and 0 < len(ledger(sid)) < 100
-    flaky.active = False
     retry = results(add(api, org, sid, pids, headers={"Idempotency-Key": "k-ledger"}))
     assert retry == {"invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 100, "new_current_size": 100}
     assert sorted(ledger(sid)) == sorted((p, "added") for p in pids)
@@ -224,12 +152,10 @@ def test_unprocessed_ledger_items_then_a_retry_logs_every_change_exactly_once(
 def test_a_failed_remove_is_completed_by_its_retry(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, [f"p-{i}" for i in range(300)]))
-    count = Counter[str]()
-    hook = throttle("BatchWriteItem", lambda params: count.update(["w"]) or count["w"] > 2)
     body = [f"p-{i}" for i in range(0, 300, 3)] + ["p-never"]  # 100 members (4 batches) and a stranger
-    assert_error(remove(api, org, sid, body, headers={"Idempotency-Key": "k-remove"}), 503)
+    with inject("BatchWriteItem", THROTTLED, after=2):
+        assert_error(remove(api, org, sid, body, headers={"Idempotency-Key": "k-remove"}), 503)
     assert 200 < active_count(sid) < 300
-    dynamo.client().meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
     r = results(remove(api, org, sid, body, headers={"Idempotency-Key": "k-remove"}))
     assert r == {"invalid_minerva_pids": [], "n_deleted": 100, "new_current_size": 200}
     assert active_count(sid) == 200 == size(org, sid) and member(sid, "p-never") is None
@@ -336,33 +262,17 @@ def test_an_expired_clean_lease_is_taken_over_without_a_recount(api: Api, org: O
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1"]))
     set_lease(org, sid, owner="req_gone", until_ms=int(time.time() * 1000) - 1, dirty=False)
-    recounts = Counter[str]()
-    real = members_store.count_active
-
-    def counting(segment_id: str) -> int:
-        recounts["n"] += 1
-        return real(segment_id)
-
-    storage_count = pytest.MonkeyPatch()
-    storage_count.setattr(members_store, "count_active", counting)
-    try:
+    with watch("Query", when=is_count) as recounts:
         assert results(add(api, org, sid, ["p-2"]))["new_current_size"] == 2
-    finally:
-        storage_count.undo()
-    assert recounts["n"] == 0
+    assert recounts.hits == 0
 
 
-def test_a_store_error_while_holding_the_lease_releases_it(
-    api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_store_error_while_holding_the_lease_releases_it(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     assert add(api, org, sid, ["p-0"]).status == 200  # a first fill reads nothing; the next add reads
-
-    def boom(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("unexpected")
-
-    monkeypatch.setattr(members_store, "get_many", boom)
-    resp = add(api, org, sid, ["p-1"])
+    with inject("BatchGetItem", "ValidationException", message="unexpected") as fault:
+        resp = add(api, org, sid, ["p-1"])
+    assert fault.hits == 1
     assert_error(resp, 500, "Internal server error")
     assert "unexpected" not in resp.text
     state = segment_item(org, sid)

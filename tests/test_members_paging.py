@@ -11,15 +11,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from test_members import add, assert_error, new_segment, remove, results
+from helpers.assertions import assert_error
+from helpers.members import MEMBERS, add, new_segment, remove, results
 
 from conftest import Api, Org
 from segments import cursors, store
 from segments.store import dynamo
 from segments.store import members as members_store
 from segments.usecases import planning
-
-MEMBERS = "/v2/segments/members"
 
 
 @pytest.fixture
@@ -214,6 +213,8 @@ def history(api: Api, org: Org, segment_id: str, **query: Any) -> dict[str, Any]
 
 
 def test_history_pages_across_ledger_items(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Six ledger items from nine changes: with the real chunk (1,000 PIDs an item) every page
+    # boundary below would need thousands of PIDs written through moto.
     monkeypatch.setattr(planning, "LEDGER_CHUNK", 2)
     sid = new_segment(api, org)
     a = add(api, org, sid, ["p-1", "p-2", "p-3", "p-4", "p-5"]).json["api_request_id"]  # three ledger items

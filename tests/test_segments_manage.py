@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from test_members import REQ_ID, TIME_Z, add, assert_error, new_segment, results
+from helpers.assertions import REQ_ID, TIME_Z, assert_error
+from helpers.members import add, new_segment, results
 
 from conftest import Api, ApiResponse, Org
 from segments import cursors

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.assertions import SHEEP_TIME, assert_sheep_error
 
 from conftest import Api, Org
 from segments.store import api_keys
 from segments.store import segments as segment_store
 
-SHEEP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
 SEED_FIELDS = {
     "active", "created", "description", "display_value", "last_updated", "legacy_uid", "mailchimp_sync", "name",
     "parent_segment", "record_state", "resource_type", "rules", "segment_type", "system_segment", "tags", "uid",
@@ -20,15 +20,6 @@ SEED_FIELDS = {
 
 def path(org: Org) -> str:
     return f"/segments/v2/{org.bucket}/create"
-
-
-def assert_sheep_error(resp, status: int, kind: str) -> dict:
-    assert resp.status == status, resp.text
-    body = resp.json
-    assert set(body) == {"error", "description", "type"}
-    assert body["type"] == kind
-    assert re.match(r"^req_[0-9a-f]{32}$", resp.headers["x-api-request-id"])
-    return body
 
 
 def test_create_answers_201_with_the_seed_segment_object(api: Api, org: Org) -> None:

@@ -1,0 +1,120 @@
+"""The rule grammar (rules.py): plain rules and `raw` boolean trees of plain rules, never query strings."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from segments.rules import RAW_MAX_DEPTH, Operator, Rule
+
+AGE = {"field": "age", "operator": "greater_than", "value": 18}
+CITY = {"field": "city", "operator": "equals", "value": "Leeds"}
+
+
+def raw(tree: Any) -> dict[str, Any]:
+    return {"field": "query", "operator": "raw", "value": tree}
+
+
+def nots(levels: int) -> Any:
+    tree: Any = AGE
+    for _ in range(levels):
+        tree = {"not": tree}
+    return tree
+
+
+def refused(data: Any) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Rule.model_validate(data)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("operator", [o for o in get_args(Operator) if o != "raw"])
+def test_every_plain_operator_is_accepted(operator: str) -> None:
+    rule = Rule.model_validate({"field": "x", "operator": operator, "value": "v"})
+    assert rule.operator == operator and rule.value == "v"
+
+
+@pytest.mark.parametrize("value", [None, "s", 0, 1.5, True, [1, "a"], {"lat": 1, "lon": 2}])
+def test_json_values_are_accepted(value: Any) -> None:
+    assert Rule.model_validate({**AGE, "value": value}).value == value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {**AGE, "operator": "like"},
+        {**AGE, "operator": "RAW"},
+        {**AGE, "extra": 1},
+        {**AGE, "field": ""},
+        {**AGE, "field": "f" * 201},
+        {"operator": "equals", "value": 1},
+        {**AGE, "value": {1, 2}},
+        {**AGE, "value": b"bytes"},
+        "age > 18",
+        [AGE],
+    ],
+)
+def test_malformed_rules_are_refused(data: Any) -> None:
+    refused(data)
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {"all": [AGE, CITY]},
+        {"any": [AGE]},
+        {"not": CITY},
+        {"all": [{"any": [AGE, {"not": CITY}]}, {"not": {"all": [CITY]}}]},
+        nots(RAW_MAX_DEPTH + 1),
+    ],
+)
+def test_raw_trees_of_plain_rules_are_accepted(tree: Any) -> None:
+    assert Rule.model_validate(raw(tree)).value == tree
+
+
+@pytest.mark.parametrize(
+    ("tree", "says"),
+    [
+        ("SELECT * FROM people WHERE age > 18", "raw value must be"),
+        ({"all": [AGE], "any": [CITY]}, "raw value must be"),
+        ({}, "raw value must be"),
+        ({"xor": [AGE, CITY]}, 'unknown raw operator "xor"'),
+        ({"all": []}, '"all" takes a non-empty list'),
+        ({"any": []}, '"any" takes a non-empty list'),
+        ({"any": AGE}, '"any" takes a non-empty list'),
+        ({"all": [AGE, 5]}, "raw value must be"),
+        ({"all": [AGE, "city = 'Leeds'"]}, "raw value must be"),
+        ({"not": None}, "raw value must be"),
+        ({"not": [AGE]}, "raw value must be"),
+        ({"all": [raw({"not": AGE})]}, "not another raw rule"),
+        ({"all": [{**AGE, "operator": "like"}]}, "invalid rule in raw tree"),
+        ({"not": {"field": "", "operator": "equals"}}, "invalid rule in raw tree"),
+        (nots(RAW_MAX_DEPTH + 2), f"at most {RAW_MAX_DEPTH} levels"),
+        (nots(5_000), f"at most {RAW_MAX_DEPTH} levels"),
+    ],
+)
+def test_malformed_raw_trees_are_refused(tree: Any, says: str) -> None:
+    assert says in refused(raw(tree))
+
+
+nodes = st.recursive(
+    st.none() | st.integers() | st.text(max_size=10)
+    | st.fixed_dictionaries({"field": st.text(max_size=5), "operator": st.sampled_from([*get_args(Operator), "x"]),
+                             "value": st.none() | st.text(max_size=5)}),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["all", "any", "not", "field", "value", "x"]), inner, max_size=2),
+    max_leaves=25,
+)
+
+
+@given(nodes)
+def test_rule_validation_raises_nothing_but_validation_error(tree: Any) -> None:
+    for data in (raw(tree), tree):
+        try:
+            Rule.model_validate(data)
+        except ValidationError:
+            pass
