@@ -83,7 +83,7 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
         field = ".".join(str(p) for p in first["loc"]) or "segment"
         raise errors.ValidationFailed(f"invalid {field}: {first['msg'].removeprefix('Value error, ')}") from exc
     except limits.LimitExceeded as exc:
-        raise errors.ValidationFailed(f"invalid {exc.field}: {exc.message}") from exc
+        raise errors.ValidationFailed(exc.describe()) from exc
     actor = Actor(org_id=org_id, bucket=bucket, request_id=f"admin_{uuid.uuid4().hex}", reason="admin")
     try:
         return usecase.create_segment(actor, new)

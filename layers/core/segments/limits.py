@@ -38,9 +38,13 @@ class LimitExceeded(ValueError):
     """A value DynamoDB cannot store; `field` is the dotted path to it, `message` says why."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+    def describe(self) -> str:
+        """For a caller: "Invalid '<field>': <why>" (or just why, for the whole item)."""
+        return f"Invalid '{self.field}': {self.message}" if self.field else self.message
 
 
 def _path(parent: str, part: str | int) -> str:
@@ -149,7 +153,7 @@ def check_item(item: Mapping[str, Any], *, overhead: int = ITEM_OVERHEAD_BYTES, 
     """LimitExceeded when `item` (plus `overhead` bytes that storage adds) is over 400 KB."""
     size = item_size(item) + overhead
     if size > MAX_ITEM_BYTES:
-        raise LimitExceeded("request", f"{what} would take {size:,} bytes; at most {MAX_ITEM_BYTES:,} "
+        raise LimitExceeded("", f"{what} would take {size:,} bytes; at most {MAX_ITEM_BYTES:,} "
                                        f"(400 KB) can be stored")
 
 

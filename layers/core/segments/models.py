@@ -78,7 +78,7 @@ def storable_segment(new: NewSegment) -> NewSegment:
     """`new` as DynamoDB can store it (numbers as Decimal), checked against DynamoDB's limits
     (empty map keys, nesting, number range, item size): call it before anything is stored.
     Raises limits.LimitExceeded naming the field."""
-    data = limits.storable(new.model_dump(), "")
+    data = {name: limits.storable(value, name) for name, value in new.model_dump().items()}
     limits.check_item(data, what="The segment")
     return NewSegment.model_validate(data)
 

@@ -8,6 +8,7 @@ import contextvars
 import json
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from segments import errors
@@ -73,7 +74,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(text: str, what: str = "Request body") -> Any:
-    """Decode untrusted JSON text safely, once.
+    """Decode untrusted JSON text safely, once; numbers with a fraction or exponent as Decimal, so
+    the caller's digits are kept exactly (limits.storable decides whether DynamoDB can hold them).
 
     A syntax error stays json.JSONDecodeError (each surface renders it as "not a JSON object");
     everything else that would break later is ValidationFailed naming `what`: text that was not
@@ -84,7 +86,7 @@ def parse_json(text: str, what: str = "Request body") -> Any:
     if _SURROGATE.search(text):
         raise errors.ValidationFailed(NOT_UTF8 if what == "Request body" else f"{what} must be UTF-8 JSON")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError:
         raise
     except RecursionError as exc:

@@ -62,7 +62,7 @@ def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentR
         new = storable_segment(
             NewSegment(name=body.name, description=body.description, source="api", segment_type="static"))
     except limits.LimitExceeded as exc:
-        raise errors.ValidationFailed(f"Invalid '{exc.field}': {exc.message}") from exc
+        raise errors.ValidationFailed(exc.describe()) from exc
 
     def run() -> dict[str, Any]:
         segment = usecase.create_segment(who, new)

@@ -181,7 +181,7 @@ def create_segment(
     try:
         new = storable_segment(new)
     except limits.LimitExceeded as exc:
-        raise errors.ValidationFailed(f"Invalid '{exc.field}': {exc.message}") from exc
+        raise errors.ValidationFailed(exc.describe()) from exc
     _check_parent(who, bucket, request.parent_segment)
 
     def run() -> dict[str, Any]:
