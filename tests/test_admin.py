@@ -100,3 +100,82 @@ def test_console_script_honours_aws_endpoint_url() -> None:
         assert dynamo.from_item(item["Item"])["org_id"] == "remote"
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ bucket claims
+
+
+def _key_items_of(org_id: str) -> list[dict]:
+    found = boto3.client("dynamodb", region_name="us-east-1").scan(TableName="SegmentsTable")["Items"]
+    return [i for i in map(dynamo.from_item, found) if i.get("org_id") == org_id and str(i["pk"]).startswith("KEY")]
+
+
+def test_a_bucket_belongs_to_the_org_that_first_claimed_it(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--json", "create-api-key", "--org", "demo-org", "--bucket", "demo")
+    assert code == 0
+    first = json.loads(out)
+    code, out, err = run(capsys, "--json", "create-api-key", "--org", "other", "--bucket", "demo")
+    assert code == 2 and out == ""
+    assert "demo" in err and "belongs to another organisation" in err
+    assert _key_items_of("other") == []
+    code, out, _ = run(capsys, "--json", "list-api-keys", "--org", "other")
+    assert code == 0 and json.loads(out) == []
+    # the owner still mints keys for its bucket, and both of its keys work
+    code, out, _ = run(capsys, "--json", "create-api-key", "--org", "demo-org", "--bucket", "demo")
+    assert code == 0
+    second = json.loads(out)
+    assert len(_key_items_of("demo-org")) == 4  # by hash and by id, for each key
+    for created in (first, second):
+        assert auth.authenticate(created["api_key"]) == auth.Principal(created["key_id"], "demo-org", "demo")
+    # the refused org may still claim a bucket of its own
+    assert run(capsys, "create-api-key", "--org", "other", "--bucket", "other")[0] == 0
+
+
+# ------------------------------------------------------------------ system segments
+
+
+def test_create_system_segment_makes_a_segment_the_api_cannot_change(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = auth.create_api_key("acme", "acme").api_key
+    code, out, err = run(capsys, "--json", "create-system-segment", "--org", "acme", "--bucket", "acme",
+                         "--name", "All members", "--description", "every member")
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["system_segment"] is True and made["name"] == "All members"
+    api = Api()
+    segment = api.get(f"/v2/segments/{made['segment_id']}", key=key)
+    assert segment.status == 200
+    assert segment.json["system_segment"] is True and segment.json["description"] == "every member"
+    assert api.patch(f"/v2/segments/{made['segment_id']}", key=key, body={"name": "Renamed"}).status == 403
+    assert api.delete(f"/v2/segments/{made['segment_id']}", key=key).status == 403
+    # its name is taken, on both surfaces
+    assert api.post("/v2/segments/create", key=key, body={"name": "all members"}).status == 404
+    assert api.post("/segments/v2/acme/create", bearer=key,
+                    body={"name": "All Members", "resource_type": "person"}).status == 409
+
+
+def test_create_system_segment_text_output(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "create-system-segment", "--org", "acme", "--bucket", "acme", "--name", "Staff")
+    assert code == 0 and "segment_id:" in out and "Staff" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--org", "acme", "--bucket", "acme", "--name", "X\u200b"], ["name", "U+200B"]),
+        (["--org", "acme", "--bucket", "acme", "--name", "   "], ["name"]),
+        (["--org", "acme", "--bucket", "Not A Bucket", "--name", "n"], ["bucket"]),
+        (["--org", "intruder", "--bucket", "acme", "--name", "n"], ["belongs to another organisation"]),
+        (["--org", "acme", "--bucket", "acme", "--name", "Taken"], ["already exists"]),
+    ],
+)
+def test_create_system_segment_fails_cleanly(
+    aws: None, capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]
+) -> None:
+    auth.create_api_key("acme", "acme")
+    assert run(capsys, "create-system-segment", "--org", "acme", "--bucket", "acme", "--name", "Taken")[0] == 0
+    code, out, err = run(capsys, "create-system-segment", *argv)
+    assert code == 2 and out == ""
+    for word in words:
+        assert word in err, err

@@ -1,4 +1,4 @@
-"""`segments-admin`: create, revoke and list API keys.
+"""`segments-admin`: create, revoke and list API keys; create system segments.
 
 Reads the same environment as the functions (TABLE_NAME, AWS_REGION/AWS_DEFAULT_REGION) and honours
 AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json` prints JSON.
@@ -47,8 +47,18 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_system_segment(args: argparse.Namespace) -> int:
+    segment = auth.create_system_segment(args.org, args.bucket, args.name, description=args.description)
+    data = {"segment_id": segment.segment_id, "org_id": segment.org_id, "bucket": segment.bucket,
+            "name": segment.name, "system_segment": True}
+    _print(args, data, f"segment_id: {segment.segment_id}\norg_id:     {segment.org_id}\n"
+                       f"bucket:     {segment.bucket}\nname:       {segment.name}\n\n"
+                       "A system segment can't be renamed or deleted through the API.")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="segments-admin", description="Operate Segments: API keys.")
+    p = argparse.ArgumentParser(prog="segments-admin", description="Operate Segments: API keys, system segments.")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -68,6 +78,14 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--org", required=True)
     ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     ls.set_defaults(func=_list)
+
+    s = sub.add_parser("create-system-segment", help="create a system segment (API callers can't edit or delete it)")
+    s.add_argument("--org", required=True)
+    s.add_argument("--bucket", required=True, help="the org's handle")
+    s.add_argument("--name", required=True)
+    s.add_argument("--description", default=None)
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    s.set_defaults(func=_create_system_segment)
     return p
 
 

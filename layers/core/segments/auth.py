@@ -1,14 +1,16 @@
-"""API keys: creation (shown once, stored as SHA-256), revocation, and the authorizers' decision."""
+"""API keys: creation (shown once, stored as SHA-256), revocation, and the authorizers' decision;
+and what operators alone may do (system segments)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from segments import errors
-from segments.models import BUCKET_RE
+from segments.models import BUCKET_RE, Actor, NewSegment, Segment, storable_segment
 from segments.store import api_keys
 from segments.timefmt import iso, now
 
@@ -55,6 +57,38 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
         }
     )
     return ApiKeyCreated(key_id=key_id, api_key=api_key, org_id=org_id, bucket=bucket, label=label)
+
+
+def create_system_segment(org_id: str, bucket: str, name: str, description: str | None = None) -> Segment:
+    """Create a system segment (operators only: API callers can neither create, rename nor delete one)
+    through the same use case as the API, acting with reason "admin". The bucket must be the org's
+    (or not yet claimed by any org)."""
+    from pydantic import ValidationError
+
+    from segments import limits
+    from segments.usecases import segments as usecase
+
+    if not org_id or len(org_id) > 128:
+        raise errors.ValidationFailed("org must be 1-128 characters")
+    if not BUCKET_RE.match(bucket):
+        raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
+    owner = api_keys.bucket_owner(bucket)
+    if owner is not None and owner != org_id:
+        raise errors.Conflict(f"Bucket {bucket} belongs to another organisation")
+    try:
+        new = storable_segment(NewSegment(name=name, description=description, source="admin",
+                                          segment_type="static", system_segment=True))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "segment"
+        raise errors.ValidationFailed(f"invalid {field}: {first['msg'].removeprefix('Value error, ')}") from exc
+    except limits.LimitExceeded as exc:
+        raise errors.ValidationFailed(exc.describe()) from exc
+    actor = Actor(org_id=org_id, bucket=bucket, request_id=f"admin_{uuid.uuid4().hex}", reason="admin")
+    try:
+        return usecase.create_segment(actor, new)
+    except errors.NameTaken as exc:
+        raise errors.Conflict(exc.message) from exc
 
 
 def revoke_api_key(key_id: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from segments import limits
+
 NAME_MAX = 255
 DESCRIPTION_MAX = 4096
 PID_RE = re.compile(r"^p-[A-Za-z0-9]{1,64}$")
@@ -16,17 +18,32 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 SegmentType = Literal["dynamic", "static", "hybrid", "auxiliary"]
 
 
+# Characters a name may not hold: control (Cc), format (Cf: zero-width, bidi controls, BOM ...),
+# surrogate (Cs) and line/paragraph separators (Zl, Zp). Invisible or reordering characters would
+# let two names look the same and differ, or hide what a name says.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Zero-width characters that uniqueness ignores (a name stored before they were refused compares
+# without them).
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH_TABLE = dict.fromkeys(map(ord, ZERO_WIDTH))
+
+
 def clean_name(value: str) -> str:
-    """A segment name as stored: the caller's spelling, trimmed; 1-255 characters."""
+    """A segment name as stored: the caller's spelling, trimmed; 1-255 characters, none of them
+    a control, format (zero-width, bidi), surrogate or line/paragraph separator character."""
     name = value.strip()
     if not 1 <= len(name) <= NAME_MAX:
         raise ValueError(f"name must be 1-{NAME_MAX} characters after trimming")
+    for ch in name:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
+            raise ValueError(f"name must not contain control, format (zero-width or bidirectional) or "
+                             f"separator characters; found U+{ord(ch):04X}")
     return name
 
 
 def name_key(name: str) -> str:
-    """What uniqueness compares: trimmed, NFC-normalised, case-folded."""
-    return unicodedata.normalize("NFC", name.strip()).casefold()
+    """What uniqueness compares: trimmed, without zero-width characters, NFC-normalised, case-folded."""
+    return unicodedata.normalize("NFC", name.translate(_ZERO_WIDTH_TABLE).strip()).casefold()
 
 
 def is_valid_pid(pid: object) -> bool:
@@ -55,6 +72,15 @@ class NewSegment(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return clean_name(value)
+
+
+def storable_segment(new: NewSegment) -> NewSegment:
+    """`new` as DynamoDB can store it (numbers as Decimal), checked against DynamoDB's limits
+    (empty map keys, nesting, number range, item size): call it before anything is stored.
+    Raises limits.LimitExceeded naming the field."""
+    data = {name: limits.storable(value, name) for name, value in new.model_dump().items()}
+    limits.check_item(data, what="The segment")
+    return NewSegment.model_validate(data)
 
 
 class Segment(NewSegment):

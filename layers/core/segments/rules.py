@@ -7,11 +7,15 @@ The evaluator that decides membership builds on these definitions.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from segments import limits
+
 RAW_MAX_DEPTH = 10
+VALUE_MAX_BYTES = 16 * 1024  # a rule's value, as DynamoDB counts it
 
 Operator = Literal[
     "and_list", "equals", "exact", "greater_than", "greater_than_or_equals", "less_than",
@@ -30,9 +34,17 @@ class Rule(BaseModel):
     @field_validator("value")
     @classmethod
     def _value(cls, value: Any) -> Any:
-        if isinstance(value, str | int | float | bool | list | dict) or value is None:
-            return value
-        raise ValueError("value must be a string, number, boolean, list or object")
+        """Any JSON value DynamoDB can store, numbers as Decimal (see limits.storable), at most
+        VALUE_MAX_BYTES."""
+        if not (isinstance(value, str | int | float | Decimal | bool | list | dict) or value is None):
+            raise ValueError("value must be a string, number, boolean, list or object")
+        if limits.value_size(value) > VALUE_MAX_BYTES:
+            raise ValueError(f"value must take at most {VALUE_MAX_BYTES:,} bytes")
+        try:
+            return limits.storable(value, "value")
+        except limits.LimitExceeded as exc:
+            where = "" if exc.field == "value" else f" (at {exc.field})"
+            raise ValueError(f"{exc.message}{where}") from None
 
     @model_validator(mode="after")
     def _raw_tree(self) -> Rule:

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from segments import errors
 from segments.observability import logger
+from segments.surfaces.http import json_body
 
 
 class Surface(Protocol):
@@ -79,7 +80,7 @@ def resolver(surface: Surface, *routes: Routes) -> APIGatewayRestResolver:
         IdempotencyValidationError,
     )
 
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:

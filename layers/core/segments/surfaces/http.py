@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextvars
 import json
+import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from segments import errors
@@ -62,9 +66,72 @@ def run_idempotent(operation: str, payload: Any, fn: Callable[[], dict[str, Any]
     return idempotency.run_once(org_id=actor().org_id, operation=operation, key=key, payload=payload, fn=fn)
 
 
+# ------------------------------------------------------------------ request bodies
+
+MAX_JSON_DEPTH = 64  # lists and objects nested in a request body (DynamoDB stores at most 32)
+NOT_UTF8 = "Request body must be JSON encoded in UTF-8"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(text: str, what: str = "Request body") -> Any:
+    """Decode untrusted JSON text safely, once; numbers with a fraction or exponent as Decimal, so
+    the caller's digits are kept exactly (limits.storable decides whether DynamoDB can hold them).
+
+    A syntax error stays json.JSONDecodeError (each surface renders it as "not a JSON object");
+    everything else that would break later is ValidationFailed naming `what`: text that was not
+    UTF-8 (see `_json_body_event`), an integer over Python's 4,300 digits, nesting deeper than
+    MAX_JSON_DEPTH (checked without recursion; the C parser's RecursionError is caught too), and a
+    lone surrogate escape ("\\ud800") in any string or key, which could be neither stored nor
+    sent back."""
+    if _SURROGATE.search(text):
+        raise errors.ValidationFailed(NOT_UTF8 if what == "Request body" else f"{what} must be UTF-8 JSON")
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError as exc:
+        raise errors.ValidationFailed(f"{what} nests lists or objects deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # int() over sys.get_int_max_str_digits()
+        raise errors.ValidationFailed(f"{what} holds a number with too many digits") from exc
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise errors.ValidationFailed(f"{what} holds a lone surrogate (\\ud800-\\udfff) in a string")
+        elif isinstance(node, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise errors.ValidationFailed(f"{what} nests lists or objects deeper than {MAX_JSON_DEPTH} levels")
+            children = [*node, *node.values()] if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+def json_body(text: str) -> Any:
+    """The resolver's body deserializer (Powertools calls it once, before validating the body)."""
+    return parse_json(text)
+
+
+def _decoded_body(event: dict[str, Any]) -> None:
+    """API Gateway passes a body that is not UTF-8 base64-encoded (isBase64Encoded): decode it here,
+    keeping undecodable bytes as lone surrogates, which parse_json refuses (instead of the
+    UnicodeDecodeError Powertools would raise)."""
+    body = event.get("body")
+    if not event.get("isBase64Encoded") or not isinstance(body, str):
+        return
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b"\xff"
+    event["body"] = raw.decode("utf-8", "surrogateescape")
+    event["isBase64Encoded"] = False
+
+
 def _json_body_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Both APIs speak JSON only: a body sent without a JSON content type (curl -d) is read as JSON."""
+    """Both APIs speak JSON only: a body sent without a JSON content type (curl -d) is read as JSON,
+    and a base64-encoded body is decoded (see `_decoded_body`)."""
     event = dict(event)
+    _decoded_body(event)
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["content-type"] = JSON
     event["headers"] = headers

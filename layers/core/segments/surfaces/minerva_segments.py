@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from segments.models import DESCRIPTION_MAX, NewSegment, clean_name
+from segments import errors, limits
+from segments.models import DESCRIPTION_MAX, NewSegment, clean_name, storable_segment
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, request_id, run_idempotent
@@ -57,11 +58,14 @@ class CreateSegmentResponse(BaseModel):
 def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentResponse:
     who = actor()
     payload = body.model_dump()
+    try:
+        new = storable_segment(
+            NewSegment(name=body.name, description=body.description, source="api", segment_type="static"))
+    except limits.LimitExceeded as exc:
+        raise errors.ValidationFailed(exc.describe()) from exc
 
     def run() -> dict[str, Any]:
-        segment = usecase.create_segment(
-            who, NewSegment(name=body.name, description=body.description, source="api", segment_type="static")
-        )
+        segment = usecase.create_segment(who, new)
         return {"api_request_id": request_id(), "segment_id": segment.segment_id,
                 "request_completed_at": iso(now())}
 

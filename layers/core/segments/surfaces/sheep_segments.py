@@ -11,11 +11,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from segments import errors
-from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name
+from segments import errors, limits
+from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
 from segments.rules import Rule
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor, run_idempotent
+from segments.surfaces.http import JSON, actor, parse_json, run_idempotent
 from segments.surfaces.sheep import (
     SECURITY,
     ResourceType,
@@ -28,6 +28,18 @@ from segments.surfaces.sheep import (
 )
 from segments.usecases import segments as usecase
 
+# Bounds of a create (docs/limits.md): each list and string is bounded, and the whole segment must
+# still fit a DynamoDB item (400 KB), checked before anything is stored.
+RULES_MAX = 100
+URIS_MAX = 1000
+URI_MAX = 256
+TAGS_MAX = 100
+TAG_MAX = 100
+VIEW_CONTEXT_MAX = 20
+SYSTEM_SEGMENT = "system segments are made by operators only (segments-admin create-system-segment)"
+
+_Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
+
 
 class SheepCreateBody(BaseModel):
     """The seed's fields. Any of them may come as query parameters instead (the body wins)."""
@@ -37,21 +49,30 @@ class SheepCreateBody(BaseModel):
     name: str
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     segment_type: SegmentTypeName = "dynamic"
-    view_context: list[ViewContext] = Field(default_factory=list)
-    parent_segment: str | None = None
+    view_context: list[ViewContext] = Field(default_factory=list, max_length=VIEW_CONTEXT_MAX)
+    parent_segment: str | None = Field(default=None, max_length=URI_MAX)
     active: bool = True
-    rules: list[Rule] = Field(default_factory=list)
-    uris_include: list[str] = Field(default_factory=list)
-    uris_exclude: list[str] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list, max_length=RULES_MAX,
+                              description=f"At most {RULES_MAX} rules, each value at most 16 KB")
+    uris_include: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
+    uris_exclude: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
     resource_type: ResourceType
-    system_segment: bool = False
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=100)
+    system_segment: bool = Field(default=False, description="Only false: system segments are made by operators")
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX)]] = Field(default_factory=list,
+                                                                                max_length=TAGS_MAX)
     mailchimp_sync: bool = False
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return None if value is None else clean_name(value)
+
+    @field_validator("system_segment")
+    @classmethod
+    def _not_system(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(SYSTEM_SEGMENT)
+        return value
 
     @field_validator("view_context", mode="before")
     @classmethod
@@ -79,7 +100,7 @@ def _from_query(params: dict[str, str | None]) -> dict[str, Any]:
             out[name] = [v.strip() for v in value.split(",") if v.strip()]
         elif name == "rules":
             try:
-                out[name] = json.loads(value)
+                out[name] = parse_json(value, "Invalid 'rules':")
             except json.JSONDecodeError as exc:
                 raise errors.ValidationFailed("Invalid 'rules': must be a JSON array of rules") from exc
         else:
@@ -155,15 +176,21 @@ def create_segment(
     except ValidationError as exc:
         raise errors.ValidationFailed(field_message(exc.errors(include_url=False))) from exc
     _check_uris(bucket, request)
-    _check_parent(who, bucket, request.parent_segment)
     new = NewSegment(source="sheepcrm", **request.model_dump(exclude={"rules"}),
                      rules=[r.model_dump() for r in request.rules])
+    try:
+        new = storable_segment(new)
+    except limits.LimitExceeded as exc:
+        raise errors.ValidationFailed(exc.describe()) from exc
+    _check_parent(who, bucket, request.parent_segment)
 
     def run() -> dict[str, Any]:
         try:
-            return render(usecase.create_segment(who, new))
+            segment = render(usecase.create_segment(who, new))
         except errors.NameTaken as exc:
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
+        return {**segment, "rules": limits.plain(segment["rules"])}  # numbers as JSON numbers again
 
-    rendered = run_idempotent("sheep_create_segment", {"bucket": bucket, **new.model_dump()}, run)
+    payload = limits.plain({"bucket": bucket, **new.model_dump()})
+    rendered = run_idempotent("sheep_create_segment", payload, run)
     return Response(status_code=201, content_type=JSON, body=SheepSegment.model_validate(rendered))

@@ -1,0 +1,286 @@
+"""IAM: every DynamoDB call a function makes is allowed by its policy in template.yaml.
+
+moto and the local stack don't enforce IAM; AWS does, and a call the policy forgot is an
+AccessDenied, that is a 500, in production only. So every route of the template is run through the
+gateway (happy and common error paths), with a botocore `before-call` hook on every DynamoDB client
+recording (function, IAM action, resource); the function is the one the gateway is invoking (the
+authorizers included). Each record must be allowed by that function's policy statements.
+
+A transaction is checked per item (TransactWriteItems needs PutItem / UpdateItem / DeleteItem /
+ConditionCheckItem on each item's table; TransactGetItems GetItem); BatchGetItem and BatchWriteItem
+need their own actions on every table they touch; a Query or Scan of an index needs the index's ARN.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.session
+import pytest
+
+from conftest import Api, Org, make_org, template
+from segments import idempotency, store
+from tools import cfn
+from tools.local_stack import Functions
+
+# SAM policy templates (https://github.com/aws/serverless-application-model, policy_templates.json)
+# expanded to the DynamoDB actions they grant, on the table and its indexes.
+SAM_POLICY_TEMPLATES: dict[str, list[str]] = {
+    "DynamoDBCrudPolicy": [
+        "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
+        "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
+        "dynamodb:ConditionCheckItem",
+    ],
+    "DynamoDBReadPolicy": [
+        "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
+    ],
+    "DynamoDBWritePolicy": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+}
+_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    action: str  # dynamodb:GetItem
+    resource: str  # the table's (or index's) ARN
+    operation: str  # the API operation that needed it
+
+
+def table_arn(table: str, index: str | None = None) -> str:
+    arn = f"arn:aws:dynamodb:{cfn.REGION}:{cfn.ACCOUNT_ID}:table/{table}"
+    return f"{arn}/index/{index}" if index else arn
+
+
+def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(IAM action, resource ARN) pairs a DynamoDB request needs."""
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        for item in request.get("TransactItems", []):
+            (kind, spec), = item.items()
+            yield f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table_arn(spec["TableName"])
+    elif operation in ("BatchGetItem", "BatchWriteItem"):
+        for table in request.get("RequestItems", {}):
+            yield f"dynamodb:{operation}", table_arn(table)
+    else:
+        yield f"dynamodb:{operation}", table_arn(request["TableName"], request.get("IndexName"))
+
+
+def policy_statements(tpl: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """A function's Allow statements, SAM policy templates expanded, intrinsics resolved."""
+    resolver = cfn.Resolver(tpl)
+    statements: list[dict[str, Any]] = []
+    for policy in (tpl["Resources"][function].get("Properties") or {}).get("Policies") or []:
+        if isinstance(policy, dict) and "Statement" in policy:
+            for statement in resolver.resolve(policy["Statement"]):
+                statements.append(statement)
+            continue
+        (name, params), = policy.items() if isinstance(policy, dict) else ((policy, None),)
+        if name not in SAM_POLICY_TEMPLATES:
+            raise AssertionError(f"{function}: policy {name!r} has no expansion in SAM_POLICY_TEMPLATES")
+        table = resolver.resolve(params["TableName"])
+        statements.append({"Effect": "Allow", "Action": SAM_POLICY_TEMPLATES[name],
+                           "Resource": [table_arn(table), table_arn(table, "*")]})
+    return statements
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Allowed by some Allow statement and denied by none (actions are case-insensitive)."""
+    def matches(statement: dict[str, Any]) -> bool:
+        return (any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement.get("Action", [])))
+                and any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement.get("Resource", []))))
+
+    if any(s.get("Effect") == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and matches(s) for s in statements)
+
+
+class Recorder:
+    """Which function is running (set around every invocation the gateway makes) and what it calls."""
+
+    def __init__(self) -> None:
+        self.function: str | None = None
+        self.calls: set[Call] = set()
+        self.routes: set[tuple[str, str, str]] = set()  # (function, resource path, method) invoked
+
+    def hook(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if self.function is None:
+            return  # test setup, not a function
+        body = params.get("body") or b"{}"
+        request = json.loads(body) if isinstance(body, bytes | str) else dict(body)
+        for action, resource in required(model.name, request):
+            self.calls.add(Call(self.function, action, resource, model.name))
+
+
+@pytest.fixture
+def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    rec = Recorder()
+    create_client = botocore.session.Session.create_client
+    invoke = Functions.invoke
+
+    def hooked_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(self, service_name, *args, **kwargs)
+        if service_name == "dynamodb":
+            client.meta.events.register("before-call.dynamodb", rec.hook)
+        return client
+
+    def traced_invoke(self: Functions, logical_id: str, event: dict[str, Any]) -> Any:
+        outer, rec.function = rec.function, logical_id
+        if "httpMethod" in event and "resource" in event and event.get("type") != "REQUEST":
+            rec.routes.add((logical_id, event["resource"], event["httpMethod"]))
+        try:
+            return invoke(self, logical_id, event)
+        finally:
+            rec.function = outer
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", hooked_client)
+    monkeypatch.setattr(Functions, "invoke", traced_invoke)
+    store.reset()  # clients made from now on carry the hook
+    idempotency.reset()
+    yield rec
+    store.reset()
+    idempotency.reset()
+
+
+def exercise_every_route(api: Api, org: Org, other: Org) -> None:
+    """Happy and common error paths of every route of template.yaml."""
+    k, idem = org.key, {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    missing = str(uuid.uuid4())
+
+    # authorizers: a good key, an unknown key
+    assert api.get("/v2/segments", key="sk_seg_unknown").status == 401
+    assert api.post(f"/segments/v2/{org.bucket}/create", bearer="sk_seg_unknown", body={}).status == 401
+
+    # Minerva create
+    created = api.post("/v2/segments/create", key=k, body={"name": "Alpha", "description": "d"})
+    assert created.status == 200, created.text
+    seg = created.json["segment_id"]
+    assert api.post("/v2/segments/create", key=k, body={"name": "alpha"}).status == 404
+    assert api.post("/v2/segments/create", key=k, body={"nom": 1}).status == 422
+    for _ in range(2):
+        assert api.post("/v2/segments/create", key=k, body={"name": "Beta"}, headers=idem).status == 200
+    assert api.get("/v2/segments/create", key=k).status == 405
+    assert api.post("/v1/segments/create", key=k, body={"name": "x"}).status == 404
+
+    # add / remove
+    body = {"segment_id": seg, "minerva_pids": [f"p-{i}" for i in range(60)] + ["bad"]}
+    add_key = {"Idempotency-Key": f"a-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.post("/v2/segments/members/add", key=k, body=body, headers=add_key).status == 200
+    assert api.post("/v2/segments/members/add", key=k, body=body).status == 200  # all redundant
+    assert api.post("/v2/segments/members/add", key=k, body={**body, "segment_id": missing}).status == 404
+    assert api.post("/v2/segments/members/add", key=k, body={"segment_id": seg}).status == 422
+    removal = {"segment_id": seg, "minerva_pids": ["p-1", "p-2", "p-999"]}
+    remove_key = {"Idempotency-Key": f"r-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.post("/v2/segments/members/remove", key=k, body=removal, headers=remove_key).status == 200
+    assert api.post("/v2/segments/members/add", key=k, body=removal).status == 200  # re-add after removal
+    assert api.post("/v2/segments/members/remove", key=k, body={**removal, "segment_id": missing}).status == 404
+
+    # reads
+    assert api.get("/v2/segments/members", key=k, query={"segment_id": seg}).status == 200
+    assert api.get("/v2/segments/members", key=k, query={"segment_id": seg, "page": 3}).status == 200
+    assert api.get("/v2/segments/members", key=k, query={"segment_id": missing}).status == 404
+    assert api.get("/v2/segments/members", key=k, query={"segment_id": seg, "cursor": "bad"}).status == 422
+    listed = api.get("/v2/segments", key=k, query={"limit": 1})
+    assert listed.status == 200
+    assert api.get("/v2/segments", key=k, query={"cursor": listed.json["results"]["next_cursor"]}).status == 200
+    assert api.get(f"/v2/segments/{seg}", key=k).status == 200
+    assert api.get(f"/v2/segments/{missing}", key=k).status == 404
+    assert api.get("/v2/segments/memberships", key=k, query={"minerva_pid": "p-3"}).status == 200
+    history = api.get(f"/v2/segments/{seg}/history", key=k, query={"limit": 5})
+    assert history.status == 200
+    cursor = history.json["results"]["next_cursor"]
+    assert api.get(f"/v2/segments/{seg}/history", key=k, query={"cursor": cursor}).status == 200
+    assert api.get(f"/v2/segments/{missing}/history", key=k).status == 404
+
+    # PATCH: rename (transaction), case-only rename and description (single update), taken name, replay, 404
+    patch_key = {"Idempotency-Key": f"p-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.patch(f"/v2/segments/{seg}", key=k, body={"name": "Gamma"}, headers=patch_key).status == 200
+    assert api.patch(f"/v2/segments/{seg}", key=k, body={"name": "GAMMA", "description": None}).status == 200
+    assert api.patch(f"/v2/segments/{seg}", key=k, body={"name": "Beta"}).status == 404
+    assert api.patch(f"/v2/segments/{missing}", key=k, body={"name": "Zeta"}).status == 404
+    assert api.patch(f"/v2/segments/{seg}", key=k, body={"name": None}).status == 422
+
+    # SheepCRM create: plain, with a parent (read), duplicate, bad parent, another bucket, replay
+    sheep = f"/segments/v2/{org.bucket}/create"
+    parent = api.post(sheep, bearer=k, body={"name": "Parent", "resource_type": "person", "segment_type": "auxiliary"})
+    assert parent.status == 201, parent.text
+    child = {"name": "Child", "resource_type": "person", "parent_segment": parent.json["uri"]}
+    assert api.post(sheep, bearer=k, body=child).status == 201
+    assert api.post(sheep, bearer=k, body=child).status == 409
+    bad_parent = {**child, "name": "Orphan", "parent_segment": f"/{org.bucket}/segment/{uuid.uuid4().hex}/"}
+    assert api.post(sheep, bearer=k, body=bad_parent).status == 400
+    assert api.post(f"/segments/v2/{other.bucket}/create", bearer=k, body=child).status == 403
+    sheep_key = {"Idempotency-Key": f"s-{uuid.uuid4()}"}
+    for _ in range(2):
+        replay = api.post(sheep, bearer=k, body={"name": "Replayed", "resource_type": "person"}, headers=sheep_key)
+        assert replay.status == 201, replay.text
+
+    # DELETE: replay, then 404
+    delete_key = {"Idempotency-Key": f"d-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.delete(f"/v2/segments/{seg}", key=k, headers=delete_key).status == 200
+    assert api.delete(f"/v2/segments/{seg}", key=k).status == 404
+
+
+def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
+    api: Api, recorder: Recorder
+) -> None:
+    exercise_every_route(api, make_org("org-a", "org-a"), make_org("org-b", "org-b"))
+    tpl = template()
+    not_run = sorted(
+        f"{r.function} {r.method} {r.path}"
+        for r in cfn.api_routes(tpl)
+        if not any(fn == r.function and path == r.path and (r.method == "ANY" or method == r.method)
+                   for fn, path, method in recorder.routes)
+    )
+    assert not_run == [], "routes the IAM scenario does not run (add them to exercise_every_route):\n" + \
+        "\n".join(not_run)
+    assert {c.function for c in recorder.calls} >= {"ApiKeyAuthorizerFunction", "BearerAuthorizerFunction",
+                                                    "CreateSegmentFunction", "SheepSegmentsFunction"}
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_the_checker_refuses_what_a_policy_does_not_grant() -> None:
+    tpl = template()
+    table = table_arn("SegmentsTable")
+    read_only = policy_statements(tpl, "SegmentQueryFunction")
+    assert allowed(read_only, "dynamodb:Query", table_arn("SegmentsTable", "gsi2"))
+    assert not allowed(read_only, "dynamodb:PutItem", table)
+    assert not allowed(read_only, "dynamodb:GetItem", table_arn("IdempotencyTable"))
+    old_sheep = [{"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"], "Resource": table}]
+    assert not allowed(old_sheep, "dynamodb:GetItem", table)
+    assert not allowed(
+        [*old_sheep, {"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}], "dynamodb:PutItem", table)
+    crud = policy_statements({"Resources": {"F": {"Properties": {"Policies": [
+        {"DynamoDBCrudPolicy": {"TableName": "SegmentsTable"}}]}}}}, "F")
+    assert allowed(crud, "dynamodb:Query", table_arn("SegmentsTable", "gsi1"))
+    assert not allowed(crud, "dynamodb:TransactWriteItems", table)
+
+
+def test_requirements_of_transactions_and_batches() -> None:
+    transact = {"TransactItems": [{"Put": {"TableName": "T"}}, {"ConditionCheck": {"TableName": "T"}},
+                                  {"Update": {"TableName": "U"}}, {"Delete": {"TableName": "T"}}]}
+    assert list(required("TransactWriteItems", transact)) == [
+        ("dynamodb:PutItem", table_arn("T")), ("dynamodb:ConditionCheckItem", table_arn("T")),
+        ("dynamodb:UpdateItem", table_arn("U")), ("dynamodb:DeleteItem", table_arn("T"))]
+    assert list(required("BatchGetItem", {"RequestItems": {"T": {}, "U": {}}})) == [
+        ("dynamodb:BatchGetItem", table_arn("T")), ("dynamodb:BatchGetItem", table_arn("U"))]
+    assert list(required("Query", {"TableName": "T", "IndexName": "gsi1"})) == [
+        ("dynamodb:Query", table_arn("T", "gsi1"))]
