@@ -41,7 +41,7 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
     """Mint a random key (256 bits), store only its hash, and return the key once."""
     if not org_id or len(org_id) > 128:
         raise errors.ValidationFailed("org must be 1-128 characters")
-    if not BUCKET_RE.match(bucket):
+    if not BUCKET_RE.fullmatch(bucket):
         raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
@@ -70,7 +70,7 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
 
     if not org_id or len(org_id) > 128:
         raise errors.ValidationFailed("org must be 1-128 characters")
-    if not BUCKET_RE.match(bucket):
+    if not BUCKET_RE.fullmatch(bucket):
         raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
     owner = api_keys.bucket_owner(bucket)
     if owner is not None and owner != org_id:

@@ -47,7 +47,7 @@ def name_key(name: str) -> str:
 
 
 def is_valid_pid(pid: object) -> bool:
-    return isinstance(pid, str) and PID_RE.match(pid) is not None
+    return isinstance(pid, str) and PID_RE.fullmatch(pid) is not None
 
 
 class NewSegment(BaseModel):

@@ -26,6 +26,6 @@ def sheep_time(stored: str) -> str:
 def request_id_from(aws_request_id: str | None) -> str:
     """`req_` + 32 lowercase hex, derived from API Gateway's request id so both correlate."""
     candidate = (aws_request_id or "").replace("-", "").lower()
-    if not _HEX32.match(candidate):
+    if not _HEX32.fullmatch(candidate):
         candidate = uuid.uuid4().hex
     return f"req_{candidate}"
