@@ -23,11 +23,12 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION, Api, ApiResponse, Org
+from conftest import REGION, ROOT, Api, ApiResponse, Org, template
 from segments import auth, store
 from segments.models import name_key
 from segments.store import dynamo
 from segments.usecases import segments as segment_usecases
+from tools.local_stack import Functions, Gateway
 
 TABLE = "SegmentsTable"
 CREATE = "/v2/segments/create"
@@ -171,6 +172,18 @@ class Recorder:
 
 
 # ------------------------------------------------------------------ routes
+
+
+class Container(Api):
+    """The gateway of one Lambda execution environment: its own import of each function. Lambda
+    never runs two invocations in one environment at once (a resolver keeps per-request state),
+    so concurrent callers each get one."""
+
+    def __init__(self, *functions: str) -> None:
+        loaded = Functions(template(), ROOT)
+        for logical_id in functions:  # imported here, not by the callers' threads at once
+            loaded.handler(logical_id)
+        self.gateway = Gateway(template(), ROOT, loaded)
 
 
 def new_segment(api: Api, org: Org, name: str | None = None) -> str:
@@ -361,10 +374,11 @@ def test_concurrent_creates_cancelled_by_conflicts_answer_one_200_and_the_rest_4
     counts, lock = Counter[str](), threading.Lock()
     on("TransactWriteItems", conflicting_first(conflicts, counts, lock))
     barrier = threading.Barrier(callers)
+    containers = [Container("ApiKeyAuthorizerFunction", "CreateSegmentFunction") for _ in range(callers)]
 
-    def create(_: int) -> ApiResponse:
+    def create(n: int) -> ApiResponse:
         barrier.wait()
-        return api.post(CREATE, key=org.key, body={"name": "Contended"})
+        return containers[n].post(CREATE, key=org.key, body={"name": "Contended"})
 
     with ThreadPoolExecutor(max_workers=callers) as pool:
         out = list(pool.map(create, range(callers)))
