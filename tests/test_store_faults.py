@@ -20,17 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
+from raw_table import TABLE, raw, raw_active_count, raw_item, raw_org_items, raw_segment, segment_key
 
-from conftest import REGION, ROOT, Api, ApiResponse, Org, template
+from conftest import ROOT, Api, ApiResponse, Org, template
 from segments import auth, store
 from segments.models import name_key
 from segments.store import dynamo
 from segments.usecases import segments as segment_usecases
 from tools.local_stack import Functions, Gateway
 
-TABLE = "SegmentsTable"
 CREATE = "/v2/segments/create"
 ADD = "/v2/segments/members/add"
 REMOVE = "/v2/segments/members/remove"
@@ -54,45 +53,8 @@ def recorded_backoff(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 # ------------------------------------------------------------------ the raw table
 
 
-def raw() -> Any:
-    """A client of its own: its calls pass no hook of the store's client."""
-    return boto3.client("dynamodb", region_name=REGION)
-
-
-def segment_key(org_id: str, segment_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"ORG#{org_id}"}, "sk": {"S": f"SEG#{segment_id}"}}
-
-
 def lock_key(org_id: str, name: str) -> dict[str, Any]:
     return {"pk": {"S": f"ORG#{org_id}"}, "sk": {"S": f"NAME#{name_key(name)}"}}
-
-
-def raw_item(key: dict[str, Any]) -> dict[str, Any] | None:
-    item = raw().get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
-    return dynamo.from_item(item) if item else None
-
-
-def raw_segment(org_id: str, segment_id: str) -> dict[str, Any]:
-    item = raw_item(segment_key(org_id, segment_id))
-    assert item is not None
-    return item
-
-
-def raw_active_count(segment_id: str) -> int:
-    pages = raw().get_paginator("query").paginate(
-        TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :pid)",
-        FilterExpression="active = :yes", Select="COUNT", ConsistentRead=True,
-        ExpressionAttributeValues={":pk": {"S": f"SEG#{segment_id}"}, ":pid": {"S": "PID#"}, ":yes": {"BOOL": True}},
-    )
-    return sum(page["Count"] for page in pages)
-
-
-def raw_org_items(org_id: str, prefix: str) -> list[dict[str, Any]]:
-    items = raw().query(
-        TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)", ConsistentRead=True,
-        ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":p": {"S": prefix}},
-    )["Items"]
-    return [dynamo.from_item(i) for i in items]
 
 
 def set_lease_fields(org_id: str, segment_id: str, **fields: Any) -> None:
