@@ -41,8 +41,14 @@ def test_create_returns_the_seed_body_and_stores_an_empty_api_segment(api: Api, 
     assert segment["record_state"] == "active"
     assert segment["org_id"] == org.org_id and segment["bucket"] == org.bucket
     # fields later capabilities need are there from the start
-    for name in ("segment_type", "rules", "tags", "parent_segment", "created_at", "updated_at", "uris_include"):
-        assert name in segment or name == "parent_segment"
+    for name in ("segment_type", "rules", "tags", "created_at", "updated_at", "uris_include"):
+        assert name in segment, name
+    assert segment.get("parent_segment") is None
+    from raw_table import raw_item, raw_segment  # and as stored, read raw: the segment and its name lock
+
+    assert raw_segment(org.org_id, body["segment_id"])["name"] == "Q1 2024 Enterprise Prospects"
+    lock = raw_item({"pk": {"S": f"ORG#{org.org_id}"}, "sk": {"S": "NAME#q1 2024 enterprise prospects"}})
+    assert lock is not None and lock["segment_id"] == body["segment_id"]
     assert TIME_Z.match(segment["created_at"]) and segment["created_at"] == segment["updated_at"]
 
 
