@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers.assertions import REQ_ID, TIME_Z, assert_error
 from helpers.faults import THROTTLED, inject
+from helpers.raw_table import raw_item, raw_segment
 
 from conftest import Api, LambdaContext, Org, apigw_event, function_handler, make_org
 from segments.store import segments as segment_store
@@ -44,7 +45,6 @@ def test_create_returns_the_seed_body_and_stores_an_empty_api_segment(api: Api, 
     for name in ("segment_type", "rules", "tags", "created_at", "updated_at", "uris_include"):
         assert name in segment, name
     assert segment.get("parent_segment") is None
-    from raw_table import raw_item, raw_segment  # and as stored, read raw: the segment and its name lock
 
     assert raw_segment(org.org_id, body["segment_id"])["name"] == "Q1 2024 Enterprise Prospects"
     lock = raw_item({"pk": {"S": f"ORG#{org.org_id}"}, "sk": {"S": "NAME#q1 2024 enterprise prospects"}})

@@ -22,6 +22,7 @@ from helpers.members import (
     results,
     size,
 )
+from helpers.raw_table import raw_active_count, raw_size
 
 from conftest import Api, Org
 from segments import store
@@ -45,7 +46,6 @@ def test_add_returns_the_contract_body(api: Api, org: Org) -> None:
         "new_current_size": 2,
     }
     assert size(org, sid) == 2 == active_count(sid)
-    from raw_table import raw_active_count, raw_size  # the same, read raw (not through the store)
 
     assert raw_size(org.org_id, sid) == 2 == raw_active_count(sid)
 
@@ -259,7 +259,6 @@ def test_remove_counts_only_members(api: Api, org: Org) -> None:
     assert results(remove(api, org, sid, ["p-1"])) == {"invalid_minerva_pids": [], "n_deleted": 0,
                                                        "new_current_size": 1}
     assert size(org, sid) == 1 == active_count(sid)
-    from raw_table import raw_active_count, raw_size  # the same, read raw (not through the store)
 
     assert raw_size(org.org_id, sid) == 1 == raw_active_count(sid)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from helpers.members import active_count, add, ledger, new_segment, remove, size
+from helpers.raw_table import raw_size
 
 from conftest import Api, Org
 from segments import store
@@ -58,7 +59,6 @@ def check(org: Org, segment_id: str, added: int, deleted: int) -> set[str]:
     """The stored size, the active member items, n_added - n_deleted and the ledger all agree."""
     stored = stored_active(segment_id)
     assert size(org, segment_id) == len(stored) == added - deleted
-    from raw_table import raw_size  # current_size read raw too (not through the store)
 
     assert raw_size(org.org_id, segment_id) == len(stored)
     entries = ledger(segment_id)

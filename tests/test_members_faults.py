@@ -24,6 +24,7 @@ from helpers.members import (
     segment_item,
     size,
 )
+from helpers.raw_table import raw_active_count, raw_size
 
 from conftest import Api, Org
 from segments import store
@@ -116,7 +117,6 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
                               "new_current_size": 501}
     assert segment_item(org, sid)["size_dirty"] is False
     assert active_count(sid) == 501 == size(org, sid)
-    from raw_table import raw_active_count, raw_size  # the same, read raw (not through the store)
 
     assert raw_size(org.org_id, sid) == 501 == raw_active_count(sid)
     assert Counter(change for _, change in ledger(sid)) == {"added": 501}
@@ -227,7 +227,6 @@ def test_a_crashed_holder_is_recounted_by_the_next_writer(api: Api, org: Org) ->
     r = results(add(api, org, sid, ["p-5", "p-6"]))
     assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 1, "n_added": 1, "new_current_size": 5}
     assert active_count(sid) == 5 == size(org, sid)
-    from raw_table import raw_active_count, raw_size  # the same, read raw (not through the store)
 
     assert raw_size(org.org_id, sid) == 5 == raw_active_count(sid)
     assert segment_item(org, sid)["size_dirty"] is False

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from raw_table import TABLE, raw, raw_active_count, raw_item, raw_org_items, raw_segment, segment_key
+from helpers.raw_table import TABLE, raw, raw_active_count, raw_item, raw_org_items, raw_segment, segment_key
 
 from conftest import ROOT, Api, ApiResponse, Org, template
 from segments import auth, store
