@@ -73,6 +73,7 @@ def _iso_date(value: str) -> str:
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date)]
+OrgId = Annotated[str, StringConstraints(min_length=1, max_length=ORG_ID_MAX), AfterValidator(_unicode)]
 
 
 def _decimal(value: float | int | Decimal) -> Decimal:
@@ -191,7 +192,7 @@ class PersonEvent(BaseModel):
     type: EventType
     minerva_pid: Annotated[str, Field(pattern=PID_RE.pattern)]
     observed_at: str
-    org_id: Annotated[str, StringConstraints(min_length=1, max_length=ORG_ID_MAX), AfterValidator(_unicode)] | None = None
+    org_id: OrgId | None = None
     data: dict[str, Any]
 
     @field_validator("observed_at")
