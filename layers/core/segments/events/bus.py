@@ -37,9 +37,13 @@ class Entry:
                 "Detail": json.dumps(self.detail, separators=(",", ":"), ensure_ascii=False)}
 
 
-@lru_cache(maxsize=1)
 def client() -> Any:
     """The EventBridge client, created once per container (honours AWS_ENDPOINT_URL)."""
+    return _client()
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
     with _client_lock:
         return boto3.client(
             "events",
@@ -53,7 +57,8 @@ def bus_name() -> str:
 
 
 def reset() -> None:
-    client.cache_clear()
+    """Forget the cached client (tests switch endpoints)."""
+    _client.cache_clear()
 
 
 def _backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
