@@ -142,8 +142,10 @@ def test_table_specs_equal_the_template() -> None:
         assert spec["BillingMode"] == "PAY_PER_REQUEST"
         assert spec["KeySchema"] == props["KeySchema"]
         assert spec["AttributeDefinitions"] == props["AttributeDefinitions"]
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             assert spec.get(key) == props.get(key)
+        stream = props.get("StreamSpecification")
+        assert spec.get("StreamSpecification") == (stream and {"StreamEnabled": True, **stream})
 
 
 def test_create_tables_with_ttl() -> None:
@@ -154,7 +156,7 @@ def test_create_tables_with_ttl() -> None:
             "IdempotencyTable": "IdempotencyTable",
         }
         table = client.describe_table(TableName="SegmentsTable")["Table"]
-        assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2"}
+        assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2", "gsi3"}
         ttl = client.describe_time_to_live(TableName="IdempotencyTable")["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
 

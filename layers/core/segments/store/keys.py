@@ -6,8 +6,12 @@
 | name lock    | ORG#{org}          | NAME#{name key}      |                                              |
 | bucket claim | BUCKET#{bucket}    | BUCKET               |                                              |
 | member       | SEG#{segment_id}   | PID#{pid}            | gsi2 ORG#{org}#PID#{pid} -> SEG#{id} (active)|
+|              |                    |                      | gsi3 PID#{pid} -> MEMBER#{org}#{id} (active) |
 | ledger       | SEG#{segment_id}   | LOG#{at}#{req}#{n}   |                                              |
-| person       | ORG#{org}#PERSON   | PID#{pid}            |                                              |
+| person       | ORG#{org}#PERSON   | PID#{pid}            | gsi3 PID#{pid} -> PERSON#{org}               |
+| signal fact  | PID#{pid}          | SIG#{event_id}       |                                              |
+| signal marker| PID#{pid}          | SIGNALS              |                                              |
+| feed entry   | SEG#{segment_id}   | SIG#{type}#{first_observed_at}#{event_id} |                         |
 | api key      | KEY#{sha256}       | KEY                  |                                              |
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 """
@@ -21,6 +25,11 @@ SEGMENT = "SEG#"
 PID = "PID#"
 LOG = "LOG#"
 LOG_END = "LOG#~"  # above every ledger sort key ("~" sorts after digits)
+SIG = "SIG#"
+SIGNALS_SK = "SIGNALS"
+MEMBER = "MEMBER#"
+PERSON = "PERSON#"
+UUID_LEN = 36
 NAME = "NAME#"
 # DynamoDB allows 1,024 bytes of sort key; a longer name key is stored as its digest.
 NAME_KEY_MAX_BYTES = 512
@@ -159,3 +168,77 @@ def api_key_by_id(key_id: str) -> dict[str, Any]:
 
 def api_keys_gsi_pk(org_id: str) -> str:
     return f"ORG#{org_id}#KEYS"
+
+
+# ------------------------------------------------------------------ signals
+# A signal fact is global per person; a segment's feed holds one entry per signal of a member.
+# gsi3 ("who holds this PID, in every org") is keyed PID#{pid}: member items while active
+# (MEMBER#{org}#{segment_id}) and person records (PERSON#{org}).
+
+
+def person_signals_pk(pid: str) -> str:
+    return f"{PID}{pid}"
+
+
+def fact_sk(event_id: str) -> str:
+    return f"{SIG}{event_id}"
+
+
+def fact_key(pid: str, event_id: str) -> dict[str, Any]:
+    return key(person_signals_pk(pid), fact_sk(event_id))
+
+
+def marker_key(pid: str) -> dict[str, Any]:
+    """Exists iff the person has at least one signal fact."""
+    return key(person_signals_pk(pid), SIGNALS_SK)
+
+
+def pid_of_signals_pk(pk: str) -> str:
+    return pk.removeprefix(PID)
+
+
+def feed_prefix(signal_type: str) -> str:
+    return f"{SIG}{signal_type}#"
+
+
+def feed_sk(signal_type: str, first_observed_at: str, event_id: str) -> str:
+    return f"{feed_prefix(signal_type)}{first_observed_at}#{event_id}"
+
+
+FEED_END = "#~"  # appended to a time: above every event id at that time ("~" sorts after id characters)
+
+
+def feed_key(segment_id: str, signal_type: str, first_observed_at: str, event_id: str) -> dict[str, Any]:
+    return key(member_pk(segment_id), feed_sk(signal_type, first_observed_at, event_id))
+
+
+def is_feed_key(pk: str, sk: str) -> bool:
+    """A segment's feed entry (not a fact: those live under PID#)."""
+    return pk.startswith(SEGMENT) and sk.startswith(SIG)
+
+
+def holders_all_orgs_pk(pid: str) -> str:
+    """gsi3 partition: every org's active memberships and person records of a PID."""
+    return f"{PID}{pid}"
+
+
+def member_gsi3_sk(org_id: str, segment_id: str) -> str:
+    return f"{MEMBER}{org_id}#{segment_id}"
+
+
+def person_gsi3_sk(org_id: str) -> str:
+    return f"{PERSON}{org_id}"
+
+
+def parse_gsi3_sk(gsi3sk: str) -> tuple[str, str, str | None] | None:
+    """("member", org, segment_id) or ("person", org, None); None for anything else.
+
+    Org ids may contain '#': the segment id is the fixed-length UUID at the end."""
+    if gsi3sk.startswith(MEMBER):
+        rest = gsi3sk.removeprefix(MEMBER)
+        if len(rest) < UUID_LEN + 2 or rest[-UUID_LEN - 1] != "#":
+            return None
+        return "member", rest[: -UUID_LEN - 1], rest[-UUID_LEN:]
+    if gsi3sk.startswith(PERSON):
+        return "person", gsi3sk.removeprefix(PERSON), None
+    return None

@@ -28,12 +28,13 @@ MEMBER_FIELDS = ("active", "first_added_at", "last_added_at", "removed_at", "las
 
 def member_item(member: dict[str, Any]) -> dict[str, Any]:
     """A member's stored item (from a dict with org_id, segment_id, minerva_pid and MEMBER_FIELDS);
-    the gsi2 attributes exist only while it is active."""
+    the gsi2 and gsi3 attributes exist only while it is active."""
     org_id, segment_id, pid = member["org_id"], member["segment_id"], member["minerva_pid"]
     item = {k: member[k] for k in MEMBER_FIELDS if member.get(k) is not None}
     item |= {"pk": keys.member_pk(segment_id), "sk": keys.pid_sk(pid)}
     if member.get("active"):
-        item |= {"gsi2pk": keys.holders_gsi_pk(org_id, pid), "gsi2sk": keys.segment_sk(segment_id)}
+        item |= {"gsi2pk": keys.holders_gsi_pk(org_id, pid), "gsi2sk": keys.segment_sk(segment_id),
+                 "gsi3pk": keys.holders_all_orgs_pk(pid), "gsi3sk": keys.member_gsi3_sk(org_id, segment_id)}
     return item
 
 

@@ -106,7 +106,7 @@ def _apply(
             wrote = True
             # Members first, then the ledger: a ledger entry never names a PID whose item was not written.
             members.put(plan.writes)
-            ledger.put(segment_id, entries)
+            ledger.put(segment_id, entries, org_id=org_id)
         size = _commit(org_id, segment_id, held, delta=plan.delta, base=base,
                        updated_at=at if plan.changed else None, wrote_members=bool(plan.writes))
     except BaseException:

@@ -1,0 +1,12 @@
+"""Events out (§4.2): the table's stream (feed-entry and ledger INSERTs) onto the event bus."""
+
+from typing import Any
+
+from segments.events import publish
+from segments.observability import logger, metrics
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return publish.publish(event.get("Records") or [])

@@ -1,0 +1,16 @@
+"""GET /v2/segments/signals/deaths, /job_changes and /relocations"""
+
+from typing import Any
+
+from segments.observability import logger, metrics
+from segments.surfaces import app as surface
+from segments.surfaces import http, minerva
+from segments.surfaces.minerva_signals import signals_routes
+
+app = surface.resolver(minerva.SURFACE, signals_routes)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return http.handle(app, event, context)

@@ -1,0 +1,24 @@
+"""Person events in (§4.1): the PersonEventsQueue consumer, reporting per-message failures."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from segments.observability import logger, metrics
+from segments.usecases import ingest
+
+# A batch whose every message failed is reported like any other (each message its own failure),
+# not raised: the outcome for SQS is the same, without an invocation error per poison batch.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> None:
+    ingest.ingest_message(record.body, message_id=record.message_id)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

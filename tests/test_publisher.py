@@ -1,0 +1,179 @@
+"""PublisherFunction over moto's DynamoDB stream: events out (§4.2), each once, in batches of at
+most 10, throttled entries retried, and the stream resumed from the first record not published."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from signal_support import (
+    add,
+    create_segment,
+    failures,
+    ingest,
+    person_event,
+    remove,
+    run,
+    signals_fixture,  # noqa: F401 - the `signals` fixture
+)
+
+from conftest import Api, Org, template
+from segments.events import bus, outbox
+
+PID = "p-a1b2c3d4e5f6"
+
+
+def by_type(events: list[dict[str, Any]], detail_type: str) -> list[dict[str, Any]]:
+    return [e["detail"] for e in events if e["detail-type"] == detail_type]
+
+
+def test_membership_changes_and_signals_are_published_once(api: Api, org: Org, signals: Any) -> None:
+    sid = create_segment(api, org.key, "Out")
+    add(api, org.key, sid, PID, "p-two")
+    add(api, org.key, sid, PID)  # redundant: no change, no event
+    remove(api, org.key, sid, "p-two")
+    assert failures(ingest(person_event("job_change", PID, event_id="evt-job"))) == []
+    assert failures(ingest(person_event("job_change", PID, event_id="evt-job"))) == []  # redelivered
+
+    records = signals.stream_batch()
+    assert failures(run("PublisherFunction", {"Records": records})) == []
+    events = signals.bus.published()
+    assert all(e["source"] == "segments" for e in events)
+    changed = by_type(events, "Segment Membership Changed")
+    assert [(sorted(c["added"]), c["removed"]) for c in changed] == [([PID, "p-two"], []), ([], ["p-two"])]
+    assert all(c["segment_id"] == sid and c["org_id"] == org.org_id and c["reason"] == "api" for c in changed)
+    assert all(c["api_request_id"].startswith("req_") for c in changed)
+    [signal] = by_type(events, "Segment Signal Detected")
+    assert {k: signal[k] for k in ("segment_id", "org_id", "minerva_pid", "signal_type")} == {
+        "segment_id": sid, "org_id": org.org_id, "minerva_pid": PID, "signal_type": "job_change"}
+    assert signal["signal"]["signal_id"] == "evt-job" and signal["signal"]["new_employer"] == "Globex"
+    assert len({e["detail"]["event_id"] for e in events}) == len(events) == 3
+
+    # The same records again (a stream retry): the same event ids, which consumers de-duplicate on.
+    assert failures(run("PublisherFunction", {"Records": records})) == []
+    assert sorted(e["detail"]["event_id"] for e in signals.bus.published()) == sorted(
+        e["detail"]["event_id"] for e in events)
+
+
+class FlakyBus:
+    """put_events that fails some entries (FailedEntryCount) or whole calls, then lets them through."""
+
+    def __init__(self, real: Any, plan: list[str]) -> None:
+        self.real, self.plan, self.calls = real, list(plan), []  # plan: ok | half | fail | throttle, per call
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(len(Entries))
+        step = self.plan.pop(0) if self.plan else "ok"
+        if step == "throttle":
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutEvents")
+        if step == "fail":
+            return {"FailedEntryCount": len(Entries),
+                    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"} for _ in Entries]}
+        if step == "half":
+            sent = self.real.put_events(Entries=Entries[::2])["Entries"]
+            out, it = [], iter(sent)
+            for i in range(len(Entries)):
+                out.append(next(it) if i % 2 == 0 else {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow"})
+            return {"FailedEntryCount": len(Entries) // 2, "Entries": out}
+        return dict(self.real.put_events(Entries=Entries))
+
+
+def _many_changes(api: Api, org: Org, n: int) -> str:
+    sid = create_segment(api, org.key, "Many")
+    for i in range(n):
+        add(api, org.key, sid, f"p-many{i}")
+    return sid
+
+
+def test_throttled_entries_are_retried_nothing_lost_nothing_doubled(
+    api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _many_changes(api, org, 23)
+    flaky = FlakyBus(bus.client(), ["half", "throttle", "ok", "half", "ok", "ok"])
+    monkeypatch.setattr(bus, "client", lambda: flaky)
+    monkeypatch.setattr(bus, "_backoff", lambda attempt: None)
+    assert failures(signals.publish()) == []
+    assert max(flaky.calls) <= 10
+    changed = by_type(signals.bus.published(), "Segment Membership Changed")
+    assert sorted(p for c in changed for p in c["added"]) == sorted(f"p-many{i}" for i in range(23))
+
+
+def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
+    api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _many_changes(api, org, 15)
+    records = [r for r in signals.stream_batch() if outbox.is_ledger_insert(r)]
+    assert len(records) == 15
+    # The first batch of 10 goes out; the second keeps failing.
+    flaky = FlakyBus(bus.client(), ["ok"] + ["fail"] * bus.MAX_ATTEMPTS)
+    monkeypatch.setattr(bus, "client", lambda: flaky)
+    monkeypatch.setattr(bus, "_backoff", lambda attempt: None)
+    result = run("PublisherFunction", {"Records": records})
+    assert failures(result) == [records[10]["dynamodb"]["SequenceNumber"]]
+    first = by_type(signals.bus.published(), "Segment Membership Changed")
+    assert sorted(p for c in first for p in c["added"]) == sorted(f"p-many{i}" for i in range(10))
+    # Lambda resumes from the reported record.
+    assert failures(run("PublisherFunction", {"Records": records[10:]})) == []
+    rest = by_type(signals.bus.published(), "Segment Membership Changed")
+    assert sorted(p for c in rest for p in c["added"]) == sorted(f"p-many{i}" for i in range(10, 15))
+
+
+def _ledger_record(pids: list[str]) -> dict[str, Any]:
+    image = {"pk": {"S": "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"},
+             "sk": {"S": "LOG#2024-01-01T00:00:00.000000Z#req_0#0000"},
+             "segment_id": {"S": "3f1e2d4c-5b6a-4789-8abc-0123456789ab"}, "org_id": {"S": "org#with#hashes"},
+             "change": {"S": "added"}, "pids": {"L": [{"S": p} for p in pids]}, "at": {"S": "2024-01-01T00:00:00Z"},
+             "api_request_id": {"S": "req_0"}, "reason": {"S": "api"}}
+    return {"eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/SegmentsTable/"
+                                                         "stream/2024-01-01T00:00:00.000",
+            "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+                         "SequenceNumber": "100", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
+                         "ApproximateCreationDateTime": 1704067200}}
+
+
+def test_membership_events_are_chunked_well_under_256_kb() -> None:
+    pids = [f"p-{'x' * 60}{i:04d}" for i in range(2500)]
+    entries = outbox.entries_of(_ledger_record(pids))
+    assert len(entries) == 3
+    assert sorted(p for e in entries for p in e.detail["added"]) == sorted(pids)
+    assert len({e.detail["event_id"] for e in entries}) == 3
+    for entry in entries:
+        assert len(json.dumps(entry.request("bus")).encode()) < 128 * 1024
+        assert entry.detail["org_id"] == "org#with#hashes"
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """EventBridge-style matching for the pattern features the template uses (exact values, prefix)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(_matches(p, value.get(k)) for k, p in pattern.items())
+    return any((isinstance(p, dict) and isinstance(value, str) and value.startswith(p["prefix"])) or p == value
+               for p in pattern)
+
+
+@pytest.mark.parametrize(("function", "wanted"), [("PublisherFunction", {"feed", "ledger"}),
+                                                  ("SignalFeedFunction", {"ledger"})])
+def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: set[str]) -> None:
+    event = template()["Resources"][function]["Properties"]["Events"]
+    [source] = [e["Properties"] for e in event.values() if e["Type"] == "DynamoDB"]
+    patterns = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    seg = "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"
+    samples = {
+        "feed": ("INSERT", seg, "SIG#death#2024-01-01T00:00:00.000000Z#evt-1"),
+        "ledger": ("INSERT", seg, "LOG#2024-01-01T00:00:00.000000Z#req_0#0000"),
+        "feed rewrite": ("MODIFY", seg, "SIG#death#2024-01-01T00:00:00.000000Z#evt-1"),
+        "feed delete": ("REMOVE", seg, "SIG#death#2024-01-01T00:00:00.000000Z#evt-1"),
+        "fact": ("INSERT", "PID#p-1", "SIG#evt-1"),
+        "member": ("INSERT", seg, "PID#p-1"),
+        "segment": ("INSERT", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"),
+    }
+    selected = {name for name, (kind, pk, sk) in samples.items()
+                if any(_matches(p, {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}})
+                       for p in patterns)}
+    assert selected == wanted
+    assert source["StartingPosition"] == "TRIM_HORIZON"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
