@@ -22,9 +22,22 @@ from typing import Any
 
 import botocore.session
 import pytest
+from helpers.signals import (
+    DATA,
+    Signals,
+    add,
+    create_segment,
+    failures,
+    person_event,
+    remove,
+    signals_fixture,  # noqa: F401 - the `signals` fixture
+    sqs_batch,
+    sqs_record,
+)
 
-from conftest import Api, Org, make_org, template
+from conftest import Api, Org, functions, make_org, template
 from segments import idempotency, store
+from segments.events import bus
 from tools import cfn
 from tools.local_stack import Functions
 
@@ -67,8 +80,16 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
     elif operation in ("BatchGetItem", "BatchWriteItem"):
         for table in request.get("RequestItems", {}):
             yield f"dynamodb:{operation}", table_arn(table)
+    elif operation == "PutEvents":
+        for entry in request.get("Entries", []):
+            bus = entry.get("EventBusName") or "default"
+            yield "events:PutEvents", bus if bus.startswith("arn:") else bus_arn(bus)
     else:
         yield f"dynamodb:{operation}", table_arn(request["TableName"], request.get("IndexName"))
+
+
+def bus_arn(name: str) -> str:
+    return f"arn:aws:events:{cfn.REGION}:{cfn.ACCOUNT_ID}:event-bus/{name}"
 
 
 def policy_statements(tpl: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -129,8 +150,8 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     def hooked_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, service_name, *args, **kwargs)
-        if service_name == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", rec.hook)
+        if service_name in ("dynamodb", "events"):
+            client.meta.events.register(f"before-call.{service_name}", rec.hook)
         return client
 
     def traced_invoke(self: Functions, logical_id: str, event: dict[str, Any]) -> Any:
@@ -144,11 +165,15 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     monkeypatch.setattr(botocore.session.Session, "create_client", hooked_client)
     monkeypatch.setattr(Functions, "invoke", traced_invoke)
-    store.reset()  # clients made from now on carry the hook
-    idempotency.reset()
+    _reset_clients()  # clients made from now on carry the hook
     yield rec
+    _reset_clients()
+
+
+def _reset_clients() -> None:
     store.reset()
     idempotency.reset()
+    bus.reset()
 
 
 def exercise_every_route(api: Api, org: Org, other: Org) -> None:
@@ -227,6 +252,12 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
         replay = api.post(sheep, bearer=k, body={"name": "Replayed", "resource_type": "person"}, headers=sheep_key)
         assert replay.status == 201, replay.text
 
+    # signals: the three reads, a missing segment, a bad cursor
+    for kind in ("deaths", "job_changes", "relocations"):
+        assert api.get(f"/v2/segments/signals/{kind}", key=k, query={"segment_id": seg}).status == 200
+        assert api.get(f"/v2/segments/signals/{kind}", key=k, query={"segment_id": missing}).status == 404
+    assert api.get("/v2/segments/signals/deaths", key=k, query={"segment_id": seg, "cursor": "x"}).status == 422
+
     # DELETE: replay, then 404
     delete_key = {"Idempotency-Key": f"d-{uuid.uuid4()}"}
     for _ in range(2):
@@ -284,3 +315,34 @@ def test_requirements_of_transactions_and_batches() -> None:
         ("dynamodb:BatchGetItem", table_arn("T")), ("dynamodb:BatchGetItem", table_arn("U"))]
     assert list(required("Query", {"TableName": "T", "IndexName": "gsi1"})) == [
         ("dynamodb:Query", table_arn("T", "gsi1"))]
+
+
+def test_every_aws_call_of_the_event_consumers_is_allowed_by_the_functions_policy(
+    recorder: Recorder, signals: Signals, api: Api
+) -> None:
+    """The queue consumer and the two stream consumers, on the events they really get: each person
+    event type, a duplicate, a late joiner and a removal (feed reconciliation), then publishing."""
+    org = make_org("org-a", "org-a")
+    pid, late = "p-a1b2c3d4e5f6", "p-late01"
+    segment_id = create_segment(api, org.key, "Watched")
+    add(api, org.key, segment_id, pid)
+    events = [person_event(kind, pid) for kind in DATA] + [person_event(kind, late) for kind in DATA]
+    profile = person_event("profile", pid, org_id=org.org_id, data={"attributes": {"tier": "gold"}})
+    records = [sqs_record(e) for e in [*events, events[0], profile]]
+    assert failures(functions().invoke("SignalsIngestFunction", sqs_batch(records))) == []
+    add(api, org.key, segment_id, late)  # a late joiner: its signals are copied by the feed function
+    remove(api, org.key, segment_id, pid)  # a removal: its feed entries are deleted
+    batch = signals.stream_batch()
+    assert failures(functions().invoke("SignalFeedFunction", {"Records": batch})) == []
+    batch += signals.stream_batch()
+    assert failures(functions().invoke("PublisherFunction", {"Records": batch})) == []
+    ran = {c.function for c in recorder.calls}
+    assert ran >= {"SignalsIngestFunction", "SignalFeedFunction", "PublisherFunction"}, ran
+    assert any(c.action == "events:PutEvents" for c in recorder.calls)
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from signal_support import (
+from helpers.signals import (
     add,
     create_segment,
     failures,

@@ -33,6 +33,9 @@ EXPECTED = {
     ("PATCH", "/v2/segments/{segment_id}"): 422,  # nothing to update
     ("DELETE", "/v2/segments/{segment_id}"): 404,
     ("POST", "/segments/v2/{bucket}/create"): 400,  # SheepCRM's validation error
+    ("GET", "/v2/segments/signals/deaths"): 422,  # segment_id is a required parameter
+    ("GET", "/v2/segments/signals/job_changes"): 422,
+    ("GET", "/v2/segments/signals/relocations"): 422,
 }
 
 

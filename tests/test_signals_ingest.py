@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from signal_support import (
+from helpers.signals import (
     add,
     create_segment,
     eventbridge,

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import boto3
-from signal_support import add, create_segment, failures, feed_pks, person_event, run, sqs_record
+from helpers.signals import add, create_segment, failures, feed_pks, person_event, run, sqs_record
 
 from conftest import REGION, Api, Org, template
 from tools import cfn
