@@ -435,3 +435,35 @@ def test_stack_stops_its_pollers(tmp_path: Path) -> None:
     assert len(pollers) == 4 and all(p.is_alive() for p in pollers)
     stack.stop()
     assert not any(p.is_alive() for p in pollers)
+
+
+def test_sqs_retry_delay_shortens_the_visibility_timeout_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the flag a failed message waits out the queue's VisibilityTimeout; with it, it is back at once."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    from tools import cfn
+    from tools.local_stack.pollers import SqsPoller
+
+    class Failing:
+        def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+            raise RuntimeError("always")
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        for delay, visible_after in ((None, "0"), (0, "1")):
+            url = sqs.create_queue(QueueName=f"Slow{delay}", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody="fails")
+            source = cfn.SqsSource("Fn", f"Slow{delay}", 10, True, True)
+            poller = SqsPoller(Failing(), source, url, "arn", endpoint, threading.Event(), retry_delay=delay)  # type: ignore[arg-type]
+            poller._process(poller._receive())
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            assert attributes["Attributes"]["ApproximateNumberOfMessages"] == visible_after
+    finally:
+        server.stop()
