@@ -258,5 +258,10 @@ def banner(info: StackInfo) -> str:
             f"  curl -s -X POST {base}/segments/v2/{info.bucket}/create -H 'Authorization: Bearer {key}' "
             '-H \'content-type: application/json\' -d \'{"name": "My first segment", "resource_type": "person"}\'',
             "",
+            "Events (bus SegmentsBus): publish person events, and watch what goes out:",
+            f"  AWS_ENDPOINT_URL={info.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x "
+            "AWS_DEFAULT_REGION=us-east-1 EVENT_BUS_NAME=SegmentsBus .venv/bin/segments-admin publish-event FILE.jsonl",
+            f"  AWS_ENDPOINT_URL={info.moto_url} .venv/bin/python -m tools.subscribe --org {info.org}",
+            "",
         ]
     )
