@@ -11,7 +11,7 @@ cache and policy evaluation, and the template's gateway responses. Functions run
 a Lambda-like runtime: a pool of execution environments per function, one invocation at a time
 in each. Functions with SQS and DynamoDB stream events are fed by pollers, like Lambda's event
 source mappings (batching, filters, partial batch failures, retries, dead-letter queues; see
-pollers.py); EventBridge rules deliver to their SQS targets inside moto. A demo API key is
+pollers/); EventBridge rules deliver to their SQS targets inside moto. A demo API key is
 created and printed at startup; data lives until Ctrl-C.
 
 Modules: routing (requests, route choice), responses (gateway responses, VTL), authorizer

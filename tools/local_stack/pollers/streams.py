@@ -1,34 +1,10 @@
-"""Event source mappings: pollers that feed functions, through the same runtime as the gateway.
-
-A poller is a thread that repeats `poll()` until the stack stops; `start_pollers` makes one per
-enabled event source of the template whose function and source exist:
-
-- `SqsPoller` (`Type: SQS`), as Lambda's SQS event source mapping: gathers up to BatchSize
-  messages or until MaximumBatchingWindowInSeconds closes, drops (deletes) messages that match
-  no FilterCriteria pattern, invokes, and deletes what succeeded. With ReportBatchItemFailures
-  only the reported messages stay; an exception or an invalid response keeps the whole batch.
-  What stays comes back when the queue's VisibilityTimeout expires (`retry_delay` shortens that
-  locally), and SQS itself (moto) moves a message to the dead-letter queue of the queue's
-  RedrivePolicy once it has been received maxReceiveCount times.
-- `StreamPoller` (`Type: DynamoDB`), as Lambda's DynamoDB Streams event source mapping: reads
-  each shard of the table's stream in order from StartingPosition, keeps the records matching
-  FilterCriteria, invokes with up to BatchSize records (after MaximumBatchingWindowInSeconds),
-  and on failure retries: from the first reported SequenceNumber (ReportBatchItemFailures), in
-  halves (BisectBatchOnFunctionError), until MaximumRetryAttempts, after which the batch is
-  skipped - logged as an error and, when the template names an SQS on-failure destination, sent
-  there as Lambda sends it (batch info, not the records). Records older than
-  MaximumRecordAgeInSeconds are skipped the same way.
-
-EventBridge rules deliver to SQS queues inside moto (`tools/moto_events.py` fixes the envelope),
-so bus -> rule -> queue -> function runs with no poller of its own.
-"""
+"""The DynamoDB Streams event source mapping (see the package docstring)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
-import logging
 import math
 import threading
 import time
@@ -37,237 +13,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tools import cfn
 from tools.local_stack import filters
+from tools.local_stack.pollers.base import Poller, client, failed_identifiers, log
 from tools.local_stack.runtime import Runtime
 
-log = logging.getLogger("local_stack")
-
-# The system attributes Lambda passes in a record's `attributes` (when SQS has them).
-LAMBDA_SQS_ATTRIBUTES = (
-    "ApproximateReceiveCount",
-    "SentTimestamp",
-    "SenderId",
-    "ApproximateFirstReceiveTimestamp",
-    "SequenceNumber",
-    "MessageGroupId",
-    "MessageDeduplicationId",
-    "AWSTraceHeader",
-    "DeadLetterQueueSourceArn",
-)
 STREAM_IDLE_WAIT = 0.25  # Lambda polls a stream's shards about four times a second
-
-
-def _client(service: str, endpoint_url: str) -> Any:
-    # DynamoDB Streams calls 404 against moto with account-id endpoints (docs/decisions.md)
-    config = Config(account_id_endpoint_mode="disabled", retries={"mode": "standard", "max_attempts": 3})
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=cfn.REGION, config=config)
-
-
-class Poller(threading.Thread):
-    """Calls `poll()` until `stopping` is set; an error is logged and retried a second later."""
-
-    def __init__(self, name: str, runtime: Runtime, stopping: threading.Event) -> None:
-        super().__init__(name=name, daemon=True)
-        self.runtime = runtime
-        self.stopping = stopping
-
-    def poll(self) -> None:
-        raise NotImplementedError
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.poll()
-            except Exception:
-                if not self.stopping.is_set():
-                    log.error("poller %s:\n%s", self.name, traceback.format_exc())
-                    self.stopping.wait(1)
-
-
-def _failed_identifiers(result: Any, valid: set[str]) -> set[str] | None:
-    """The `batchItemFailures[].itemIdentifier` of a response; None when the response is invalid
-    (Lambda then fails the whole batch). A missing or null list means no failures."""
-    if not isinstance(result, dict):
-        return set()
-    items = result.get("batchItemFailures")
-    if items is None:
-        return set()
-    if not isinstance(items, list):
-        return None
-    failed: set[str] = set()
-    for item in items:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or identifier not in valid:
-            return None
-        failed.add(identifier)
-    return failed
-
-
-# ---------------------------------------------------------------- SQS
-
-
-class SqsPoller(Poller):
-    """Lambda's SQS event source mapping: gather a batch, invoke, delete what succeeded."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        source: cfn.SqsSource,
-        queue_url: str,
-        queue_arn: str,
-        endpoint_url: str,
-        stopping: threading.Event,
-        *,
-        retry_delay: int | None = None,
-    ) -> None:
-        super().__init__(f"sqs-{source.function}-{source.queue}", runtime, stopping)
-        for pattern in source.filters:
-            filters.validate(pattern)
-        self.source = source
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.retry_delay = retry_delay
-        self.sqs = _client("sqs", endpoint_url)
-
-    def poll(self) -> None:
-        messages = self._receive()
-        if messages:
-            self._process(messages)
-
-    def _receive(self) -> list[dict[str, Any]]:
-        """Long-poll for a first message, then gather until BatchSize or the batching window closes."""
-        batch: dict[str, dict[str, Any]] = {}  # by MessageId: a message seen again keeps its newest handle
-        deadline: float | None = None
-        while len(batch) < self.source.batch_size and not self.stopping.is_set():
-            if deadline is None:
-                wait = 1  # short enough to notice stop()
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wait = min(20, int(remaining))
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=max(1, min(10, self.source.batch_size - len(batch))),
-                WaitTimeSeconds=wait,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            for message in messages:
-                batch[message["MessageId"]] = message
-            if deadline is None:
-                if not messages:
-                    return []
-                deadline = time.monotonic() + self.source.batching_window
-            elif not messages and wait == 0:
-                self.stopping.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        return list(batch.values())
-
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = {}
-        for name, value in (message.get("MessageAttributes") or {}).items():
-            attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
-            if "StringValue" in value:
-                attribute["stringValue"] = value["StringValue"]
-            if "BinaryValue" in value:
-                attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-            attributes[name] = attribute
-        system = message.get("Attributes") or {}
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": {name: system[name] for name in LAMBDA_SQS_ATTRIBUTES if name in system},
-            "messageAttributes": attributes,
-            "md5OfBody": message.get("MD5OfBody"),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": cfn.REGION,
-        }
-
-    def _delete_messages(self, messages: list[dict[str, Any]]) -> None:
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
-
-    def _release_messages(self, messages: list[dict[str, Any]]) -> None:
-        """With a local retry delay, failed messages come back after it instead of the queue's timeout."""
-        if self.retry_delay is None:
-            return
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay}
-                    for i, m in enumerate(chunk)
-                ],
-            )
-
-    def _process(self, messages: list[dict[str, Any]]) -> None:
-        name, queue = self.source.function, self.source.queue
-        records = [self._record(m) for m in messages]
-        wanted = [
-            (m, r)
-            for m, r in zip(messages, records, strict=True)
-            if filters.matches_any(self.source.filters, filters.sqs_view(r))
-        ]
-        if len(wanted) < len(messages):
-            dropped = [m for m in messages if all(m is not w for w, _ in wanted)]
-            self._delete_messages(dropped)
-            log.info("%s: %d message(s) from %s matched no filter, deleted", name, len(dropped), queue)
-        if not wanted:
-            return
-        messages = [m for m, _ in wanted]
-        try:
-            result = self.runtime.invoke(name, {"Records": [r for _, r in wanted]})
-        except Exception:
-            log.error(
-                "%s: batch of %d from %s failed, all will be retried:\n%s",
-                name,
-                len(messages),
-                queue,
-                traceback.format_exc(),
-            )
-            self._release_messages(messages)
-            return
-        failed = (
-            _failed_identifiers(result, {m["MessageId"] for m in messages})
-            if self.source.report_batch_item_failures
-            else set()
-        )
-        if failed is None:
-            log.error(
-                "%s: invalid batchItemFailures %r; the batch of %d from %s will be retried",
-                name,
-                (result or {}).get("batchItemFailures"),
-                len(messages),
-                queue,
-            )
-            self._release_messages(messages)
-            return
-        self._delete_messages([m for m in messages if m["MessageId"] not in failed])
-        self._release_messages([m for m in messages if m["MessageId"] in failed])
-        receives = [int((m.get("Attributes") or {}).get("ApproximateReceiveCount", 1)) for m in messages]
-        log.info(
-            "%s: batch of %d from %s, %d failed (max receive count so far %d)",
-            name,
-            len(messages),
-            queue,
-            len(failed),
-            max(receives),
-        )
-
-
-# ---------------------------------------------------------------- DynamoDB streams
 
 
 def _attribute(value: Any) -> Any:
@@ -346,8 +99,8 @@ class StreamPoller(Poller):
         self.source = source
         self.stream_arn = stream_arn
         self.on_failure_url = on_failure_url
-        self.streams = _client("dynamodbstreams", endpoint_url)
-        self.sqs = _client("sqs", endpoint_url) if on_failure_url else None
+        self.streams = client("dynamodbstreams", endpoint_url)
+        self.sqs = client("sqs", endpoint_url) if on_failure_url else None
         self.shards: dict[str, _Shard] = {}
         self.done_shards: set[str] = set()
         self._known_at_start: set[str] | None = None
@@ -471,7 +224,7 @@ class StreamPoller(Poller):
             )
             self._failed(shard, batch)
             return
-        failed = _failed_identifiers(result, set(sequences)) if self.source.report_batch_item_failures else set()
+        failed = failed_identifiers(result, set(sequences)) if self.source.report_batch_item_failures else set()
         if failed is None:
             log.error(
                 "%s: invalid batchItemFailures %r for the batch %s; the batch fails",
@@ -573,65 +326,3 @@ class StreamPoller(Poller):
                 "streamArn": self.stream_arn,
             },
         }
-
-
-# ---------------------------------------------------------------- from the template
-
-
-def start_pollers(
-    template: dict[str, Any],
-    resources: dict[str, str],
-    runtime: Runtime,
-    endpoint_url: str,
-    stopping: threading.Event,
-    *,
-    sqs_retry_delay: int | None = None,
-) -> list[Poller]:
-    """One started poller per enabled event source of the template whose function and source exist."""
-    functions = cfn.resources_of(template, cfn.SERVERLESS_FUNCTION)
-    resolver = cfn.Resolver(template, resources)
-    pollers: list[Poller] = []
-    for source in cfn.sqs_sources(template):
-        if not source.enabled:
-            log.info("%s: SQS event %s is disabled in the template", source.function, source.event)
-        elif source.function not in functions or source.queue not in resources:
-            log.warning(
-                "%s: SQS event %s has no queue %s here; not polled", source.function, source.event, source.queue
-            )
-        else:
-            arn = resolver.get_att(source.queue, "Arn")
-            pollers.append(
-                SqsPoller(
-                    runtime, source, resources[source.queue], arn, endpoint_url, stopping, retry_delay=sqs_retry_delay
-                )
-            )
-    dynamodb = _client("dynamodb", endpoint_url) if cfn.stream_sources(template) else None
-    for stream in cfn.stream_sources(template):
-        if not stream.enabled:
-            log.info("%s: DynamoDB event %s is disabled in the template", stream.function, stream.event)
-            continue
-        table = resources.get(stream.table)
-        description = dynamodb.describe_table(TableName=table)["Table"] if dynamodb and table else {}
-        stream_arn = description.get("LatestStreamArn")
-        if stream.function not in functions or not stream_arn:
-            log.warning(
-                "%s: DynamoDB event %s has no stream on table %s here; not polled",
-                stream.function,
-                stream.event,
-                stream.table,
-            )
-            continue
-        on_failure_url = resources.get(stream.on_failure) if stream.on_failure else None
-        if stream.on_failure and not str(on_failure_url or "").startswith("http"):
-            log.warning(
-                "%s: on-failure destination %s is not a local SQS queue; skipped batches are only logged",
-                stream.function,
-                stream.on_failure,
-            )
-            on_failure_url = None
-        pollers.append(StreamPoller(runtime, stream, stream_arn, endpoint_url, stopping, on_failure_url=on_failure_url))
-    for poller in pollers:
-        poller.start()
-    if pollers:
-        log.info("event sources: %s", ", ".join(poller.name for poller in pollers))
-    return pollers
