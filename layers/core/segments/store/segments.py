@@ -56,7 +56,9 @@ def segment_item(segment: dict[str, Any], name_key: str) -> dict[str, Any]:
 
 def _lock_put(org_id: str, name_key: str, segment_id: str, at: str | None) -> dict[str, Any]:
     item = {"pk": keys.org_pk(org_id), "sk": keys.name_lock_sk(name_key), "segment_id": segment_id, "created_at": at}
-    return {"Put": {"TableName": table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+    # ALL_OLD: a failed condition returns the lock that holds the name (whose segment it is).
+    return {"Put": {"TableName": table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
 
 def _lock_delete(org_id: str, name_key: str, segment_id: str) -> dict[str, Any]:
@@ -93,6 +95,8 @@ def put_with_name(segment: dict[str, Any], name_key: str, checks: Mapping[str, d
             token=segment_id,
         )
     except Cancelled as exc:
+        if exc.failed("name lock") and exc.items.get("name lock", {}).get("segment_id") == segment_id:
+            return  # our own write, retried by the SDK after a lost response: it is stored
         if exc.failed("name lock"):
             raise errors.NameTaken(segment["name"]) from exc
         if any(exc.failed(name) for name in checks or {}):
