@@ -320,14 +320,22 @@ class TestEventSources:
         )
         dead: list[str] = []
 
-        def both_dead() -> bool:
-            dead.extend(m["Body"] for m in drain(events_stack, "FragileDLQ"))
-            return len(dead) >= 2
+        def bodies(call: dict[str, Any]) -> set[str]:
+            return {r["body"] for r in call["records"]}
 
-        wait_for("both messages in the DLQ", both_dead)
-        assert sorted(dead) == ["explode", "ok-1"]
+        def settled() -> bool:
+            dead.extend(m["Body"] for m in drain(events_stack, "FragileDLQ"))
+            ok_done = any("ok-1" in bodies(c) and "explode" not in bodies(c) for c in calls(events_stack, "fragile"))
+            return "explode" in dead and ("ok-1" in dead or ok_done)
+
+        wait_for("the poison message in the DLQ, the good one settled", settled)
         log = calls(events_stack, "fragile")
-        assert [sorted(r["body"] for r in call["records"]) for call in log] == [["explode", "ok-1"]] * 2
+        # Every message that shared an invocation with the poison failed with it (the whole batch
+        # failed) and reached the DLQ; a message SQS handed over in a batch of its own succeeded.
+        # (Whether SQS returns both in one receive is up to SQS.)
+        failed_with_poison = set().union(*(bodies(c) for c in log if "explode" in bodies(c)))
+        assert sorted(dead) == sorted(failed_with_poison)
+        assert sum("explode" in bodies(c) for c in log) == 2  # received maxReceiveCount times, then the DLQ
 
     # ------------------------------------------------ DynamoDB streams
     def test_filter_order_and_retry_from_the_failed_record(self, events_stack: StackInfo) -> None:
