@@ -140,8 +140,8 @@ def delay_through_local_stack() -> Rows:
     say(f"(c) through the local stack (HTTP API on a free loopback port, the stream pollers): add answered in "
         f"{request_s:.2f} s; the {served}/{expected} late joiners' deaths readable {delay:.2f} s after the answer "
         f"({reads} reads)")
-    say("    the stream source's MaximumBatchingWindowInSeconds (1 s: a batch of the add's few ledger records is "
-        "not full) and the pollers' 0.25 s idle wait are part of it")
+    say("    the stream pollers read the add's 10,000 member INSERTs too (each consumer; its filter drops them) "
+        "through moto's GetRecords, 1,000 a call; the 0.25 s idle wait and the 1 s batching window are a small part")
     return [
         ("late joiners: delay, add answered -> signals readable (local stack)",
          f"{delay:.2f} s ({served}/{expected} signals; the add itself {request_s:.2f} s)"),
