@@ -19,6 +19,7 @@ PERSON: dict[str, Any] = {
     "score": Decimal("0.75"),
     "ratio": 0.1,
     "deceased": False,
+    "visits": 0,
     "tags": ["VIP", "donor", 2024],
     "joined": "2024-01-15T10:30:45.123456Z",
     "born": "1815-12-10",
@@ -51,6 +52,8 @@ def rule(field: str, operator: str, value: Any) -> dict[str, Any]:
         ("deceased", "equals", False, True),
         ("deceased", "equals", 0, False),
         ("deceased", "equals", "false", False),
+        ("visits", "equals", False, False),
+        ("visits", "exact", 0, True),
         ("ratio", "equals", 0.1, True),  # a float compares as its shortest decimal, as DynamoDB stores it
         ("ratio", "equals", Decimal("0.1"), True),
         # not_equal_to is `not equals`: a missing or null field is "not equal"
@@ -160,6 +163,7 @@ def test_fields_read_are_the_top_level_attributes_through_raw_trees() -> None:
     rules = [rule("location.country", "equals", "GB"), rule("x", "near", "0,0,1"),
              rule("*", "raw", {"any": [rule("age", "less_than", 1), {"not": rule("tags.kind", "equals", "a")}]})]
     assert fields_read(rules) == frozenset({"location", "age", "tags"})
+    assert fields_read([rule("x", "near", "0,0,1")]) == frozenset({"location"})
     assert fields_read([]) == frozenset()
 
 
