@@ -99,3 +99,17 @@ def member_items(segment_id: str) -> Iterator[dict[str, Any]]:
     )
     for page in pages:
         yield from page["Items"]
+
+
+def stored_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rules validated as a create stores them (numbers as Decimal); ValidationFailed if invalid."""
+    from segments.rules import validate_rules
+
+    return [rule.model_dump() for rule in validate_rules(rules)]
+
+
+def compile_rules(rules: list[dict[str, Any]]) -> Any:
+    """The core's evaluator: one predicate over person records for a segment's rules."""
+    from segments.rules import compile_rules as compile_
+
+    return compile_(rules)
