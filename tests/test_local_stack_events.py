@@ -335,7 +335,8 @@ class TestEventSources:
         # (Whether SQS returns both in one receive is up to SQS.)
         failed_with_poison = set().union(*(bodies(c) for c in log if "explode" in bodies(c)))
         assert sorted(dead) == sorted(failed_with_poison)
-        assert sum("explode" in bodies(c) for c in log) == 2  # received maxReceiveCount times, then the DLQ
+        # invoked at most maxReceiveCount (2) times, then moved to the DLQ by SQS's redrive
+        assert 1 <= sum("explode" in bodies(c) for c in log) <= 2
 
     # ------------------------------------------------ DynamoDB streams
     def test_filter_order_and_retry_from_the_failed_record(self, events_stack: StackInfo) -> None:
