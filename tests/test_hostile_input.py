@@ -18,7 +18,8 @@ import pytest
 
 from conftest import Api, Org
 from segments import cursors
-from segments.models import NewSegment, name_key
+from segments.models import NewSegment, name_key, storable_segment
+from segments.rules import RAW_MAX_DEPTH
 from segments.store import dynamo
 from segments.store import segments as segment_store
 
@@ -153,9 +154,18 @@ def test_unstorable_rule_values_are_400_and_do_not_poison_the_org(api: Api, org:
     assert ok.status == 201, ok.text
 
 
-def test_nesting_up_to_dynamodbs_32_levels_is_stored(api: Api, org: Org) -> None:
+def test_nesting_up_to_dynamodbs_32_levels_is_storable() -> None:
     value = nested(30, leaf="deep")  # rules (1) > rule (2) > 30 lists: 32 levels
-    created = sheep_create(api, org, name="Deep", rules=[{"field": "f", "operator": "equals", "value": value}])
+    new = storable_segment(NewSegment(name="Deep", rules=[{"field": "f", "operator": "equals", "value": value}]))
+    assert new.rules[0]["value"] == value
+
+
+def test_the_deepest_rules_the_grammar_allows_are_stored(api: Api, org: Org) -> None:
+    # no rule value nests 32 levels any more (equals takes a scalar): the deepest is a raw tree
+    value: Any = {"field": "f", "operator": "or_list", "value": ["deep"]}
+    for _ in range(RAW_MAX_DEPTH + 1):
+        value = {"all": [value]}
+    created = sheep_create(api, org, name="Deep", rules=[{"field": "f", "operator": "raw", "value": value}])
     assert created.status == 201, created.text
     segment_id = segment_id_of(created)
     assert read_back(api, org, segment_id)["rules"][0]["value"] == value
