@@ -1,10 +1,6 @@
 """Test support for rule segments: the `rig` fixture drives the table's stream through
 RuleMembershipFunction, the rebuild queue through RebuildFunction (real-shaped SQS records), and
-counts rule evaluations.
-
-Where the core has no rule evaluator yet (`segments.rules.compile_rules`), a tiny one stands in
-for the tests (a few operators on top-level fields); once the core has one, the core's is used.
-"""
+counts rule evaluations."""
 
 from __future__ import annotations
 
@@ -15,52 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from helpers.signals import REGION, Signals, failures, run, sqs_batch, sqs_record
 
 from conftest import Api, Org
+from helpers.signals import REGION, Signals, failures, run, sqs_batch, sqs_record
 
-# ------------------------------------------------------------------ a stand-in evaluator (tests only)
-
-
-def _value(record: Mapping[str, Any], path: str) -> Any:
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _check(rule: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
-    op, want, got = rule["operator"], rule.get("value"), _value(record, rule["field"])
-    if op == "equals":
-        return got is not None and str(got).casefold() == str(want).casefold()
-    if op == "exact":
-        return got == want
-    if op == "not_equal_to":
-        return got != want
-    if op == "greater_than":
-        return got is not None and got > want
-    if op == "less_than":
-        return got is not None and got < want
-    if op == "or_list":
-        options = want if isinstance(want, list) else str(want).split(",")
-        return any(g in options for g in got) if isinstance(got, list) else got in options
-    raise ValueError(f"the test evaluator has no {op}")
-
-
-def stand_in_compile(rules: list[Any]) -> Callable[[Mapping[str, Any]], bool]:
-    plain = [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in rules]
-    return lambda record: all(_check(r, record) for r in plain)
-
-
-def stand_in_fields(rules: list[Any]) -> frozenset[str]:
-    plain = [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in rules]
-    return frozenset(str(r["field"]).split(".", 1)[0] for r in plain)
-
-
-def stand_in_validate(raw: list[Any]) -> list[Any]:
-    return list(raw)
+# ------------------------------------------------------------------ counting evaluations
 
 
 @dataclass
@@ -71,16 +26,12 @@ class Evaluations:
 
 
 def install_evaluator(monkeypatch: pytest.MonkeyPatch) -> Evaluations:
-    """Use the core's evaluator if it has one (else the stand-in), counting each evaluation."""
+    """The core's evaluator, counting each evaluation of a record."""
     from segments import rules
     from segments.usecases import rule_definitions
 
     counted = Evaluations()
-    compile_rules = getattr(rules, "compile_rules", None) or stand_in_compile
-    if not hasattr(rules, "fields_read"):
-        monkeypatch.setattr(rules, "fields_read", stand_in_fields, raising=False)
-    if not hasattr(rules, "validate_rules"):
-        monkeypatch.setattr(rules, "validate_rules", stand_in_validate, raising=False)
+    compile_rules = rules.compile_rules
 
     def counting_compile(parsed: Any) -> Callable[[Mapping[str, Any]], bool]:
         predicate = compile_rules(parsed)
@@ -91,7 +42,7 @@ def install_evaluator(monkeypatch: pytest.MonkeyPatch) -> Evaluations:
 
         return evaluate
 
-    monkeypatch.setattr(rules, "compile_rules", counting_compile, raising=False)
+    monkeypatch.setattr(rules, "compile_rules", counting_compile)
     rule_definitions.clear_cache()
     return counted
 

@@ -226,7 +226,7 @@ def process_message(body: str, *, receive_count: int = 1) -> Outcome:
     try:
         message = json.loads(body)
         for name in ("org_id", "segment_id", "definition_version", "run", "chunk", "phase"):
-            message[name]  # noqa: B018 - presence check
+            message[name]
     except (ValueError, KeyError, TypeError) as exc:
         raise errors.ValidationFailed("malformed rebuild message") from exc
     return process(message, receive_count=receive_count)

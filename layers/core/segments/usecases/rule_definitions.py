@@ -4,7 +4,7 @@ index entry, and the membership it asks for one person record. Pure: no I/O.
 | type      | members                                                   | kept current by           |
 |-----------|-----------------------------------------------------------|---------------------------|
 | dynamic   | records matching every rule                               | the rule index + rebuilds |
-| hybrid    | (matches ∪ uris_include) − uris_exclude                   | the rule index + rebuilds |
+| hybrid    | (matches or uris_include) - uris_exclude                   | the rule index + rebuilds |
 | static    | uris_include plus members added by PID                    | a rebuild adds uris_include |
 | auxiliary | none                                                      | nothing                   |
 

@@ -6,7 +6,7 @@ A person record written (a `profile` merged, a lifecycle fact set: INSERT or MOD
   2. read 1: one BatchGetItem of the org's rule index for those fields — only the segments whose
      rules read a changed field (plus, for a new record, the segments that read no field);
   3. read 2: one BatchGetItem of the PID's member items in those segments;
-  4. evaluate each segment's compiled rules on the new image (hybrid: matches ∪ uris_include −
+  4. evaluate each segment's compiled rules on the new image (hybrid: matches plus uris_include minus
      uris_exclude) and add or remove through the member-write path (`usecases.members`, actor
      reason "rule") only where membership changes. Counts stay exact (the lease), and the ledger
      entry those writes make is published as `Segment Membership Changed` by the publisher.
