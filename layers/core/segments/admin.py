@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from segments import auth, errors
+from segments import auth, errors, people_import
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -86,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--description", default=None)
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     s.set_defaults(func=_create_system_segment)
+
+    people_import.register(sub)
     return p
 
 
