@@ -18,11 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-from tools.bench import cold_import, create_calls, members_calls, members_reads, members_speed
+from tools.bench import cold_import, create_calls, members_calls, members_reads, members_speed, rule_segments
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
 # Importing a benchmark module registers its benchmarks; this is the order of --list and of a full run.
-ORDER = (cold_import, create_calls, members_calls, members_speed, members_reads)
+ORDER = (cold_import, create_calls, members_calls, members_speed, members_reads, rule_segments)
 
 
 def benchmarks() -> dict[str, Benchmark]:
