@@ -6,6 +6,7 @@ No figure is asserted here (performance is measured by `python -m tools.bench`, 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert listed == ["cold-import", "create-calls", "members-calls", "members-speed", "members-reads",
-                      "rule-realtime", "rule-rebuild"]
+                      "signals-ingest", "signals-reads", "signals-late-joiners", "rule-realtime",
+                      "rule-rebuild"]
 
 
 def test_no_import_cycle_in_the_package() -> None:
@@ -136,3 +138,27 @@ def test_members_doc_replaces_only_its_section(tmp_path: Path) -> None:
     assert text.startswith("# Performance\n\nintro\n\n## Members\n")
     assert "old figures" not in text and "| calls: target | met |" in text
     assert text.endswith("## Later\n\nkept\n")
+
+
+def test_moto_partition_lookup_answers_as_moto_does() -> None:
+    """The benchmarks' partition lookup for moto's Query changes its cost, never its answers."""
+    items = [{"pk": {"S": f"SEG#{s}"}, "sk": {"S": f"PID#p-{i:03d}"}, "gsi3pk": {"S": f"PID#p-{i:03d}"},
+              "gsi3sk": {"S": f"MEMBER#org#{s}"}} for s in range(3) for i in range(40) if (i + s) % 3]
+    gsi3 = {"IndexName": "gsi3", "KeyConditionExpression": "gsi3pk = :pk"}
+    queries = [
+        {**gsi3, "ExpressionAttributeValues": {":pk": {"S": "PID#p-004"}}},
+        {**gsi3, "ExpressionAttributeValues": {":pk": {"S": "PID#none"}}},
+        {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)", "Limit": 7, "ScanIndexForward": False,
+         "ExpressionAttributeValues": {":pk": {"S": "SEG#1"}, ":p": {"S": "PID#p-0"}}},
+    ]
+
+    def answers(patched: bool) -> list[object]:
+        with harness.function_env(), harness.moto_in_process() as client:
+            with harness.moto_partition_lookup() if patched else contextlib.nullcontext():
+                table = harness.FUNCTION_ENV["TABLE_NAME"]
+                for item in items:
+                    client.put_item(TableName=table, Item=item)
+                return [(sorted(map(str, a["Items"])), a["Count"], a.get("LastEvaluatedKey"))
+                        for a in (client.query(TableName=table, **q) for q in queries)]
+
+    assert answers(True) == answers(False)

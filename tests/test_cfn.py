@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from tools import cfn
+from tools.moto_events import make_event_envelopes_faithful
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = cfn.load_template(ROOT / "template.yaml")
@@ -180,6 +181,8 @@ STORAGE_TEMPLATE = """
         Type: AWS::SQS::Queue
         Properties:
           VisibilityTimeout: 40
+          MessageRetentionPeriod: 345600
+          SqsManagedSseEnabled: true
           RedrivePolicy: {deadLetterTargetArn: !GetAtt Dead.Arn, maxReceiveCount: 3}
       Dead:
         Type: AWS::SQS::Queue
@@ -194,7 +197,7 @@ STORAGE_TEMPLATE = """
         Type: AWS::Events::Rule
         Properties:
           EventBusName: !Ref Bus
-          EventPattern: {source: [segments.people]}
+          EventPattern: {source: [segments.people], detail-type: [Person Event]}
           Targets: [{Id: work, Arn: !GetAtt Work.Arn}]
 """
 
@@ -230,6 +233,8 @@ def test_create_queues_and_buses_with_rules(tmp_path: Path) -> None:
         assert urls["Ordered"].endswith("/Ordered.fifo")
         attributes = sqs.get_queue_attributes(QueueUrl=urls["Work"], AttributeNames=["All"])["Attributes"]
         assert attributes["VisibilityTimeout"] == "40"
+        assert attributes["MessageRetentionPeriod"] == "345600"
+        assert attributes["SqsManagedSseEnabled"] == "true"
         assert json.loads(attributes["RedrivePolicy"]) == {
             "deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:Dead",
             "maxReceiveCount": 3,
@@ -240,11 +245,98 @@ def test_create_queues_and_buses_with_rules(tmp_path: Path) -> None:
 
         assert cfn.create_buses(events, tpl, urls) == {"Bus": "Bus"}
         assert events.list_rules(EventBusName="Bus")["Rules"][0]["Name"] == "ToWork"
+        rule = events.describe_rule(Name="ToWork", EventBusName="Bus")
+        assert json.loads(rule["EventPattern"]) == {"source": ["segments.people"], "detail-type": ["Person Event"]}
+        make_event_envelopes_faithful()
         events.put_events(
-            Entries=[{"EventBusName": "Bus", "Source": "segments.people", "DetailType": "Person Event", "Detail": "{}"}]
+            Entries=[
+                {"EventBusName": "Bus", "Source": "segments.people", "DetailType": detail_type, "Detail": detail}
+                for detail_type, detail in (("Other", "{}"), ("Person Event", '{"a": 1}'))
+            ]
         )
-        messages = sqs.receive_message(QueueUrl=urls["Work"], WaitTimeSeconds=1).get("Messages", [])
-        assert [json.loads(m["Body"])["source"] for m in messages] == ["segments.people"]
+        messages = sqs.receive_message(QueueUrl=urls["Work"], WaitTimeSeconds=1, MaxNumberOfMessages=10)["Messages"]
+        [body] = [json.loads(m["Body"]) for m in messages]  # only the matching event
+        assert list(body) == [  # AWS's envelope, in its order
+            "version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"
+        ]  # fmt: skip
+        assert (body["account"], body["detail-type"], body["detail"]) == ("123456789012", "Person Event", {"a": 1})
+
+
+def test_create_tables_enables_the_template_streams(tmp_path: Path) -> None:
+    tpl = _load(tmp_path, STORAGE_TEMPLATE)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        cfn.create_tables(dynamodb, tpl)
+        table = dynamodb.describe_table(TableName="Stream")["Table"]
+        assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+        assert table["LatestStreamArn"].startswith("arn:aws:dynamodb:us-east-1:123456789012:table/Stream/stream/")
+
+
+def test_stream_and_sqs_sources_carry_the_mapping_settings(tmp_path: Path) -> None:
+    tpl = _load(
+        tmp_path,
+        """
+        Resources:
+          Table:
+            Type: AWS::DynamoDB::Table
+            Properties: {StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}}
+          Queue: {Type: AWS::SQS::Queue}
+          Failures: {Type: AWS::SQS::Queue}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              Events:
+                Ledger:
+                  Type: DynamoDB
+                  Properties:
+                    Stream: !GetAtt Table.StreamArn
+                    StartingPosition: TRIM_HORIZON
+                    BatchSize: 100
+                    MaximumBatchingWindowInSeconds: 1
+                    BisectBatchOnFunctionError: true
+                    MaximumRetryAttempts: 10
+                    MaximumRecordAgeInSeconds: 86400
+                    FunctionResponseTypes: [ReportBatchItemFailures]
+                    DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Failures.Arn}}
+                    FilterCriteria:
+                      Filters:
+                        - Pattern: '{"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "L#"}]}}}}'
+                Raw:
+                  Type: DynamoDB
+                  Properties:
+                    Stream: arn:aws:dynamodb:us-east-1:123456789012:table/Table/stream/2024-01-01T00:00:00.000
+                    StartingPosition: latest
+                    Enabled: false
+                People:
+                  Type: SQS
+                  Properties:
+                    Queue: !GetAtt Queue.Arn
+                    BatchSize: 10
+                    MaximumBatchingWindowInSeconds: 2
+                    FilterCriteria: {Filters: [{Pattern: '{"body": {"type": ["death"]}}'}]}
+        """,
+    )
+    ledger, raw = cfn.stream_sources(tpl)
+    assert ledger == cfn.StreamSource(
+        function="Fn",
+        table="Table",
+        event="Ledger",
+        starting_position="TRIM_HORIZON",
+        batch_size=100,
+        batching_window=1.0,
+        bisect_on_error=True,
+        max_retry_attempts=10,
+        max_record_age=86400,
+        report_batch_item_failures=True,
+        filters=({"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "L#"}]}}}},),
+        on_failure="Failures",
+        enabled=True,
+    )
+    assert (raw.table, raw.starting_position, raw.enabled, raw.batch_size, raw.max_retry_attempts) == (
+        "Table", "LATEST", False, 100, -1
+    )  # fmt: skip
+    [people] = cfn.sqs_sources(tpl)
+    assert (people.batch_size, people.batching_window, people.filters) == (10, 2.0, ({"body": {"type": ["death"]}},))
 
 
 # ---------------------------------------------------------------- functions

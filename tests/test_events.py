@@ -75,6 +75,8 @@ def test_event_replays_with_the_expected_answer(aws: None, entry: dict[str, Any]
     body = json.loads(result["body"])
     if entry["function"] == "SheepSegmentsFunction":  # SheepCRM's shape: the created segment itself
         assert body["name"] == json.loads(base64.b64decode(event["body"]))["name"]
+    elif entry["function"] == "SheepQueryFunction":  # SheepCRM's listing envelope
+        assert body["page"] == 1 and body["results"] == [] and body["next_page"] is None
     else:
         assert body["api_request_id"] == response_headers(result)["x-api-request-id"]
         assert body.get("status_code", 200) == entry["status"]

@@ -264,6 +264,43 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
         replay = api.post(sheep, bearer=k, body={"name": "Replayed", "resource_type": "person"}, headers=sheep_key)
         assert replay.status == 201, replay.text
 
+    # SheepCRM reads: listings (a second page), find, trees, count and members (static: members by hand)
+    base = f"/segments/v2/{org.bucket}"
+    assert api.get(base, bearer=k, query={"page_size": 1, "page": 2}).status == 200
+    assert api.get(f"{base}/all", bearer=k).status == 200
+    assert api.get(f"{base}/find", bearer=k, query={"name": "par"}).status == 200
+    assert api.get(f"{base}/trees", bearer=k).status == 200
+    static = api.post(sheep, bearer=k, body={"name": "Hand", "resource_type": "person", "segment_type": "static"})
+    assert static.status == 201, static.text
+    static_id = str(uuid.UUID(static.json["uid"]))
+    assert api.post("/v2/segments/members/add", key=k, body={"segment_id": static_id,
+                                                             "minerva_pids": ["p-1", "p-2"]}).status == 200
+    dynamic_id = str(uuid.UUID(replay.json["uid"]))
+    assert api.post("/v2/segments/members/add", key=k, body={"segment_id": dynamic_id,
+                                                             "minerva_pids": ["p-1"]}).status == 422
+    assert api.get(f"{base}/segment/{static.json['uid']}/count", bearer=k).status == 200
+    assert api.get(f"{base}/segment/{static.json['uid']}/all", bearer=k, query={"page_size": 1}).status == 200
+    assert api.get(f"{base}/segment/{uuid.uuid4().hex}/all", bearer=k).status == 404
+
+    # SheepCRM changes: rename (transaction), definition change (single update), a new parent (walk and checks),
+    # replay, taken name; delete, restore, restore refused
+    seg_path = f"{base}/segment/{static.json['uid']}"
+    put_key = {"Idempotency-Key": f"u-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.request("PUT", seg_path, bearer=k, body={"name": "Handpicked"}, headers=put_key).status == 200
+    assert api.request("PUT", seg_path, bearer=k,
+                       body={"uris_include": [f"/{org.bucket}/person/p-9/"], "tags": ["t"]}).status == 200
+    assert api.request("PUT", seg_path, bearer=k, body={"parent_segment": parent.json["uri"]}).status == 200
+    assert api.request("PUT", seg_path, bearer=k, body={"name": "Child"}).status == 409
+    del_key = {"Idempotency-Key": f"x-{uuid.uuid4()}"}
+    for _ in range(2):
+        assert api.delete(seg_path, bearer=k, headers=del_key).status == 200
+    assert api.post(f"{seg_path}/restore", bearer=k).status == 200
+    assert api.post(f"{seg_path}/restore", bearer=k).status == 409
+    assert api.delete(seg_path, bearer=k).status == 200
+    assert api.post(sheep, bearer=k, body={"name": "Handpicked", "resource_type": "person"}).status == 201
+    assert api.post(f"{seg_path}/restore", bearer=k).status == 409
+
     # signals: the three reads, a missing segment, a bad cursor
     for kind in ("deaths", "job_changes", "relocations"):
         assert api.get(f"/v2/segments/signals/{kind}", key=k, query={"segment_id": seg}).status == 200
@@ -291,7 +328,8 @@ def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
     assert not_run == [], "routes the IAM scenario does not run (add them to exercise_every_route):\n" + \
         "\n".join(not_run)
     assert {c.function for c in recorder.calls} >= {"ApiKeyAuthorizerFunction", "BearerAuthorizerFunction",
-                                                    "CreateSegmentFunction", "SheepSegmentsFunction"}
+                                                    "CreateSegmentFunction", "SheepSegmentsFunction",
+                                                    "SheepQueryFunction"}
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls

@@ -210,3 +210,21 @@ def test_a_static_segment_with_uris_include_gets_them(api: Api, org: Org, rig: R
 
 def test_a_malformed_message_fails_alone(rig: Rig) -> None:
     assert rig.rebuild_chunk({"nonsense": True}) != []
+
+
+def test_rules_changed_through_the_sheep_update_rebuild_the_segment(api: Api, org: Org, rig: Rig) -> None:
+    gold = seed(org)
+    rig.settle()
+    segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
+    run_chain(rig)
+    assert members_of(api, org, segment_id) == sorted(gold)
+    uid = segment_id.replace("-", "")
+    silver = [{"field": "tier", "operator": "equals", "value": "silver"}]
+    resp = api.request("PUT", f"/segments/v2/{org.bucket}/segment/{uid}", bearer=org.key, body={"rules": silver})
+    assert resp.status == 200, resp.text
+    assert segment(api, org, segment_id)["build_state"] == "building"
+    run_chain(rig)
+    assert members_of(api, org, segment_id) == sorted({f"p-r{i:04d}" for i in range(N)} - set(gold))
+    view = segment(api, org, segment_id)
+    assert (view["definition_version"], view["build_state"]) == (2, "ready")
+    assert view["current_size"] == N - len(gold)

@@ -33,6 +33,15 @@ EXPECTED = {
     ("PATCH", "/v2/segments/{segment_id}"): 422,  # nothing to update
     ("DELETE", "/v2/segments/{segment_id}"): 404,
     ("POST", "/segments/v2/{bucket}/create"): 400,  # SheepCRM's validation error
+    ("GET", "/segments/v2/{bucket}"): 200,  # an empty page
+    ("GET", "/segments/v2/{bucket}/all"): 200,
+    ("GET", "/segments/v2/{bucket}/find"): 400,  # name is a required parameter
+    ("GET", "/segments/v2/{bucket}/trees"): 200,  # no trees
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/count"): 404,  # the sample uid "x" names no segment
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/all"): 404,
+    ("PUT", "/segments/v2/{bucket}/segment/{uid}"): 404,
+    ("DELETE", "/segments/v2/{bucket}/segment/{uid}"): 404,
+    ("POST", "/segments/v2/{bucket}/segment/{uid}/restore"): 404,
     ("GET", "/v2/segments/signals/deaths"): 422,  # segment_id is a required parameter
     ("GET", "/v2/segments/signals/job_changes"): 422,
     ("GET", "/v2/segments/signals/relocations"): 422,

@@ -520,3 +520,24 @@ def test_a_patch_that_keeps_finding_the_record_changed_is_503(api: Api, org: Org
     last = f"Busy {segment_usecases.STALE_RETRIES}"
     assert raw_segment(org.org_id, sid)["name"] == last
     assert [lock["sk"] for lock in raw_org_items(org.org_id, "NAME#")] == [f"NAME#{name_key(last)}"]
+
+
+def test_a_create_retried_after_a_lost_response_is_its_own_success_not_a_taken_name(org: Org) -> None:
+    """The SDK retries a TransactWriteItems whose response was lost (a read timeout); if the first
+    attempt was applied, the retry meets its own name lock. That is the create succeeding, not
+    "already exists" (whatever the store makes of ClientRequestToken); another segment with the
+    name still gets NameTaken."""
+    from segments import errors
+    from segments.models import Actor, NewSegment, Segment, name_key
+    from segments.store import segments as segment_store
+
+    actor = Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "0" * 32)
+    at = "2024-01-01T00:00:00.000000Z"
+    first = Segment(segment_id=str(uuid.uuid4()), org_id=actor.org_id, bucket=actor.bucket, created_at=at,
+                    updated_at=at, **NewSegment(name="Retried").model_dump())
+    segment_store.put_with_name(first.model_dump(), name_key(first.name))
+    segment_store.put_with_name(first.model_dump(), name_key(first.name))  # the retry: no error
+    other = first.model_copy(update={"segment_id": str(uuid.uuid4())})
+    with pytest.raises(errors.NameTaken):
+        segment_store.put_with_name(other.model_dump(), name_key(other.name))
+    assert raw_segment(org.org_id, first.segment_id)["name"] == "Retried"

@@ -31,6 +31,8 @@ DESCRIPTION = (
 )
 
 
+SHEEP_PREFIX = "/segments/"
+
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -93,10 +95,14 @@ def build() -> dict[str, Any]:
             paths.setdefault(path, {}).update(operations)
         schemas.update(part.get("components", {}).get("schemas", {}))
 
-    for operations in paths.values():
+    for path, operations in paths.items():
         for method, operation in operations.items():
             if method in {"post", "put", "patch", "delete"}:
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+            if path.startswith(SHEEP_PREFIX):
+                # Powertools documents its own 422 on every validating route; the SheepCRM surface
+                # answers every validation error with 400 validation_error instead.
+                operation["responses"].pop("422", None)
 
     from segments.surfaces import minerva
 

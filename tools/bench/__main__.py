@@ -18,11 +18,24 @@ import json
 import sys
 from pathlib import Path
 
-from tools.bench import cold_import, create_calls, members_calls, members_reads, members_speed, rule_segments
+from tools.bench import (
+    cold_import,
+    create_calls,
+    members_calls,
+    members_reads,
+    members_speed,
+    rule_segments,
+    signals_ingest,
+    signals_late_joiners,
+    signals_reads,
+)
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
 # Importing a benchmark module registers its benchmarks; this is the order of --list and of a full run.
-ORDER = (cold_import, create_calls, members_calls, members_speed, members_reads, rule_segments)
+ORDER = (
+    cold_import, create_calls, members_calls, members_speed, members_reads, signals_ingest, signals_reads,
+    signals_late_joiners, rule_segments,
+)
 
 
 def benchmarks() -> dict[str, Benchmark]:

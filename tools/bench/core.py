@@ -101,6 +101,92 @@ def member_items(segment_id: str) -> Iterator[dict[str, Any]]:
         yield from page["Items"]
 
 
+# ------------------------------------------------------------------ signals
+
+
+def write_items(items: list[dict[str, Any]]) -> None:
+    """Write stored items (raw attribute maps) with the core's batch writes (25 a call, in parallel)."""
+    from segments.store import dynamo
+
+    dynamo.in_parallel(dynamo.batch_write, [{"PutRequest": {"Item": i}} for i in items], dynamo.BATCH_WRITE_MAX)
+
+
+def member_key(segment_id: str, pid: str) -> dict[str, Any]:
+    """The key (attribute map) of a member item."""
+    from segments.store import keys
+
+    return keys.member_key(segment_id, pid)
+
+
+def is_active_member_item(item: dict[str, Any]) -> bool:
+    return bool(item.get("active", {}).get("BOOL"))
+
+
+def ingest_event(detail: dict[str, Any]) -> Any:
+    """Ingest one person event (the `detail` of a bus event) through the core's use case."""
+    from segments.person_events import parse
+    from segments.usecases.ingest import ingest
+
+    return ingest(parse(detail))
+
+
+def signal_fact(detail: dict[str, Any]) -> dict[str, Any]:
+    """The stored fact of a lifecycle person event (validated as the consumer validates it)."""
+    from segments.person_events import parse
+    from segments.usecases.ingest import fact_of
+
+    return fact_of(parse(detail))
+
+
+def store_fact(fact: dict[str, Any]) -> bool:
+    """Store a fact and its person's marker (one transaction); False when already stored."""
+    from segments.store import signals
+
+    return signals.put_fact(fact)
+
+
+def write_feed(fact: dict[str, Any], segments: list[tuple[str, str]]) -> None:
+    """The feed entries of a fact in (org_id, segment_id) segments, written as the ingest writes them."""
+    from segments.store import signals
+    from segments.usecases.ingest import feed_entries
+
+    signals.put_feed(feed_entries(fact, segments))
+
+
+def ledger_items(segment_id: str) -> list[dict[str, Any]]:
+    """The stored ledger items of a segment (raw attribute maps), oldest first."""
+    from segments.store import dynamo, keys
+
+    found: list[dict[str, Any]] = []
+    for page in dynamo.query_pages(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+        ExpressionAttributeValues=dynamo.values(pk=keys.member_pk(segment_id), p=keys.LOG),
+    ):
+        found.extend(page["Items"])
+    return found
+
+
+def feed_count(segment_id: str) -> int:
+    """The number of feed entries stored for a segment (every type)."""
+    from segments.store import dynamo, keys
+
+    return sum(
+        int(page.get("Count", 0))
+        for page in dynamo.query_pages(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues=dynamo.values(pk=keys.member_pk(segment_id), p=keys.SIG),
+            Select="COUNT",
+        )
+    )
+
+
+def with_signals(pids: list[str]) -> set[str]:
+    """The PIDs among `pids` that have a stored signal (their markers)."""
+    from segments.store import signals
+
+    return signals.with_signals(pids)
+
+
 # ------------------------------------------------------------------ rule segments
 
 

@@ -398,3 +398,170 @@ def add_members(segment_id: str, members: list[str]) -> dict[str, Any]:
     if result["statusCode"] != 200:
         raise RuntimeError(f"add answered {result['statusCode']}: {result.get('body')}")
     return json.loads(result["body"])["results"]
+
+
+# ------------------------------------------------------------------ signals
+
+
+class ServiceCalls:
+    """Counts the API calls of the named services (`dynamodb`, `events`, ...) of every client created
+    while active, as DynamoCalls does for DynamoDB; `calls` are (service, operation) pairs."""
+
+    def __init__(self, *services: str) -> None:
+        self.services = frozenset(services)
+        self.calls: list[tuple[str, str]] = []
+        self._original: Any = None
+
+    def _hook(self, model: Any, **_: Any) -> None:
+        self.calls.append((model.service_model.service_name, model.name))
+
+    def __enter__(self) -> ServiceCalls:
+        import botocore.session
+
+        original = botocore.session.Session.create_client
+        hook, services = self._hook, self.services
+
+        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, *args, **kwargs)
+            name = client.meta.service_model.service_name
+            if name in services:
+                client.meta.events.register(f"before-call.{name}", hook)
+            return client
+
+        self._original = original
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import botocore.session
+
+        botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+    def by_operation(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for service, op in self.calls:
+            name = op if service == "dynamodb" else f"{service}:{op}"
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+_GSI = threading.local()
+
+
+@contextlib.contextmanager
+def moto_partition_lookup() -> Iterator[None]:
+    """Give moto's Query a lookup by partition, of the table and of its global secondary indexes.
+
+    moto 5 answers every Query by sorting and evaluating every item of the table (O(table) per
+    call), where DynamoDB reads only the partition asked for; with 100,000 members that emulator
+    cost would be the whole figure. Here a table Query evaluates only the items of its partition,
+    and an index Query only the current items recorded under its partition value: moto's
+    `Table.put_item` also records the item's key under each index partition value it holds. The
+    rest of the Query (conditions, order, limits, pages) is moto's own code. Items that gain an
+    index attribute by UpdateItem are not recorded: use it where index attributes are written by
+    puts (member items are). Undone on exit."""
+    from moto.dynamodb.models.table import Table
+
+    original_put, original_query, original_all = Table.put_item, Table.query, Table.all_items
+    recorded: dict[tuple[int, str, str, str], set[tuple[Any, Any]]] = {}
+
+    def hash_attrs(table: Any) -> list[str]:
+        return [k["AttributeName"] for i in (table.global_indexes or []) for k in i.schema if k["KeyType"] == "HASH"]
+
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        item = original_put(self, item_attrs, *args, **kwargs)
+        key = (item.hash_key, item.range_key)
+        for attr in hash_attrs(self):
+            value = item_attrs.get(attr)
+            if isinstance(value, dict) and len(value) == 1:
+                (kind, raw), = value.items()
+                recorded.setdefault((id(self), attr, kind, str(raw)), set()).add(key)
+        return item
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        conditions = kwargs.get("hash_key_conditions") or []
+        hash_key = kwargs.get("hash_key", args[0] if args else None)
+        candidates: list[Any] = []
+        if index_name is None and hash_key is not None and self.range_key_attr:
+            candidates = list(self.items.get(hash_key, {}).values())
+        elif index_name is not None and len(conditions) == 1:
+            attr, value = conditions[0]
+            for item_hash, item_range in recorded.get((id(self), attr, value.type, str(value.value)), ()):
+                stored = self.items.get(item_hash)
+                if stored is not None and item_range is not None:
+                    stored = stored.get(item_range)
+                if stored is not None:
+                    candidates.append(stored)
+        else:
+            return original_query(self, *args, **kwargs)
+        _GSI.candidates = candidates
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            _GSI.candidates = None
+
+    def all_items(self: Any) -> Any:
+        candidates = getattr(_GSI, "candidates", None)
+        if candidates is None:
+            return original_all(self)
+        return sorted(candidates, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    Table.put_item, Table.query, Table.all_items = put_item, query, all_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Table.put_item, Table.query, Table.all_items = original_put, original_query, original_all  # type: ignore[method-assign]
+
+
+def sqs_batch(bodies: list[str]) -> dict[str, Any]:
+    """An SQS event source batch as Lambda delivers it (the bodies as messages)."""
+    return {"Records": [
+        {"messageId": str(uuid.uuid4()), "receiptHandle": "AQEB" + uuid.uuid4().hex, "body": body,
+         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1705314645123", "SenderId": "AIDABENCH",
+                        "ApproximateFirstReceiveTimestamp": "1705314645130"},
+         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+         "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:PersonEventsQueue", "awsRegion": REGION}
+        for body in bodies
+    ]}
+
+
+def stream_inserts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """DynamoDB stream INSERT records of stored items (raw attribute maps), as Lambda delivers them."""
+    return {"Records": [
+        {"eventID": uuid.uuid4().hex, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+         "awsRegion": REGION,
+         "dynamodb": {"ApproximateCreationDateTime": 1705314645, "Keys": {"pk": item["pk"], "sk": item["sk"]},
+                      "SequenceNumber": f"{11100000000000000000000 + n}", "SizeBytes": 1024,
+                      "StreamViewType": "NEW_AND_OLD_IMAGES", "NewImage": item},
+         "eventSourceARN": f"arn:aws:dynamodb:{REGION}:123456789012:table/SegmentsTable/stream/2024-01-15T10:00:00.000"}
+        for n, item in enumerate(items)
+    ]}
+
+
+def person_event(kind: str, pid: str, event_id: str, observed_at: str) -> dict[str, Any]:
+    """A lifecycle person event (§4.1), the `detail` of a bus event."""
+    data = {
+        "death": {"obituary_id": f"obit-{event_id}", "date_of_death": "2023-12-15",
+                  "publication_last_update_date": "2023-12-18", "source": "obituary_database",
+                  "obituary_url": f"https://news.example/{event_id}", "publication_name": "Local News",
+                  "confidence_score": 0.95},
+        "job_change": {"previous_employer": "Acme", "previous_title": "Engineer", "new_employer": "Globex",
+                       "new_title": "CTO", "effective_date": "2024-01-02", "source": "linkedin",
+                       "confidence_score": 0.8},
+        "relocation": {"previous_location": {"city": "Leeds", "country": "GB"},
+                       "new_location": {"city": "York", "country": "GB"}, "effective_date": "2024-02-01",
+                       "source": "postal", "confidence_score": 0.7},
+    }[kind]
+    return {"event_id": event_id, "type": kind, "minerva_pid": pid, "observed_at": observed_at, "org_id": None,
+            "data": data}
+
+
+def bus_envelope(detail: dict[str, Any]) -> str:
+    """The SQS body of a person event delivered by the bus's rule (EventBridge's envelope)."""
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Person Event",
+                       "source": "segments.people", "account": "123456789012", "time": "2024-01-15T10:30:46Z",
+                       "region": REGION, "resources": [], "detail": detail})

@@ -22,12 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--org", default="demo-org")
     parser.add_argument("--bucket", default="demo")
     parser.add_argument("--template", default=str(cfn.REPO_ROOT / "template.yaml"))
+    parser.add_argument(
+        "--sqs-retry-delay",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="make messages a function failed on visible again after SECONDS instead of the queue's "
+        "VisibilityTimeout from the template (local only; AWS always waits the VisibilityTimeout)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):  # moto's access log, credential notes
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    stack = LocalStack(args.template, args.host, args.port, args.moto_port, args.org, args.bucket)
+    stack = LocalStack(
+        args.template, args.host, args.port, args.moto_port, args.org, args.bucket, sqs_retry_delay=args.sqs_retry_delay
+    )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

@@ -22,6 +22,7 @@ from tools.local_stack.pollers import Poller, start_pollers
 from tools.local_stack.runtime import Runtime
 from tools.local_stack.server import serve
 from tools.moto_atomic import make_moto_atomic
+from tools.moto_events import make_event_envelopes_faithful
 
 log = logging.getLogger("local_stack")
 
@@ -39,7 +40,8 @@ class StackInfo:
 
 
 class LocalStack:
-    """moto + the API emulator + SQS pollers for one template; `start()` then `stop()`."""
+    """moto + the API emulator + event source pollers (SQS, DynamoDB streams) for one template;
+    `start()` then `stop()`."""
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class LocalStack:
         bucket: str = "demo",
         *,
         create_demo_key: bool = True,
+        sqs_retry_delay: int | None = None,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.root = self.template_path.parent
@@ -58,6 +61,7 @@ class LocalStack:
         self.host, self.port, self.moto_port = host, port, moto_port
         self.org, self.bucket = org, bucket
         self.create_demo_key = create_demo_key
+        self.sqs_retry_delay = sqs_retry_delay  # None: failed messages return after the queue's VisibilityTimeout
         self.resources: dict[str, str] = {}
         self.info: StackInfo | None = None
         self._stopping = threading.Event()
@@ -82,6 +86,7 @@ class LocalStack:
         for what, port in (("moto", self.moto_port), ("API", self.port)):
             _ensure_free(self.host, port, what)  # moto's thread would hang on a busy port
         make_moto_atomic()  # the same DynamoDB write semantics as the tests (docs/decisions.md)
+        make_event_envelopes_faithful()  # EventBridge -> SQS bodies carry AWS's whole envelope
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto.start()
         try:
@@ -127,7 +132,9 @@ class LocalStack:
         self.port = self._httpd.server_address[1]
 
         self._stopping.clear()
-        self._pollers = start_pollers(self.template, self.resources, self.runtime, moto_url, self._stopping)
+        self._pollers = start_pollers(
+            self.template, self.resources, self.runtime, moto_url, self._stopping, sqs_retry_delay=self.sqs_retry_delay
+        )
 
         self.info = StackInfo(
             api_url=f"http://{self.host}:{self.port}",
@@ -250,6 +257,11 @@ def banner(info: StackInfo) -> str:
             "SheepCRM surface:",
             f"  curl -s -X POST {base}/segments/v2/{info.bucket}/create -H 'Authorization: Bearer {key}' "
             '-H \'content-type: application/json\' -d \'{"name": "My first segment", "resource_type": "person"}\'',
+            "",
+            "Events (bus SegmentsBus): publish person events, and watch what goes out:",
+            f"  AWS_ENDPOINT_URL={info.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x "
+            "AWS_DEFAULT_REGION=us-east-1 EVENT_BUS_NAME=SegmentsBus .venv/bin/segments-admin publish-event FILE.jsonl",
+            f"  AWS_ENDPOINT_URL={info.moto_url} .venv/bin/python -m tools.subscribe --org {info.org}",
             "",
         ]
     )

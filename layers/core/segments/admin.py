@@ -1,18 +1,20 @@
-"""`segments-admin`: create, revoke and list API keys; create system segments.
+"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events.
 
-Reads the same environment as the functions (TABLE_NAME, AWS_REGION/AWS_DEFAULT_REGION) and honours
-AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json` prints JSON.
+Reads the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, AWS_REGION/AWS_DEFAULT_REGION)
+and honours AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json`
+prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from segments import auth, errors, people_import
+from segments import admin_events, auth, errors, people_import
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -57,8 +59,49 @@ def _create_system_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_input(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        with open(source, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise admin_events.EventInputError(f"cannot read {source}: {exc}") from None
+
+
+def _publish(args: argparse.Namespace) -> int:
+    import boto3  # only this command needs EventBridge and SQS clients
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bus: str = args.bus or os.environ.get("EVENT_BUS_NAME") or ""
+    if not args.queue and not bus:
+        raise admin_events.EventInputError("no event bus: set EVENT_BUS_NAME or pass --bus NAME (or --queue URL)")
+    events = admin_events.parse(_read_input(args.file))  # everything checked before anything is sent
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    try:
+        if args.queue:
+            target = {"queue": args.queue}
+            outcome = admin_events.send_to_queue(events, args.queue, boto3.client("sqs", region_name=region))
+        else:
+            target = {"bus": bus}
+            outcome = admin_events.publish_to_bus(events, bus, boto3.client("events", region_name=region))
+    except (BotoCoreError, ClientError) as exc:
+        raise admin_events.EventInputError(f"nothing more could be sent: {exc}") from None
+    where = f"queue {args.queue}" if args.queue else f"bus {bus}"
+    data = {"put": outcome.put, "failed": len(outcome.failed), **target}
+    if outcome.failed:
+        data["failures"] = [{"line": line, "code": code, "message": msg} for line, code, msg in outcome.failed]
+        _print(args, data, f"put {outcome.put} of {len(events)} event(s) on {where}")
+        print(f"segments-admin: {len(outcome.failed)} event(s) not put: {admin_events.describe_failures(outcome)}",
+              file=sys.stderr)
+        return 2
+    _print(args, data, f"put {outcome.put} event(s) on {where}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="segments-admin", description="Operate Segments: API keys, system segments.")
+    p = argparse.ArgumentParser(prog="segments-admin",
+                                description="Operate Segments: API keys, system segments, person events.")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -87,6 +130,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     s.set_defaults(func=_create_system_segment)
 
+    e = sub.add_parser(
+        "publish-event",
+        help="put person events (one JSON object, or JSON lines) on the event bus, or on the queue",
+        description="Put person events (API.md §4.1) on the bus as source segments.people, detail-type "
+        "Person Event, in PutEvents batches of 10; or, with --queue, as bare messages on the queue. "
+        "Every line is checked before anything is sent.",
+    )
+    e.add_argument("file", metavar="FILE", help="a file of events, or - for standard input")
+    target = e.add_mutually_exclusive_group()
+    target.add_argument("--bus", help="event bus name or ARN (default: EVENT_BUS_NAME)")
+    target.add_argument("--queue", metavar="URL", help="send straight to this SQS queue URL instead")
+    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    e.set_defaults(func=_publish)
+
     people_import.register(sub)
     return p
 
@@ -97,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except errors.DomainError as exc:
         print(f"segments-admin: {exc.message}", file=sys.stderr)
+        return 2
+    except admin_events.EventInputError as exc:
+        print(f"segments-admin: {exc}", file=sys.stderr)
         return 2
 
 

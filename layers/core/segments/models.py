@@ -16,6 +16,26 @@ PID_RE = re.compile(r"^p-[A-Za-z0-9]{1,64}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 SegmentType = Literal["dynamic", "static", "hybrid", "auxiliary"]
+BuildState = Literal["building", "ready"]
+
+# What decides a segment's membership (API.md §3.2): a change of any of these is a new definition
+# (definition_version + 1), which the rebuild engine applies.
+DEFINITION_FIELDS = ("segment_type", "rules", "uris_include", "uris_exclude")
+# Which definition fields each type may use: static = uris_include plus PIDs added by hand;
+# dynamic = the records matching every rule; hybrid = (rule matches | uris_include) - uris_exclude;
+# auxiliary = a tree node without members.
+TYPE_FIELDS: dict[str, frozenset[str]] = {
+    "static": frozenset({"uris_include"}),
+    "dynamic": frozenset({"rules"}),
+    "hybrid": frozenset({"rules", "uris_include", "uris_exclude"}),
+    "auxiliary": frozenset(),
+}
+TYPE_MEANING = {
+    "static": "its members are uris_include plus PIDs added by hand",
+    "dynamic": "its members are the records matching every rule",
+    "hybrid": "its members are (rule matches + uris_include) - uris_exclude",
+    "auxiliary": "it groups child segments and has no members",
+}
 
 
 # Characters a name may not hold: control (Cc), format (Cf: zero-width, bidi controls, BOM ...),
@@ -48,6 +68,21 @@ def name_key(name: str) -> str:
 
 def is_valid_pid(pid: object) -> bool:
     return isinstance(pid, str) and PID_RE.fullmatch(pid) is not None
+
+
+def definition_problem(segment_type: str, definition: dict[str, Any]) -> str | None:
+    """Why a definition does not fit its type (a field the type does not use is set), or None."""
+    for field in ("rules", "uris_include", "uris_exclude"):
+        if definition.get(field) and field not in TYPE_FIELDS.get(segment_type, frozenset()):
+            allowed = [t for t in ("static", "dynamic", "hybrid") if field in TYPE_FIELDS[t]]
+            return (f"Invalid '{field}': a {segment_type} segment has no {field} ({TYPE_MEANING[segment_type]}); "
+                    f"{field} belongs to {' and '.join(allowed)} segments")
+    return None
+
+
+def needs_build(segment_type: str, definition: dict[str, Any]) -> bool:
+    """Does this definition's membership come from the rebuild engine (rules or uris_include)?"""
+    return segment_type in ("dynamic", "hybrid") or bool(segment_type == "static" and definition.get("uris_include"))
 
 
 class NewSegment(BaseModel):
@@ -98,6 +133,10 @@ class Segment(NewSegment):
     record_state: Literal["active", "deleted"] = "active"
     deleted_at: str | None = None
     created_by_request: str | None = None
+    # Membership definition versioning for the rebuild engine (docs/decisions.md, "SheepCRM surface").
+    definition_version: int = 1
+    build_state: BuildState = "ready"
+    build_progress: Any = None
 
 
 Reason = Literal["api", "rule", "event", "admin"]

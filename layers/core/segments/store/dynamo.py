@@ -165,9 +165,12 @@ def call_through_conflicts(operation: str, **kwargs: Any) -> dict[str, Any]:
 class Cancelled(Exception):
     """A transaction was cancelled because a condition failed: `reasons` by item name."""
 
-    def __init__(self, reasons: Mapping[str, str]) -> None:
+    def __init__(self, reasons: Mapping[str, str], items: Mapping[str, dict[str, Any]] | None = None) -> None:
         super().__init__(", ".join(f"{name}: {code}" for name, code in reasons.items()))
         self.reasons = dict(reasons)
+        # The stored item of a failed condition, where the request asked for it
+        # (ReturnValuesOnConditionCheckFailure: ALL_OLD), as a plain dict.
+        self.items = dict(items or {})
 
     def failed(self, name: str) -> bool:
         """Did the condition of the item called `name` fail?"""
@@ -198,12 +201,18 @@ def transact(items: Mapping[str, dict[str, Any]], *, token: str | None = None) -
                 raise translate(exc) from exc
             reasons = _reasons(exc, names)
             if "ConditionalCheckFailed" in reasons.values():
-                raise Cancelled(reasons) from exc
+                raise Cancelled(reasons, _old_items(exc, names)) from exc
             if not set(reasons.values()) & _TRANSIENT_REASONS:
                 raise Cancelled(reasons) from exc  # e.g. ValidationError: not worth retrying
             if attempt == CONFLICT_ATTEMPTS - 1:
                 raise errors.Retryable() from exc
         backoff(attempt + 1)
+
+
+def _old_items(exc: ClientError, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    listed = exc.response.get("CancellationReasons") or []
+    return {name: from_item(listed[i]["Item"]) for i, name in enumerate(names)
+            if i < len(listed) and listed[i].get("Item")}
 
 
 def _reasons(exc: ClientError, names: Sequence[str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ a dirty one means, is the use case's policy (usecases/members.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,13 +14,16 @@ from botocore.exceptions import ClientError
 from segments.store import keys
 from segments.store.dynamo import call_through_conflicts, from_item, is_condition_failure, table, translate, values
 
-Outcome = Literal["taken", "held", "dirty", "missing"]
+Outcome = Literal["taken", "held", "dirty", "missing", "refused"]
 
 
 @dataclass(frozen=True)
 class Take:
-    outcome: Outcome  # taken; held by a live writer; refused because size_dirty (clean only); no live segment
+    # taken; held by a live writer; refused because size_dirty (clean only); no live segment;
+    # refused because the segment's type is not one of `types`
+    outcome: Outcome
     members_written: bool = True  # when taken: has any member item ever been written?
+    segment_type: str | None = None  # when refused: the segment's type
 
 
 class Lost(Exception):
@@ -31,11 +35,21 @@ def _update(org_id: str, segment_id: str, **request: Any) -> dict[str, Any]:
     return call_through_conflicts("update_item", TableName=table(), Key=keys.segment_key(org_id, segment_id), **request)
 
 
-def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int, clean_only: bool) -> Take:
+def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int, clean_only: bool,
+         types: Sequence[str] | None = None) -> Take:
     """Take the lease if it is free (or expired), setting size_dirty; with `clean_only`, only if
-    size_dirty is false. The outcome comes from the condition itself, not from ReturnValues."""
+    size_dirty is false; with `types`, only if the segment is of one of them (a segment without a
+    type is static). The outcome comes from the condition itself, not from ReturnValues."""
     condition = "record_state = :active AND (attribute_not_exists(lease_owner) OR lease_until < :now)"
     vals = values(active="active", now=now_ms, me=owner, until=until_ms, yes=True)
+    if types is not None:
+        kinds = {f"t{i}": t for i, t in enumerate(types)}
+        if "static" in types:
+            condition += " AND (attribute_not_exists(segment_type) OR segment_type IN ({}))"
+        else:
+            condition += " AND segment_type IN ({})"
+        condition = condition.format(", ".join(f":{k}" for k in kinds))
+        vals |= values(**kinds)
     if clean_only:
         condition += " AND (attribute_not_exists(size_dirty) OR size_dirty = :no)"
         vals |= values(no=False)
@@ -55,6 +69,8 @@ def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int
         old = from_item(exc.response.get("Item") or {})
         if old.get("record_state") != "active":
             return Take("missing")
+        if types is not None and old.get("segment_type", "static") not in types:
+            return Take("refused", segment_type=old.get("segment_type"))
         if old.get("lease_owner") is not None and int(old.get("lease_until", 0)) >= now_ms:
             return Take("held")
         return Take("dirty")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +17,7 @@ from segments.store.dynamo import (
     get,
     is_condition_failure,
     limited,
+    query_pages,
     table,
     to_item,
     transact,
@@ -55,7 +56,9 @@ def segment_item(segment: dict[str, Any], name_key: str) -> dict[str, Any]:
 
 def _lock_put(org_id: str, name_key: str, segment_id: str, at: str | None) -> dict[str, Any]:
     item = {"pk": keys.org_pk(org_id), "sk": keys.name_lock_sk(name_key), "segment_id": segment_id, "created_at": at}
-    return {"Put": {"TableName": table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+    # ALL_OLD: a failed condition returns the lock that holds the name (whose segment it is).
+    return {"Put": {"TableName": table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
 
 def _lock_delete(org_id: str, name_key: str, segment_id: str) -> dict[str, Any]:
@@ -69,10 +72,11 @@ def _lock_delete(org_id: str, name_key: str, segment_id: str) -> dict[str, Any]:
     }
 
 
-def put_with_name(segment: dict[str, Any], name_key: str) -> None:
+def put_with_name(segment: dict[str, Any], name_key: str, checks: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Create a segment and its name lock in one transaction: both must not exist yet.
 
-    Raises NameTaken when the name lock exists (a live segment of this org has the name).
+    Raises NameTaken when the name lock exists (a live segment of this org has the name), Stale
+    when one of the named `checks` (ConditionChecks, e.g. "the parent is live") failed.
     """
     org_id, segment_id = segment["org_id"], segment["segment_id"]
     try:
@@ -86,13 +90,47 @@ def put_with_name(segment: dict[str, Any], name_key: str) -> None:
                     }
                 },
                 "name lock": _lock_put(org_id, name_key, segment_id, segment["created_at"]),
+                **(checks or {}),
             },
             token=segment_id,
         )
     except Cancelled as exc:
+        if exc.failed("name lock") and exc.items.get("name lock", {}).get("segment_id") == segment_id:
+            return  # our own write, retried by the SDK after a lost response: it is stored
         if exc.failed("name lock"):
             raise errors.NameTaken(segment["name"]) from exc
+        if any(exc.failed(name) for name in checks or {}):
+            raise Stale() from exc
         raise
+
+
+def live_check(org_id: str, segment_id: str) -> dict[str, Any]:
+    """A transaction item: the segment is live (record_state active)."""
+    return {
+        "ConditionCheck": {
+            "TableName": table(),
+            "Key": keys.segment_key(org_id, segment_id),
+            "ConditionExpression": "record_state = :active",
+            "ExpressionAttributeValues": values(active="active"),
+        }
+    }
+
+
+def parent_check(org_id: str, segment_id: str, parent: str | None, *, live: bool = False) -> dict[str, Any]:
+    """A transaction item: the segment's parent_segment is still `parent` (and, with `live`, the
+    segment is live), so a walk of a parent chain holds at commit time."""
+    if parent is None:
+        condition, vals = "attribute_not_exists(parent_segment)", {}
+    else:
+        condition, vals = "parent_segment = :parent", values(parent=parent)
+    if live:
+        condition = f"record_state = :active AND ({condition})"
+        vals |= values(active="active")
+    check: dict[str, Any] = {"TableName": table(), "Key": keys.segment_key(org_id, segment_id),
+                             "ConditionExpression": condition}
+    if vals:
+        check["ExpressionAttributeValues"] = vals
+    return {"ConditionCheck": check}
 
 
 def get_live(org_id: str, segment_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
@@ -102,6 +140,12 @@ def get_live(org_id: str, segment_id: str, *, consistent: bool = True) -> dict[s
     if record is None or record.get("record_state") != "active":
         return None
     return record
+
+
+def get_any(org_id: str, segment_id: str) -> dict[str, Any] | None:
+    """The org's segment record in any state (deleted included), or None: for following links
+    (parent chains) and for restoring."""
+    return get(keys.segment_key(org_id, segment_id), consistent=True)
 
 
 def live_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -130,21 +174,63 @@ def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple
     return [(public(from_item(i)), i["gsi1sk"]["S"]) for i in found[:limit]], len(found) > limit
 
 
+def all_live(org_id: str, *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every live segment of the org (gsi1, every page), newest first, without storage fields;
+    `projection` reads only those attributes."""
+    request: dict[str, Any] = {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "FilterExpression": "record_state = :active",
+        "ExpressionAttributeValues": values(pk=keys.segments_gsi_pk(org_id), active="active"),
+        "ScanIndexForward": False,
+    }
+    if projection:
+        wanted = dict.fromkeys([*projection, "record_state"])
+        request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))
+        request["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(wanted)}
+    return [public(from_item(i)) for page in query_pages(**request) for i in page.get("Items", [])]
+
+
+ANY_VERSION = -1  # _update_request: do not condition on definition_version
+
+
 def _update_request(
-    org_id: str, segment_id: str, *, name_key: str, sets: dict[str, Any], removes: Sequence[str]
+    org_id: str,
+    segment_id: str,
+    *,
+    name_key: str,
+    sets: dict[str, Any],
+    removes: Sequence[str],
+    version: int | None = ANY_VERSION,
+    state: str = "active",
+    empty_at_ms: int | None = None,
 ) -> dict[str, Any]:
+    """An UpdateItem of a segment conditional on what we read: its state, its name key, and (unless
+    ANY_VERSION) its definition_version (None: a record written before versioning). `empty_at_ms`
+    (now, epoch ms) also requires no members and no member writer (current_size 0, no live lease)."""
     names = {f"#s{i}": k for i, k in enumerate(sets)} | {f"#r{i}": k for i, k in enumerate(removes)}
     expression = "SET " + ", ".join(f"#s{i} = :s{i}" for i in range(len(sets)))
     if removes:
         expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    condition = "record_state = :state AND name_key = :old_key"
+    extra: dict[str, Any] = {}
+    if version is None:
+        condition += " AND attribute_not_exists(definition_version)"
+    elif version != ANY_VERSION:
+        condition += " AND definition_version = :version"
+        extra["version"] = version
+    if empty_at_ms is not None:
+        condition += " AND (attribute_not_exists(current_size) OR current_size = :zero)"
+        condition += " AND (attribute_not_exists(lease_owner) OR lease_until < :now)"
+        extra |= {"zero": 0, "now": empty_at_ms}
     return {
         "TableName": table(),
         "Key": keys.segment_key(org_id, segment_id),
         "UpdateExpression": expression,
-        "ConditionExpression": "record_state = :active AND name_key = :old_key",
+        "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values(
-            active="active", old_key=name_key, **{f"s{i}": v for i, v in enumerate(sets.values())}
+            state=state, old_key=name_key, **extra, **{f"s{i}": v for i, v in enumerate(sets.values())}
         ),
     }
 
@@ -157,13 +243,26 @@ def update(
     sets: dict[str, Any],
     removes: Sequence[str] = (),
     new_name_key: str | None = None,
+    version: int | None = ANY_VERSION,
+    empty_at_ms: int | None = None,
+    checks: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     """Change a live segment's fields; a new name key moves its name lock in the same transaction.
 
-    The segment update is conditional on the name key we read (Stale otherwise); the old lock is
-    deleted only if it is this segment's; the new lock must not exist (NameTaken otherwise).
+    The segment update is conditional on the name key (and, unless ANY_VERSION, the
+    definition_version) we read (Stale otherwise); the old lock is deleted only if it is this
+    segment's; the new lock must not exist (NameTaken otherwise). Named `checks` (ConditionChecks
+    of other items, e.g. a parent chain) join the same transaction; one failing is Stale.
     """
-    request = _update_request(org_id, segment_id, name_key=old_name_key, sets=sets, removes=removes)
+    request = _update_request(org_id, segment_id, name_key=old_name_key, sets=sets, removes=removes,
+                              version=version, empty_at_ms=empty_at_ms)
+    if checks:
+        items: dict[str, dict[str, Any]] = {"segment": {"Update": request}}
+        if new_name_key is not None and new_name_key != old_name_key:
+            items["old name lock"] = _lock_delete(org_id, old_name_key, segment_id)
+            items["new name lock"] = _lock_put(org_id, new_name_key, segment_id, sets.get("updated_at"))
+        _transact_change({**items, **checks}, name=sets.get("name"))
+        return
     if new_name_key is None or new_name_key == old_name_key:
         try:
             call_through_conflicts("update_item", **request)
@@ -191,6 +290,22 @@ def delete(org_id: str, segment_id: str, *, name_key: str, at: str) -> None:
             "old name lock": _lock_delete(org_id, name_key, segment_id),
         },
         name=None,
+    )
+
+
+def restore(org_id: str, segment_id: str, *, name_key: str, sets: dict[str, Any], name: str) -> None:
+    """Back to active: the deleted segment updated and its name lock taken again, in one
+    transaction. NameTaken when another live segment has the name now; Stale when the segment is
+    no longer deleted (or was renamed meanwhile)."""
+    sets = {"record_state": "active", **sets}
+    request = _update_request(org_id, segment_id, name_key=name_key, sets=sets, removes=("deleted_at",),
+                              state="deleted")
+    _transact_change(
+        {
+            "segment": {"Update": request},
+            "new name lock": _lock_put(org_id, name_key, segment_id, sets.get("updated_at")),
+        },
+        name=name,
     )
 
 

@@ -116,6 +116,9 @@ class SegmentView(BaseModel):
     current_size: int
     created_at: str
     updated_at: str
+    definition_version: int = Field(default=1, description="+ 1 whenever the membership definition changes")
+    build_state: str = Field(default="ready", description="building while the rebuild engine applies a new "
+                                                          "definition; reads serve the membership as it converges")
 
 
 class SegmentResponse(SegmentView):

@@ -32,7 +32,7 @@ SegmentTypeName = Literal["dynamic", "static", "hybrid", "auxiliary"]
 KINDS: dict[str, tuple[int, str, str]] = {
     "validation": (400, "validation_error", "Validation error"),
     "too_large": (413, "validation_error", "Request too large"),
-    "not_found": (404, "not_found", "Not found"),
+    "not_found": (404, "not_found", "Segment not found"),  # "Not found" alone: no such endpoint
     "conflict": (409, "conflict", "Conflict"),
     "forbidden": (403, "permission_denied", "Forbidden"),
     "unauthorized": (401, "authentication_error", "Unauthorized"),
@@ -48,7 +48,8 @@ class ErrorBody(BaseModel):
     ]
 
 
-def error_responses(*statuses: int) -> dict[int, Any]:
+def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int, Any]:
+    """OpenAPI `responses=` entries for the error statuses a route returns (`notes` overrides texts)."""
     text = {
         400: "Validation error (names the field and, for enumerations, the allowed values)",
         401: "Missing or unknown bearer token",
@@ -58,6 +59,7 @@ def error_responses(*statuses: int) -> dict[int, Any]:
         500: "Internal error",
         503: "The store is busy; retry after Retry-After seconds",
     }
+    text.update(notes or {})
     return {
         s: {"description": text[s], "content": {JSON: {"schema": {"$ref": "#/components/schemas/SheepErrorBody"}}}}
         for s in statuses
@@ -161,13 +163,19 @@ class SheepSegment(BaseModel):
     uris_include: list[str]
     user_interface: UserInterface
     view_context: list[str]
+    build_state: Literal["building", "ready"] = Field(
+        description="ready: the membership is complete for definition_version; building: the rebuild engine is "
+                    "applying a new definition (reads serve the membership as it converges)")
+    definition_version: int = Field(description="1 at create, + 1 whenever segment_type, rules, uris_include or "
+                                                "uris_exclude change")
+    build_progress: Any = Field(default=None, description="Present while building, when the rebuild engine reports it")
 
 
 def render(segment: Segment | dict[str, Any]) -> dict[str, Any]:
     """A stored segment in SheepCRM's shape (whichever surface created it)."""
     s = segment if isinstance(segment, Segment) else Segment(**segment)
     editable = not s.system_segment
-    return SheepSegment(
+    rendered = SheepSegment(
         active=s.active,
         created=sheep_time(s.created_at),
         description=s.description,
@@ -195,4 +203,10 @@ def render(segment: Segment | dict[str, Any]) -> dict[str, Any]:
             policy_name="system" if s.system_segment else "bucket_key",
         ),
         view_context=s.view_context,
-    ).model_dump()
+        build_state=s.build_state,
+        definition_version=s.definition_version,
+        build_progress=s.build_progress,
+    ).model_dump(exclude_none=False)
+    if rendered["build_progress"] is None:
+        del rendered["build_progress"]
+    return rendered

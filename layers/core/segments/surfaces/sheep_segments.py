@@ -1,10 +1,11 @@
-"""SheepCRM routes for segments: create (§3.1); the other §3.3 endpoints join here."""
+"""SheepCRM route for creating segments (§3.1), and what the SheepCRM routes share: the bucket
+check, uids, the field rules of a segment's body. Updates, deletes and restores are in
+sheep_manage.py; the reads in sheep_reads.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -15,7 +16,7 @@ from segments import errors, limits
 from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
 from segments.rules import Rule
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor, parse_json, run_idempotent
+from segments.surfaces.http import JSON, actor, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import (
     SECURITY,
     ResourceType,
@@ -108,26 +109,34 @@ def _from_query(params: dict[str, str | None]) -> dict[str, Any]:
     return out
 
 
-def _check_uris(bucket: str, body: SheepCreateBody) -> None:
+def check_uris(bucket: str, body: BaseModel) -> None:
+    """uris_include / uris_exclude name records of the caller's bucket."""
     person = re.compile(rf"^/{re.escape(bucket)}/[a-z_]+/[A-Za-z0-9-]{{1,64}}/$")
     for name in ("uris_include", "uris_exclude"):
-        for uri in getattr(body, name):
+        for uri in getattr(body, name, None) or ():
             if not person.match(uri):
                 raise errors.ValidationFailed(f"Invalid '{name}': {uri!r} is not a URI of bucket {bucket} "
                                               f"(/{bucket}/<resource_type>/<uid>/)")
 
 
-def _check_parent(who: Actor, bucket: str, parent: str | None) -> None:
-    if parent is None:
-        return
-    m = re.match(rf"^/{re.escape(bucket)}/segment/([0-9a-f]{{32}})/$", parent)
-    try:
-        if not m:
-            raise errors.NotFound(usecase.SEGMENT_NOT_FOUND)
-        usecase.live_record(who, str(uuid.UUID(m.group(1))))
-    except errors.NotFound as exc:
-        raise errors.ValidationFailed(
-            f"Invalid 'parent_segment': {parent!r} is not a segment of bucket {bucket}") from exc
+def bucket_actor(bucket: str) -> Actor:
+    """The caller, who must hold a key of `bucket` (the gateway's cached policy checks it too)."""
+    who = actor()
+    if who.bucket != bucket:
+        raise errors.Forbidden(f"This token does not grant access to bucket {bucket}")
+    return who
+
+
+def segment_id_of_uid(uid: str) -> str:
+    """A segment id from a uid (the UUID's 32-char hex; any UUID form is accepted); anything else
+    names no segment (404)."""
+    return usecase.segment_id_or_404(uid)
+
+
+def sheep_body(segment: dict[str, Any]) -> dict[str, Any]:
+    """A segment rendered for the SheepCRM surface, numbers as JSON numbers again."""
+    rendered = render(segment)
+    return {**rendered, "rules": limits.plain(rendered["rules"])}
 
 
 create_routes = Routes()
@@ -139,8 +148,12 @@ _q = Annotated[str | None, Query()]
     "/segments/v2/<bucket>/create",
     summary="Segments - Create a new segment",
     description="Creates a segment. Fields come from the JSON body or from query parameters (the body wins). "
-    "`resource_type` is required; `segment_type` defaults to dynamic, `active` to true.",
-    responses={201: {"description": "The segment created"}, **error_responses(400, 401, 403, 404, 409, 500, 503)},
+    "`resource_type` is required; `segment_type` defaults to dynamic, `active` to true. Each type uses its own "
+    "fields: static `uris_include`; dynamic `rules`; hybrid `rules`, `uris_include`, `uris_exclude`; auxiliary "
+    "none (400 otherwise). `parent_segment` must be a live segment of the bucket. A rule or uri based segment "
+    "starts with `build_state` building (definition_version 1).",
+    responses={201: {"description": "The segment created", "content": {JSON: {"model": SheepSegment}}},
+               **error_responses(400, 401, 403, 404, 409, 500, 503)},
     security=SECURITY,
     tags=["SheepCRM segments"],
 )
@@ -160,10 +173,8 @@ def create_segment(
     system_segment: _q = None,
     tags: _q = None,
     mailchimp_sync: _q = None,
-) -> Response[SheepSegment]:
-    who = actor()
-    if who.bucket != bucket:
-        raise errors.Forbidden(f"This token does not grant access to bucket {bucket}")
+) -> Response[Any]:
+    who = bucket_actor(bucket)
     query = _from_query(
         dict(name=name, description=description, segment_type=segment_type, view_context=view_context,
              parent_segment=parent_segment, active=active, rules=rules, uris_include=uris_include,
@@ -175,22 +186,20 @@ def create_segment(
         request = SheepCreateBody.model_validate({**query, **given})
     except ValidationError as exc:
         raise errors.ValidationFailed(field_message(exc.errors(include_url=False))) from exc
-    _check_uris(bucket, request)
+    check_uris(bucket, request)
     new = NewSegment(source="sheepcrm", **request.model_dump(exclude={"rules"}),
                      rules=[r.model_dump() for r in request.rules])
     try:
         new = storable_segment(new)
     except limits.LimitExceeded as exc:
         raise errors.ValidationFailed(exc.describe()) from exc
-    _check_parent(who, bucket, request.parent_segment)
 
     def run() -> dict[str, Any]:
         try:
-            segment = render(usecase.create_segment(who, new))
+            return sheep_body(usecase.create_segment(who, new).model_dump())
         except errors.NameTaken as exc:
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
-        return {**segment, "rules": limits.plain(segment["rules"])}  # numbers as JSON numbers again
 
     payload = limits.plain({"bucket": bucket, **new.model_dump()})
     rendered = run_idempotent("sheep_create_segment", payload, run)
-    return Response(status_code=201, content_type=JSON, body=SheepSegment.model_validate(rendered))
+    return Response(status_code=201, content_type=JSON, body=dumps(rendered))

@@ -13,13 +13,15 @@ from segments.store import segments as segment_store
 from segments.usecases.segments import live_record
 
 
-def list_members(actor: Actor, segment_id: str, *, page: int | None, cursor: str | None) -> dict[str, Any]:
-    """One page of members in PID order (§2.4), by 1-based `page` or by opaque `cursor`."""
+def list_members(actor: Actor, segment_id: str, *, page: int | None, cursor: str | None,
+                 page_size: int | None = None) -> dict[str, Any]:
+    """One page of members in PID order (§2.4), by 1-based `page` or by opaque `cursor`; `page_size`
+    defaults to the settings' members_page_size."""
     if page is not None and cursor is not None:
         raise errors.ValidationFailed("Give either 'page' or 'cursor', not both")
     segment = live_record(actor, segment_id)
     segment_id = segment["segment_id"]
-    size = get_settings().members_page_size
+    size = page_size or get_settings().members_page_size
     total = int(segment.get("current_size", 0))
     if cursor is not None:
         after = cursors.decode(cursor, "members", segment_id)

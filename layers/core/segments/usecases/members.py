@@ -29,7 +29,7 @@ from segments.store import lease, ledger, members, people
 from segments.timefmt import iso, now
 from segments.usecases import planning
 from segments.usecases.planning import Change
-from segments.usecases.segments import SEGMENT_NOT_FOUND, segment_id_or_404
+from segments.usecases.segments import SEGMENT_NOT_FOUND, member_types, members_refused, segment_id_or_404
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _apply(
 ) -> MembersChanged:
     org_id, segment_id = actor.org_id, segment_id_or_404(segment_id)
     token = f"{change}#{idempotency_key or actor.request_id}"
-    held = _acquire(org_id, segment_id, f"{actor.request_id}:{uuid.uuid4().hex[:8]}")
+    held = _acquire(org_id, segment_id, f"{actor.request_id}:{uuid.uuid4().hex[:8]}", member_types(actor))
     wrote = False
     try:
         base = members.count_active(segment_id) if held.dirty else None
@@ -126,20 +126,25 @@ def _apply(
     )
 
 
-def _acquire(org_id: str, segment_id: str, owner: str) -> _Lease:
-    """Wait (jittered backoff) for the segment's member-write lease: clean if possible, else dirty."""
+def _acquire(org_id: str, segment_id: str, owner: str, types: Sequence[str]) -> _Lease:
+    """Wait (jittered backoff) for the segment's member-write lease: clean if possible, else dirty.
+    A segment whose type is not in `types` is refused at once (its members are not written by hand)."""
     settings = get_settings()
     deadline = time.monotonic() + settings.lease_wait_seconds
     attempt = 0
     while True:
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + settings.lease_seconds * 1000
-        taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=True)
+        taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=True,
+                           types=types)
         dirty = taken.outcome == "dirty"
         if dirty:
-            taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=False)
+            taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=False,
+                               types=types)
         if taken.outcome == "missing":
             raise errors.NotFound(SEGMENT_NOT_FOUND)
+        if taken.outcome == "refused":
+            raise members_refused(segment_id, taken.segment_type)
         if taken.outcome == "taken":
             if attempt:
                 metrics.add_metric(name="LeaseWaits", unit=MetricUnit.Count, value=attempt)

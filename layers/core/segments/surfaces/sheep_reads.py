@@ -1,0 +1,197 @@
+"""SheepCRM reads (API.md §3.3): the bucket's segments (active, all, found by name), its trees, a
+segment's count and its member records. Listings are 1-based pages in one envelope:
+`{"count", "page", "page_size", "next_page", "results"}` (`count` counts every match, `next_page` is
+null on the last page)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import BaseModel, Field
+
+from segments.models import NAME_MAX
+from segments.surfaces.app import Routes
+from segments.surfaces.http import JSON, dumps
+from segments.surfaces.sheep import SECURITY, SheepSegment, error_responses, uri_of
+from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid, sheep_body
+from segments.timefmt import sheep_time
+from segments.usecases import member_reads
+from segments.usecases import segments as usecase
+
+read_routes = Routes()
+
+BASE = "/segments/v2/<bucket>"
+TAGS = ["SheepCRM segments"]
+PAGE_SIZE_MAX = 200
+PAGE_MAX = 1_000_000
+NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
+LIST_ERRORS = error_responses(400, 401, 403, 404, 500, 503, notes={
+    400: "Validation error (a bad `page`, `page_size` or `name`)", 404: "No such endpoint"})
+SEGMENT_ERRORS = error_responses(400, 401, 403, 404, 500, 503, notes={
+    400: "Validation error (a bad `page` or `page_size`)", 404: NOT_FOUND})
+
+_Page = Annotated[int, Query(ge=1, le=PAGE_MAX, description="1-based page (default 1)")]
+_PageSize = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description=f"Items a page (default 50, at most "
+                                                                      f"{PAGE_SIZE_MAX})")]
+
+
+class Page(BaseModel):
+    count: int = Field(description="Every match, on all pages")
+    page: int
+    page_size: int
+    next_page: int | None = Field(description="The next page's number; null on the last page")
+
+
+class SegmentPage(Page):
+    results: list[SheepSegment]
+
+
+class Member(BaseModel):
+    uri: str = Field(description="The person's uri, /{bucket}/person/{pid}/")
+    minerva_pid: str
+    first_added_at: str = Field(description="YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)")
+
+
+class MemberPage(Page):
+    segment: str = Field(description="The segment's uri")
+    results: list[Member]
+
+
+class TreeNode(BaseModel):
+    uid: str
+    uri: str
+    name: str
+    description: str | None
+    segment_type: str
+    active: bool
+    parent_segment: str | None
+    children: list[TreeNode]
+
+
+class Trees(BaseModel):
+    results: list[TreeNode] = Field(description="The roots, by name")
+
+
+class Count(BaseModel):
+    count: int = Field(description="The segment's current number of members")
+    description: str | None = Field(description="The segment's description")
+    segment: str = Field(description="The segment's uri")
+    build_state: str = Field(description="[ours] building while the rebuild engine applies a new definition")
+
+
+def _ok(model: type[BaseModel]) -> dict[int, Any]:
+    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
+
+
+def _json(body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=200, content_type=JSON, body=dumps(body))
+
+
+def _segments(bucket: str, *, include_inactive: bool, name: str | None, page: int, page_size: int) -> Response[Any]:
+    found = usecase.browse(bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page,
+                           page_size=page_size)
+    items = found.pop("items")
+    return _json({**found, "results": [sheep_body(s) for s in items]})
+
+
+@read_routes.get(
+    BASE,
+    summary="Segments - List active segments",
+    description="The bucket's active segments (`active` true, not deleted), by name (case-insensitive).",
+    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    security=SECURITY,
+    tags=TAGS,
+)
+def list_active(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Response[Any]:
+    return _segments(bucket, include_inactive=False, name=None, page=page, page_size=page_size)
+
+
+@read_routes.get(
+    BASE + "/all",
+    summary="Segments - List all segments",
+    description="The bucket's segments, inactive ones (`active` false) included, by name. Deleted segments are "
+                "not listed (restore one by its uid).",
+    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    security=SECURITY,
+    tags=TAGS,
+)
+def list_all(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Response[Any]:
+    return _segments(bucket, include_inactive=True, name=None, page=page, page_size=page_size)
+
+
+@read_routes.get(
+    BASE + "/find",
+    summary="Segments - Find segments by name",
+    description="Segments (active or not, not deleted) whose name contains `name`, compared as uniqueness "
+                "compares names (trimmed, NFC, case-folded), by name.",
+    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    security=SECURITY,
+    tags=TAGS,
+)
+def find(
+    bucket: str,
+    name: Annotated[str, Query(min_length=1, max_length=NAME_MAX, description="Part of the name")],
+    page: _Page = 1,
+    page_size: _PageSize = 50,
+) -> Response[Any]:
+    return _segments(bucket, include_inactive=True, name=name, page=page, page_size=page_size)
+
+
+@read_routes.get(
+    BASE + "/trees",
+    summary="Segments - Segment trees",
+    description="The hierarchy: auxiliary segments and segments with a `parent_segment`, as nested nodes "
+                "(children by name). A segment whose parent is deleted is a root.",
+    responses={**_ok(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
+    security=SECURITY,
+    tags=TAGS,
+)
+def trees(bucket: str) -> Response[Any]:
+    return _json({"results": usecase.trees(bucket_actor(bucket))})
+
+
+@read_routes.get(
+    BASE + "/segment/<uid>/count",
+    summary="Segments - Count a segment's records",
+    description="`count` is the segment's current number of members (exact); while `build_state` is building it "
+                "follows the membership as the rebuild converges.",
+    responses={**_ok(Count), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
+    security=SECURITY,
+    tags=TAGS,
+)
+def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (32 hex)")]) -> Response[Any]:
+    who = bucket_actor(bucket)
+    segment = usecase.get_segment(who, segment_id_of_uid(uid))
+    return _json({"count": int(segment.get("current_size", 0)), "description": segment.get("description"),
+                  "segment": uri_of(bucket, segment["segment_id"]), "build_state": segment["build_state"]})
+
+
+@read_routes.get(
+    BASE + "/segment/<uid>/all",
+    summary="Segments - A segment's records",
+    description="The segment's members as person records (`/{bucket}/person/{pid}/`), in PID order; past the "
+                "end `results` is empty.",
+    responses={**_ok(MemberPage), **SEGMENT_ERRORS},
+    security=SECURITY,
+    tags=TAGS,
+)
+def members(
+    bucket: str,
+    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    page: _Page = 1,
+    page_size: _PageSize = 50,
+) -> Response[Any]:
+    who = bucket_actor(bucket)
+    segment_id = segment_id_of_uid(uid)
+    found = member_reads.list_members(who, segment_id, page=page, cursor=None, page_size=page_size)
+    return _json({
+        "count": found["total_count"],
+        "page": page,
+        "page_size": page_size,
+        "next_page": page + 1 if found["list_continues"] else None,
+        "segment": uri_of(bucket, segment_id),
+        "results": [{"uri": f"/{bucket}/person/{m['minerva_pid']}/", "minerva_pid": m["minerva_pid"],
+                     "first_added_at": sheep_time(m["first_added_at"])} for m in found["items"]],
+    })

@@ -1,0 +1,126 @@
+"""Segment trees (API.md §3.2): `parent_segment` links a segment to its parent by uri
+(`/{bucket}/segment/{uid}/`). Cycles are refused on create and update by walking the new parent's
+chain; the walk's reads are re-checked in the write's transaction, so two concurrent moves can't
+close a cycle between them. The forest of a bucket is built here, in memory, without recursion.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from segments import errors
+from segments.models import Actor, name_key
+from segments.store import segments as store
+
+MAX_DEPTH = 32  # ancestors a new parent may have (the walk's bound)
+
+
+def uri_of(bucket: str, segment_id: str) -> str:
+    return f"/{bucket}/segment/{uuid.UUID(segment_id).hex}/"
+
+
+def segment_id_of(bucket: str, uri: str | None) -> str | None:
+    """The segment id a uri of `bucket` names, or None when it names none."""
+    if not isinstance(uri, str):
+        return None
+    m = re.fullmatch(rf"/{re.escape(bucket)}/segment/([0-9a-f]{{32}})/", uri)
+    return str(uuid.UUID(m.group(1))) if m else None
+
+
+def _not_a_parent(actor: Actor, parent: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed(f"Invalid 'parent_segment': {parent!r} is not a segment of bucket {actor.bucket}")
+
+
+def parent_chain(actor: Actor, segment_id: str | None, parent: str) -> list[tuple[str, str | None]]:
+    """The chain from `parent` up to its root: [(segment id, its parent_segment)], the first a live
+    segment of the actor's bucket. Deleted ancestors are followed too (a restore brings their links
+    back). ValidationFailed when `parent` names no live segment, when the chain meets `segment_id`
+    (a cycle) or is longer than MAX_DEPTH."""
+    first = segment_id_of(actor.bucket, parent)
+    if first is None:
+        raise _not_a_parent(actor, parent)
+    if first == segment_id:
+        raise errors.ValidationFailed("Invalid 'parent_segment': a segment can't be its own parent")
+    chain: list[tuple[str, str | None]] = []
+    current: str | None = first
+    while current is not None:
+        if current == segment_id:
+            raise errors.ValidationFailed(
+                f"Invalid 'parent_segment': {parent!r} is inside this segment's own tree; the move would make a cycle")
+        if len(chain) == MAX_DEPTH:
+            raise errors.ValidationFailed(f"Invalid 'parent_segment': trees may nest at most {MAX_DEPTH} levels")
+        record = store.get_any(actor.org_id, current)
+        if record is None or (not chain and record.get("record_state") != "active"):
+            if not chain:
+                raise _not_a_parent(actor, parent)
+            break  # a dangling link ends the chain
+        link = record.get("parent_segment")
+        chain.append((current, link))
+        current = segment_id_of(actor.bucket, link)
+        if current is not None and any(current == sid for sid, _ in chain):
+            break  # a cycle stored before cycles were refused: it does not include segment_id
+    return chain
+
+
+def chain_checks(actor: Actor, chain: list[tuple[str, str | None]], *, whole: bool) -> dict[str, dict[str, Any]]:
+    """Transaction items that hold the walk true at commit: the parent is live and its link is
+    unchanged; with `whole`, every ancestor's link too (a move: no concurrent move closes a cycle)."""
+    checks: dict[str, dict[str, Any]] = {}
+    for i, (sid, link) in enumerate(chain if whole else chain[:1]):
+        checks[f"ancestor {i}"] = store.parent_check(actor.org_id, sid, link, live=i == 0)
+    return checks
+
+
+# ------------------------------------------------------------------ the forest
+
+NODE_FIELDS = ("segment_id", "name", "parent_segment", "segment_type", "active", "description")
+
+
+def forest(bucket: str, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bucket's trees: auxiliary segments and segments with a parent, as nested nodes
+    {uid, uri, name, segment_type, active, parent_segment, children}, children by name. A segment
+    whose parent is not live (deleted) is a root."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for s in segments:
+        if s.get("segment_type") != "auxiliary" and not s.get("parent_segment"):
+            continue
+        uri = uri_of(bucket, s["segment_id"])
+        nodes[uri] = {
+            "uid": uuid.UUID(s["segment_id"]).hex,
+            "uri": uri,
+            "name": s["name"],
+            "description": s.get("description"),
+            "segment_type": s.get("segment_type", "static"),
+            "active": s.get("active", True),
+            "parent_segment": s.get("parent_segment"),
+            "children": [],
+        }
+    roots: list[dict[str, Any]] = []
+    for node in nodes.values():
+        parent = nodes.get(node["parent_segment"] or "")
+        (parent["children"] if parent is not None else roots).append(node)
+    # A stored cycle (impossible since cycles are refused, but never loop on one): nodes no root
+    # reaches become roots, their link to the cycle cut.
+    reached: set[str] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        reached.add(node["uri"])
+        stack.extend(node["children"])
+    for uri, node in nodes.items():
+        if uri not in reached:
+            parent = nodes[node["parent_segment"]]
+            parent["children"] = [c for c in parent["children"] if c["uri"] != uri]
+            roots.append(node)
+            stack = [node]
+            while stack:
+                current = stack.pop()
+                reached.add(current["uri"])
+                stack.extend(c for c in current["children"] if c["uri"] not in reached)
+    by_name = lambda n: (name_key(n["name"]), n["uid"])  # noqa: E731
+    roots.sort(key=by_name)
+    for node in nodes.values():
+        node["children"].sort(key=by_name)
+    return roots

@@ -1,0 +1,129 @@
+"""Creating the template's tables, queues, buses and rules (in moto)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tools.cfn.template import (
+    Resolver,
+    _env_value,
+    _truthy,
+    physical_name,
+    resources_of,
+)
+
+
+def table_specs(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Logical id -> kwargs for boto3 `create_table` of every AWS::DynamoDB::Table."""
+    resolver = Resolver(template, parameters=parameters or {})
+    specs: dict[str, dict[str, Any]] = {}
+    for logical_id, raw in resources_of(template, "AWS::DynamoDB::Table").items():
+        props = resolver.resolve(raw)
+        spec: dict[str, Any] = {
+            "TableName": logical_id,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if props.get(key):
+                spec[key] = [
+                    {k: index[k] for k in ("IndexName", "KeySchema", "Projection") if k in index}
+                    for index in props[key]
+                ]
+        if props.get("StreamSpecification"):
+            view_type = props["StreamSpecification"]["StreamViewType"]
+            spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
+        specs[logical_id] = spec
+    return specs
+
+
+def create_tables(dynamodb_client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create every table of the template; returns logical id -> table name."""
+    names: dict[str, str] = {}
+    for logical_id, spec in table_specs(template).items():
+        dynamodb_client.create_table(**spec)
+        ttl = resources_of(template, "AWS::DynamoDB::Table")[logical_id].get("TimeToLiveSpecification")
+        if ttl and _truthy(ttl.get("Enabled")):
+            dynamodb_client.update_time_to_live(
+                TableName=spec["TableName"],
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+        names[logical_id] = spec["TableName"]
+    return names
+
+
+_QUEUE_ATTRIBUTES = (
+    "ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue",
+    "FifoThroughputLimit", "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize",
+    "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "RedrivePolicy",
+    "SqsManagedSseEnabled", "VisibilityTimeout",
+)  # fmt: skip
+
+
+def queue_specs(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Logical id -> kwargs for boto3 `create_queue` of every AWS::SQS::Queue."""
+    resolver = Resolver(template, parameters=parameters or {})
+    specs: dict[str, dict[str, Any]] = {}
+    for logical_id, raw in resources_of(template, "AWS::SQS::Queue").items():
+        props = resolver.resolve(raw)
+        attributes = {}
+        for key in _QUEUE_ATTRIBUTES:
+            if key in props:
+                value = props[key]
+                attributes[key] = json.dumps(value) if isinstance(value, dict) else _env_value(value)
+        specs[logical_id] = {"QueueName": physical_name(template, logical_id), "Attributes": attributes}
+    return specs
+
+
+def create_queues(sqs_client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create every queue (dead-letter queues first); returns logical id -> queue URL (its Ref)."""
+    specs = queue_specs(template)
+    arn_to_id = {Resolver(template).get_att(logical_id, "Arn"): logical_id for logical_id in specs}
+
+    def dead_letter_id(logical_id: str) -> str | None:
+        policy = specs[logical_id]["Attributes"].get("RedrivePolicy")
+        return arn_to_id.get(json.loads(policy).get("deadLetterTargetArn")) if policy else None
+
+    urls: dict[str, str] = {}
+    pending = list(specs)
+    while pending:
+        ready = [q for q in pending if dead_letter_id(q) in (None, q, *urls)]
+        if not ready:
+            raise ValueError(f"circular RedrivePolicy between queues {pending}")
+        for logical_id in ready:
+            urls[logical_id] = sqs_client.create_queue(**specs[logical_id])["QueueUrl"]
+            pending.remove(logical_id)
+    return urls
+
+
+def create_buses(
+    events_client: Any, template: dict[str, Any], resources: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Create every AWS::Events::EventBus and the AWS::Events::Rule (with targets) on them.
+
+    Returns logical id -> bus name. `resources` (e.g. the queue URLs) resolves rule targets.
+    """
+    names: dict[str, str] = {}
+    for logical_id in resources_of(template, "AWS::Events::EventBus"):
+        events_client.create_event_bus(Name=logical_id)
+        names[logical_id] = logical_id
+    resolver = Resolver(template, resources={**(resources or {}), **names})
+    for logical_id, raw in resources_of(template, "AWS::Events::Rule").items():
+        props = resolver.resolve(raw)
+        bus = str(props.get("EventBusName", "default")).rsplit("/", 1)[-1]
+        rule: dict[str, Any] = {"Name": logical_id, "EventBusName": bus, "State": props.get("State", "ENABLED")}
+        if "EventPattern" in props:
+            pattern = props["EventPattern"]
+            rule["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        if "ScheduleExpression" in props:
+            rule["ScheduleExpression"] = props["ScheduleExpression"]
+        events_client.put_rule(**rule)
+        targets = [
+            {k: v for k, v in target.items() if k in ("Id", "Arn", "Input", "InputPath", "SqsParameters")}
+            for target in props.get("Targets") or []
+        ]
+        if targets:
+            events_client.put_targets(Rule=logical_id, EventBusName=bus, Targets=targets)
+    return names
