@@ -187,6 +187,23 @@ def with_signals(pids: list[str]) -> set[str]:
     return signals.with_signals(pids)
 
 
+# ------------------------------------------------------------------ rules
+
+
+def stored_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rules validated as a create stores them (numbers as Decimal); ValidationFailed if invalid."""
+    from segments.rules import validate_rules
+
+    return [rule.model_dump() for rule in validate_rules(rules)]
+
+
+def compile_rules(rules: list[dict[str, Any]]) -> Any:
+    """The core's evaluator: one predicate over person records for a segment's rules."""
+    from segments.rules import compile_rules as compile_
+
+    return compile_(rules)
+
+
 # ------------------------------------------------------------------ rule segments
 
 

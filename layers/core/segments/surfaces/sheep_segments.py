@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from segments import errors, limits
 from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
-from segments.rules import Rule
+from segments.rules import RULES_MAX, Rule
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import (
@@ -31,7 +31,6 @@ from segments.usecases import segments as usecase
 
 # Bounds of a create (docs/limits.md): each list and string is bounded, and the whole segment must
 # still fit a DynamoDB item (400 KB), checked before anything is stored.
-RULES_MAX = 100
 URIS_MAX = 1000
 URI_MAX = 256
 TAGS_MAX = 100
