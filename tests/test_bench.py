@@ -71,7 +71,8 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert listed == ["cold-import", "create-calls", "members-calls", "members-speed", "members-reads",
-                      "signals-ingest", "signals-reads", "signals-late-joiners", "rules-eval"]
+                      "signals-ingest", "signals-reads", "signals-late-joiners", "rules-eval",
+                      "rule-realtime", "rule-rebuild"]
 
 
 def test_no_import_cycle_in_the_package() -> None:

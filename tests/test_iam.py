@@ -22,12 +22,14 @@ from typing import Any
 
 import botocore.session
 import pytest
+from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
 from helpers.signals import (
     DATA,
     Signals,
     add,
     create_segment,
     failures,
+    ingest,
     person_event,
     remove,
     signals_fixture,  # noqa: F401 - the `signals` fixture
@@ -36,8 +38,11 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org, functions, make_org, template
-from segments import idempotency, store
+from segments import idempotency, queues, store
 from segments.events import bus
+from segments.models import Actor
+from segments.store import people
+from segments.usecases import members
 from tools import cfn
 from tools.local_stack import Functions
 
@@ -80,12 +85,18 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
     elif operation in ("BatchGetItem", "BatchWriteItem"):
         for table in request.get("RequestItems", {}):
             yield f"dynamodb:{operation}", table_arn(table)
+    elif operation in ("SendMessage", "SendMessageBatch"):
+        yield f"sqs:{operation.removesuffix('Batch')}", queue_arn(request["QueueUrl"])
     elif operation == "PutEvents":
         for entry in request.get("Entries", []):
             bus = entry.get("EventBusName") or "default"
             yield "events:PutEvents", bus if bus.startswith("arn:") else bus_arn(bus)
     else:
         yield f"dynamodb:{operation}", table_arn(request["TableName"], request.get("IndexName"))
+
+
+def queue_arn(url: str) -> str:
+    return f"arn:aws:sqs:{cfn.REGION}:{cfn.ACCOUNT_ID}:{url.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 def bus_arn(name: str) -> str:
@@ -150,7 +161,7 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     def hooked_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, service_name, *args, **kwargs)
-        if service_name in ("dynamodb", "events"):
+        if service_name in ("dynamodb", "events", "sqs"):
             client.meta.events.register(f"before-call.{service_name}", rec.hook)
         return client
 
@@ -174,6 +185,7 @@ def _reset_clients() -> None:
     store.reset()
     idempotency.reset()
     bus.reset()
+    queues.reset()
 
 
 def exercise_every_route(api: Api, org: Org, other: Org) -> None:
@@ -382,5 +394,65 @@ def test_every_aws_call_of_the_event_consumers_is_allowed_by_the_functions_polic
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
         if not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_every_aws_call_of_the_rule_segment_consumers_is_allowed_by_the_functions_policy(
+    recorder: Recorder, rig: Rig, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RuleMembershipFunction (person records and segment definitions from the stream) and
+    RebuildFunction (chunks, a redelivered chunk, a superseded and a deleted segment's messages):
+    dynamic, hybrid and static segments, person records created and changed, members added and
+    removed by rule, under PID_VALIDATION=registry."""
+    monkeypatch.setenv("REBUILD_CHUNK_SIZE", "3")
+    monkeypatch.setenv("PID_VALIDATION", "registry")
+    store.reset()
+    org = make_org("org-a", "org-a")
+    gold = [{"field": "tier", "operator": "equals", "value": "gold"}]
+    for i in range(7):
+        people.put(org.org_id, f"p-i{i}", {"tier": "gold" if i % 2 else "silver"})
+    dynamic = sheep_segment(api, org, "Gold", rules=gold)
+    hybrid = sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=gold, include=["p-i0"],
+                           exclude=["p-i1"])
+    sheep_segment(api, org, "Static", segment_type="static", include=["p-i2"])
+    # not gold: the rebuild removes it (written as the rules engine writes: dynamic segments take no members by hand)
+    members.add_members(Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "2" * 32, reason="rule"),
+                        dynamic, ["p-i2"])
+
+    def settle(*, redeliver_first: bool = False) -> None:
+        for _ in range(100):
+            records = rig.stream()
+            if records:
+                assert failures(functions().invoke("RuleMembershipFunction", {"Records": records})) == []
+            bodies = rig.messages()
+            for body in bodies:
+                assert failures(functions().invoke("RebuildFunction", sqs_batch([sqs_record(body)]))) == []
+                if redeliver_first:
+                    redeliver_first = False
+                    again = sqs_batch([sqs_record(body, receive_count=2)])
+                    assert failures(functions().invoke("RebuildFunction", again)) == []
+            if not records and not bodies:
+                return
+        raise AssertionError("did not settle")
+
+    settle(redeliver_first=True)
+    for i, tier in ((2, "gold"), (3, "silver"), (9, "gold")):
+        ingest(person_event("profile", f"p-i{i}", org_id=org.org_id, observed_at=f"2024-02-01T00:00:0{i}.000000Z",
+                            data={"attributes": {"tier": tier}}))
+    settle()
+    assert "p-i9" in members_of(api, org, dynamic) and "p-i3" not in members_of(api, org, dynamic)
+    assert api.delete(f"/v2/segments/{hybrid}", key=org.key).status == 200
+    settle()
+    ran = {c.function for c in recorder.calls}
+    assert ran >= {"RuleMembershipFunction", "RebuildFunction"}, ran
+    assert any(c.function == "RuleMembershipFunction" and c.action == "sqs:SendMessage" for c in recorder.calls)
+    assert any(c.function == "RebuildFunction" and c.action == "sqs:SendMessage" for c in recorder.calls)
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if c.function in ("RuleMembershipFunction", "RebuildFunction")
+        and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

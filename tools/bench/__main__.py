@@ -24,6 +24,7 @@ from tools.bench import (
     members_calls,
     members_reads,
     members_speed,
+    rule_segments,
     rules_eval,
     signals_ingest,
     signals_late_joiners,
@@ -34,7 +35,7 @@ from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine,
 # Importing a benchmark module registers its benchmarks; this is the order of --list and of a full run.
 ORDER = (
     cold_import, create_calls, members_calls, members_speed, members_reads, signals_ingest, signals_reads,
-    signals_late_joiners, rules_eval,
+    signals_late_joiners, rules_eval, rule_segments,
 )
 
 

@@ -202,3 +202,139 @@ def compile_rules(rules: list[dict[str, Any]]) -> Any:
     from segments.rules import compile_rules as compile_
 
     return compile_(rules)
+
+
+# ------------------------------------------------------------------ rule segments
+
+
+def create_rule_segments(org_id: str, bucket: str, specs: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
+    """Rule segments (name, rules) of type dynamic, written as the create use case writes them but
+    in batches (no name-lock transaction: moto copies every table on each transaction), and filed
+    in the org's rule index as RuleMembershipFunction files them on the segments' INSERTs. Their ids."""
+    from segments.models import NewSegment, Segment, name_key
+    from segments.store import dynamo, rule_index, segments
+    from segments.timefmt import iso, now
+    from segments.usecases.rule_definitions import Definition
+
+    at = iso(now())
+    made = [Segment(segment_id=str(uuid.uuid4()), org_id=org_id, bucket=bucket, created_at=at, updated_at=at,
+                    **NewSegment(name=name, segment_type="dynamic", rules=rules).model_dump())
+            for name, rules in specs]
+    dynamo.put_items([segments.segment_item(m.model_dump(), name_key(m.name)) for m in made])
+    for m in made:
+        definition = Definition.of_segment(m.model_dump())
+        for field in sorted(definition.fields()):
+            rule_index.put_entry(org_id, field, m.segment_id, definition.entry())
+    return [m.segment_id for m in made]
+
+
+def put_people(org_id: str, records: list[tuple[str, dict[str, Any]]]) -> None:
+    """Person records of an org's registry (pid, attributes), written in parallel batches."""
+    from segments.store import dynamo, keys
+
+    dynamo.put_items([{**attrs, "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id,
+                       "minerva_pid": pid} for pid, attrs in records])
+
+
+def person_item(org_id: str, pid: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A person record as its stream image holds it (plain values)."""
+    from segments.store import keys
+
+    return {**attrs, "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id, "minerva_pid": pid}
+
+
+def reevaluate(org_id: str, pid: str, old: dict[str, Any], new: dict[str, Any], change_id: str) -> dict[str, Any]:
+    """The real-time path for one changed record: {segments_evaluated, added, removed}."""
+    from segments.usecases import rule_membership
+
+    result = rule_membership.reevaluate(org_id, pid, old, new, change_id=change_id)
+    return {"segments_evaluated": result.segments_evaluated, "added": result.added, "removed": result.removed}
+
+
+def reevaluate_all(org_id: str, pid: str, new: dict[str, Any], segment_ids: list[str]) -> dict[str, Any]:
+    """The baseline: every rule segment of the org evaluated for the record (its definitions and
+    the PID's memberships read in batches), membership changes written the same way."""
+    from segments.models import Actor
+    from segments.store import rule_index, segments
+    from segments.usecases import members
+    from segments.usecases.rule_definitions import Definition, person
+
+    records = segments.live_by_id(org_id, segment_ids)
+    stored = rule_index.memberships(pid, segment_ids)
+    record = person(new)
+    actor = Actor(org_id=org_id, bucket="-", request_id="req_" + uuid.uuid4().hex, reason="rule")
+    changed = 0
+    for segment_id, seg in records.items():
+        wanted = Definition.of_segment({**seg, "org_id": org_id}).wants(pid, record)
+        if wanted is None or bool((stored.get(segment_id) or {}).get("active")) == wanted:
+            continue
+        (members.add_members if wanted else members.remove_members)(actor, segment_id, [pid])
+        changed += 1
+    return {"segments_evaluated": len(records), "changed": changed}
+
+
+def compiled(org_id: str, segment_id: str, rules: list[dict[str, Any]]) -> Any:
+    """The compiled predicate the core evaluates a rule segment's rules with."""
+    from segments.usecases.rule_definitions import Definition, matcher
+
+    return matcher(Definition(org_id=org_id, segment_id=segment_id, bucket="", segment_type="dynamic",
+                              rules=tuple(rules), include=frozenset(), exclude=frozenset(), version=1, live=True))
+
+
+def segment_record(org_id: str, segment_id: str) -> dict[str, Any] | None:
+    from segments.store import rule_index
+
+    return rule_index.segment(org_id, segment_id)
+
+
+def start_rebuild(org_id: str, segment_id: str, run: str) -> None:
+    """Enqueue the first chunk of a rebuild of the segment's current definition (REBUILD_QUEUE_URL)."""
+    from segments.usecases import rebuild
+    from segments.usecases.rule_definitions import Definition
+
+    record = segment_record(org_id, segment_id)
+    assert record is not None
+    rebuild.start(Definition.of_segment(record), run=run)
+
+
+def kill_progress_once(at_chunk: int) -> Any:
+    """Make the rebuild's progress write of chunk `at_chunk` raise once (a chunk killed after its
+    member writes); returns a function that undoes it."""
+    from segments.store import rule_index
+
+    real = rule_index.record_progress
+    state = {"done": False}
+
+    def dying(*args: Any, **kwargs: Any) -> bool:
+        if kwargs.get("chunk") == at_chunk and not state["done"]:
+            state["done"] = True
+            raise RuntimeError("chunk killed")
+        return real(*args, **kwargs)
+
+    rule_index.record_progress = dying  # type: ignore[assignment]
+
+    def undo() -> None:
+        rule_index.record_progress = real  # type: ignore[assignment]
+
+    return undo
+
+
+def people_scan(org_id: str, page: int) -> int:
+    """The baseline of a rebuild: read every person record of the org in pages (no evaluation)."""
+    from segments.store import rule_index
+
+    after: str | None = None
+    total = 0
+    while True:
+        records, after = rule_index.people_page(org_id, after_pid=after, limit=page)
+        total += len(records)
+        if after is None:
+            return total
+
+
+def reset_queues() -> None:
+    from segments import queues
+    from segments.usecases import rule_definitions
+
+    queues.reset()
+    rule_definitions.clear_cache()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from segments import admin_events, auth, errors
+from segments import admin_events, auth, errors, people_import
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -143,6 +143,8 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--queue", metavar="URL", help="send straight to this SQS queue URL instead")
     e.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     e.set_defaults(func=_publish)
+
+    people_import.register(sub)
     return p
 
 

@@ -14,6 +14,7 @@
 | feed entry   | SEG#{segment_id}   | SIG#{type}#{first_observed_at}#{event_id} |                         |
 | api key      | KEY#{sha256}       | KEY                  |                                              |
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
+| rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
 """
 
 from __future__ import annotations
@@ -242,3 +243,54 @@ def parse_gsi3_sk(gsi3sk: str) -> tuple[str, str, str | None] | None:
     if gsi3sk.startswith(PERSON):
         return "person", gsi3sk.removeprefix(PERSON), None
     return None
+
+
+# ------------------------------------------------------------------ rule segments
+# The org's rule index: one item per top-level person-record field that some live dynamic or
+# hybrid segment reads, holding one attribute per such segment (see store/rule_index.py).
+# Segments that read no field at all (no rules: every record matches) are filed under ANY_FIELD,
+# read when a record is created.
+
+RULEFIELD = "RULEFIELD#"
+ANY_FIELD = "*"
+PEOPLE_SUFFIX = "#PERSON"
+
+
+def rule_field_sk(field: str) -> str:
+    return f"{RULEFIELD}{field}"
+
+
+def rule_field_key(org_id: str, field: str) -> dict[str, Any]:
+    return key(org_pk(org_id), rule_field_sk(field))
+
+
+def field_of_rule_sk(sk: str) -> str:
+    return sk.removeprefix(RULEFIELD)
+
+
+def is_person_key(pk: str, sk: str) -> bool:
+    """A person record of an org's people registry (ORG#{org}#PERSON / PID#{pid})."""
+    return pk.startswith("ORG#") and pk.endswith(PEOPLE_SUFFIX) and sk.startswith(PID)
+
+
+def org_of_people_pk(pk: str) -> str:
+    return pk.removeprefix("ORG#").removesuffix(PEOPLE_SUFFIX)
+
+
+def is_segment_key(pk: str, sk: str) -> bool:
+    """A segment item (ORG#{org} / SEG#{segment_id}); people partitions end in #PERSON."""
+    return pk.startswith("ORG#") and not pk.endswith(PEOPLE_SUFFIX) and sk.startswith(SEGMENT)
+
+
+def org_of_org_pk(pk: str) -> str:
+    return pk.removeprefix("ORG#")
+
+
+def person_uri_pid(uri: str, bucket: str | None = None) -> str | None:
+    """The PID of a SheepCRM person uri `/{bucket}/person/{pid}/` (of `bucket` when given), or None."""
+    parts = uri.split("/")
+    if len(parts) != 5 or parts[0] or parts[4] or parts[2] != "person" or not parts[3]:
+        return None
+    if bucket and parts[1] != bucket:
+        return None
+    return parts[3]

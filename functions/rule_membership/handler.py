@@ -1,0 +1,13 @@
+"""Rule segments in real time (§3.2): person-record and segment-item writes from the table's
+stream re-evaluate the rule segments that read a changed field, and keep the rule index and the
+rebuilds in step with segment definitions."""
+
+from typing import Any
+
+from segments.observability import observed
+from segments.usecases import rule_membership
+
+
+@observed
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return rule_membership.process_stream(event.get("Records") or [])
