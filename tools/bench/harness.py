@@ -31,6 +31,7 @@ from typing import Any, Self
 from tools import cfn
 from tools.bench import core
 from tools.local_stack import lambda_context
+from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -151,9 +152,16 @@ def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], dict[str, A
     return getattr(_HANDLERS[key], attr)
 
 
-def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
-    """Call a handler quietly (its EMF metrics go to stdout, as on Lambda)."""
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Swallow stdout inside the block: the EMF metrics that handlers and use cases print, as on Lambda."""
     with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
+    """Call a handler quietly."""
+    with quiet():
         return handler(event, lambda_context("bench"))
 
 
@@ -507,6 +515,15 @@ def moto_partition_lookup() -> Iterator[None]:
         yield
     finally:
         Table.put_item, Table.query, Table.all_items = original_put, original_query, original_all  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def moto_at_scale() -> Iterator[None]:
+    """The functions' environment and in-process moto fit for 100,000-item tables: atomic
+    transactions that do not copy the table (docs/decisions.md) and a Query by partition."""
+    make_moto_atomic()
+    with function_env(), moto_in_process(), moto_partition_lookup():
+        yield
 
 
 def sqs_batch(bodies: list[str]) -> dict[str, Any]:
