@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
-from helpers.rules import Rig, members_of, rig_fixture, segment, sheep_segment  # noqa: F401 - `rig`
+from helpers.rules import Rig, members_of, redefine, rig_fixture, segment, sheep_segment  # noqa: F401 - `rig`
 from helpers.signals import REGION, signals_fixture  # noqa: F401 - the `signals` fixture
 
 from conftest import Api, Org
-from segments.store import keys, people
+from segments.store import people
 
 GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
 N = 60
@@ -41,6 +40,17 @@ def seed(org: Org, n: int = N) -> list[str]:
         if tier == "gold":
             gold.append(pid)
     return gold
+
+
+def gold_rebuild_started(api: Api, org: Org, rig: Rig) -> tuple[list[str], str]:
+    """Seed the people, create the Gold segment and run the rule function over the stream, which
+    starts its rebuild: (the gold PIDs, the segment id)."""
+    gold = seed(org)
+    rig.settle()
+    segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
+    rig.stream()
+    assert rig.rule_function(rig.records)["batchItemFailures"] == []
+    return gold, segment_id
 
 
 def run_chain(rig: Rig, *, kill: Any = None) -> list[str]:
@@ -142,11 +152,7 @@ def test_a_killed_chunk_is_redone_with_nothing_doubled_or_missed(
 
 
 def test_a_copy_of_a_done_chunk_is_dropped_and_does_not_fork_the_chain(api: Api, org: Org, rig: Rig) -> None:
-    seed(org)
-    rig.settle()
-    segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
-    rig.stream()
-    assert rig.rule_function(rig.records)["batchItemFailures"] == []
+    _, segment_id = gold_rebuild_started(api, org, rig)
     first = rig.messages()[0]
     assert rig.rebuild_chunk(first) == []
     nxt = rig.messages()
@@ -159,24 +165,13 @@ def test_a_copy_of_a_done_chunk_is_dropped_and_does_not_fork_the_chain(api: Api,
 
 
 def test_a_newer_definition_supersedes_an_older_rebuild(api: Api, org: Org, rig: Rig) -> None:
-    gold = seed(org)
-    rig.settle()
-    segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
-    rig.stream()
-    assert rig.rule_function(rig.records)["batchItemFailures"] == []
+    gold, segment_id = gold_rebuild_started(api, org, rig)
     v1 = rig.messages()
     assert [m["definition_version"] for m in v1] == [1]
     assert rig.rebuild_chunk(v1[0]) == []
     old_next = rig.messages()
     # the definition changes (as the SheepCRM update stores it): silver now, version 2
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.update_item(TableName="SegmentsTable", Key=keys.segment_key(org.org_id, segment_id),
-                       UpdateExpression="SET #r = :r, definition_version = :v, build_state = :b",
-                       ExpressionAttributeNames={"#r": "rules"},
-                       ExpressionAttributeValues={":r": {"L": [{"M": {"field": {"S": "tier"},
-                                                                      "operator": {"S": "equals"},
-                                                                      "value": {"S": "silver"}}}]},
-                                                  ":v": {"N": "2"}, ":b": {"S": "building"}})
+    redefine(org, segment_id, "tier", "silver")
     from segments.usecases import rebuild
 
     assert rebuild.process(old_next[0]).status == "superseded"
@@ -189,11 +184,7 @@ def test_a_newer_definition_supersedes_an_older_rebuild(api: Api, org: Org, rig:
 
 
 def test_a_deleted_segment_stops_its_rebuild(api: Api, org: Org, rig: Rig) -> None:
-    seed(org)
-    rig.settle()
-    segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
-    rig.stream()
-    assert rig.rule_function(rig.records)["batchItemFailures"] == []
+    _, segment_id = gold_rebuild_started(api, org, rig)
     body = rig.messages()[0]
     assert api.delete(f"/v2/segments/{segment_id}", key=org.key).status == 200
     from segments.usecases import rebuild

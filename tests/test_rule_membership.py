@@ -9,7 +9,15 @@ from typing import Any
 
 import boto3
 import pytest
-from helpers.rules import Rig, members_of, profile, rig_fixture, segment, sheep_segment  # noqa: F401 - `rig`
+from helpers.rules import (
+    Rig,
+    members_of,
+    profile,
+    redefine,
+    rig_fixture,  # noqa: F401 - the `rig` fixture
+    segment,
+    sheep_segment,
+)
 from helpers.signals import REGION, ingest, signals_fixture  # noqa: F401 - the `signals` fixture
 
 from conftest import Api, Org
@@ -164,14 +172,7 @@ def test_the_index_follows_segment_definitions(api: Api, org: Org, rig: Rig) -> 
     assert entry["segment_type"]["S"] == "dynamic" and entry["definition_version"]["N"] == "1"
 
     # a new definition (as the SheepCRM update will store it): filed under its new field only
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.update_item(TableName="SegmentsTable", Key=keys.segment_key(org.org_id, segment_id),
-                       UpdateExpression="SET #r = :r, definition_version = :v, build_state = :b",
-                       ExpressionAttributeNames={"#r": "rules"},
-                       ExpressionAttributeValues={":r": {"L": [{"M": {"field": {"S": "employer"},
-                                                                      "operator": {"S": "equals"},
-                                                                      "value": {"S": "Acme"}}}]},
-                                                  ":v": {"N": "2"}, ":b": {"S": "building"}})
+    redefine(org, segment_id, "employer", "Acme")
     rig.settle()
     assert name not in index_item(org.org_id, "tier") and name not in index_item(org.org_id, "location")
     assert index_item(org.org_id, "employer")[name]["M"]["definition_version"]["N"] == "2"

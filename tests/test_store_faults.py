@@ -102,6 +102,21 @@ def on(operation: str, hook: Hook) -> Hook:
     return before_call
 
 
+def meanwhile(operation: str, change: Callable[[], Any], *, key: dict[str, Any] | None = None) -> Counter[str]:
+    """Make `change` behind the store's back just before its first `operation` call (on the item
+    `key`, when given); the Counter's "n" counts those calls."""
+    attempts = Counter[str]()
+
+    def hook(request: dict[str, Any]) -> None:
+        if key is None or request["Key"] == key:
+            attempts["n"] += 1
+            if attempts["n"] == 1:
+                change()
+
+    on(operation, hook)
+    return attempts
+
+
 def refuse(code: str, **extra: Any) -> Any:
     """An error answer as DynamoDB sends it (botocore raises it as a ClientError)."""
     return SimpleNamespace(status_code=400, headers={}), {
@@ -439,14 +454,7 @@ def test_a_description_change_that_meets_a_conflict_is_retried(api: Api, org: Or
 
 def test_a_patch_that_finds_the_name_changed_reads_again_and_succeeds(api: Api, org: Org) -> None:
     sid = new_segment(api, org, "Original")
-    attempts = Counter[str]()
-
-    def renamed_meanwhile(request: dict[str, Any]) -> None:
-        attempts["n"] += 1
-        if attempts["n"] == 1:
-            rename_behind(org.org_id, sid, "Original", "Concurrent")
-
-    on("TransactWriteItems", renamed_meanwhile)
+    attempts = meanwhile("TransactWriteItems", lambda: rename_behind(org.org_id, sid, "Original", "Concurrent"))
     resp = api.patch(f"/v2/segments/{sid}", key=org.key, body={"name": "Mine"})
     assert resp.status == 200, resp.text
     assert resp.json["name"] == "Mine" and attempts["n"] == 2
@@ -459,15 +467,8 @@ def test_a_patch_that_finds_the_name_changed_reads_again_and_succeeds(api: Api, 
 
 def test_a_description_patch_that_finds_the_name_changed_reads_again(api: Api, org: Org) -> None:
     sid = new_segment(api, org, "Described")
-    attempts = Counter[str]()
-
-    def renamed_meanwhile(request: dict[str, Any]) -> None:
-        if request["Key"] == segment_key(org.org_id, sid):
-            attempts["n"] += 1
-            if attempts["n"] == 1:
-                rename_behind(org.org_id, sid, "Described", "Renamed")
-
-    on("UpdateItem", renamed_meanwhile)
+    attempts = meanwhile("UpdateItem", lambda: rename_behind(org.org_id, sid, "Described", "Renamed"),
+                         key=segment_key(org.org_id, sid))
     resp = api.patch(f"/v2/segments/{sid}", key=org.key, body={"description": "d"})
     assert resp.status == 200, resp.text
     assert (resp.json["name"], resp.json["description"], attempts["n"]) == ("Renamed", "d", 2)
@@ -475,14 +476,7 @@ def test_a_description_patch_that_finds_the_name_changed_reads_again(api: Api, o
 
 def test_a_patch_racing_a_delete_is_404(api: Api, org: Org) -> None:
     sid = new_segment(api, org, "Doomed")
-    attempts = Counter[str]()
-
-    def deleted_meanwhile(request: dict[str, Any]) -> None:
-        attempts["n"] += 1
-        if attempts["n"] == 1:
-            delete_behind(org.org_id, sid, "Doomed")
-
-    on("TransactWriteItems", deleted_meanwhile)
+    attempts = meanwhile("TransactWriteItems", lambda: delete_behind(org.org_id, sid, "Doomed"))
     resp = api.patch(f"/v2/segments/{sid}", key=org.key, body={"name": "Saved"})
     assert resp.status == 404, resp.text
     assert resp.json["error"] == "Segment not found" and attempts["n"] == 1
@@ -492,14 +486,7 @@ def test_a_patch_racing_a_delete_is_404(api: Api, org: Org) -> None:
 
 def test_a_delete_racing_a_rename_deletes_the_renamed_segment(api: Api, org: Org) -> None:
     sid = new_segment(api, org, "Going")
-    attempts = Counter[str]()
-
-    def renamed_meanwhile(request: dict[str, Any]) -> None:
-        attempts["n"] += 1
-        if attempts["n"] == 1:
-            rename_behind(org.org_id, sid, "Going", "Gone")
-
-    on("TransactWriteItems", renamed_meanwhile)
+    attempts = meanwhile("TransactWriteItems", lambda: rename_behind(org.org_id, sid, "Going", "Gone"))
     resp = api.delete(f"/v2/segments/{sid}", key=org.key)
     assert resp.status == 200, resp.text
     assert attempts["n"] == 2 and raw_segment(org.org_id, sid)["record_state"] == "deleted"

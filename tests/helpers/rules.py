@@ -151,6 +151,21 @@ def segment(api: Api, org: Org, segment_id: str) -> dict[str, Any]:
     return dict(resp.json)
 
 
+def redefine(org: Org, segment_id: str, field: str, value: str) -> None:
+    """Store definition version 2 of a segment, the one rule `field` equals `value`, straight into
+    the table as the SheepCRM update stores a changed definition (build_state building)."""
+    from segments.store import keys
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.update_item(TableName="SegmentsTable", Key=keys.segment_key(org.org_id, segment_id),
+                       UpdateExpression="SET #r = :r, definition_version = :v, build_state = :b",
+                       ExpressionAttributeNames={"#r": "rules"},
+                       ExpressionAttributeValues={":r": {"L": [{"M": {"field": {"S": field},
+                                                                      "operator": {"S": "equals"},
+                                                                      "value": {"S": value}}}]},
+                                                  ":v": {"N": "2"}, ":b": {"S": "building"}})
+
+
 def profile(pid: str, org: Org, attributes: dict[str, Any], *, observed_at: str, event_id: str | None = None,
             ) -> dict[str, Any]:
     from helpers.signals import person_event

@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 from tools import cfn
 from tools.bench import core
 from tools.local_stack import lambda_context
+from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -151,9 +152,16 @@ def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], dict[str, A
     return getattr(_HANDLERS[key], attr)
 
 
-def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
-    """Call a handler quietly (its EMF metrics go to stdout, as on Lambda)."""
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Swallow stdout inside the block: the EMF metrics that handlers and use cases print, as on Lambda."""
     with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
+    """Call a handler quietly."""
+    with quiet():
         return handler(event, lambda_context("bench"))
 
 
@@ -213,31 +221,29 @@ def _tables_in(body: Any) -> list[str]:
     return sorted(set(found), key=found.index)
 
 
-class DynamoCalls:
-    """Counts DynamoDB API calls (not HTTP retries) of every client created while active.
+class _BeforeCalls:
+    """While active, `_hook` goes on the `before-call` events of every new client of `services`,
+    whichever boto3 or botocore session makes it; `calls` is what the hook records."""
 
-    A `before-call.dynamodb` hook goes on each new client's `meta.events`, whichever boto3 or
-    botocore session made it (the core's client and the Powertools idempotency client alike).
-    Clients must be created inside the block: reset the core's cached client first.
-    """
+    services: frozenset[str]
+    calls: list[Any]
 
     def __init__(self) -> None:
-        self.calls: list[Call] = []
         self._original: Any = None
 
-    def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append(Call(model.name, _tables_in(params.get("body"))))
+    _hook: Callable[..., None]
 
-    def __enter__(self) -> DynamoCalls:
+    def __enter__(self) -> Self:
         import botocore.session
 
         original = botocore.session.Session.create_client
-        hook = self._hook
+        hook, services = self._hook, self.services
 
         def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
             client = original(session, *args, **kwargs)
-            if client.meta.service_model.service_name == "dynamodb":
-                client.meta.events.register("before-call.dynamodb", hook)
+            name = client.meta.service_model.service_name
+            if name in services:
+                client.meta.events.register(f"before-call.{name}", hook)
             return client
 
         self._original = original
@@ -251,6 +257,24 @@ class DynamoCalls:
 
     def clear(self) -> None:
         self.calls.clear()
+
+
+class DynamoCalls(_BeforeCalls):
+    """Counts DynamoDB API calls (not HTTP retries) of every client created while active.
+
+    A `before-call.dynamodb` hook goes on each new client's `meta.events`, whichever boto3 or
+    botocore session made it (the core's client and the Powertools idempotency client alike).
+    Clients must be created inside the block: reset the core's cached client first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.services = frozenset({"dynamodb"})
+        self.calls: list[Call] = []
+
+    def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append(Call(model.name, _tables_in(params.get("body"))))
+
 
     def summary(self) -> str:
         writes = sum(c.is_write for c in self.calls)
@@ -403,42 +427,18 @@ def add_members(segment_id: str, members: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ signals
 
 
-class ServiceCalls:
+class ServiceCalls(_BeforeCalls):
     """Counts the API calls of the named services (`dynamodb`, `events`, ...) of every client created
     while active, as DynamoCalls does for DynamoDB; `calls` are (service, operation) pairs."""
 
     def __init__(self, *services: str) -> None:
+        super().__init__()
         self.services = frozenset(services)
         self.calls: list[tuple[str, str]] = []
-        self._original: Any = None
 
     def _hook(self, model: Any, **_: Any) -> None:
         self.calls.append((model.service_model.service_name, model.name))
 
-    def __enter__(self) -> ServiceCalls:
-        import botocore.session
-
-        original = botocore.session.Session.create_client
-        hook, services = self._hook, self.services
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            name = client.meta.service_model.service_name
-            if name in services:
-                client.meta.events.register(f"before-call.{name}", hook)
-            return client
-
-        self._original = original
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import botocore.session
-
-        botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
-
-    def clear(self) -> None:
-        self.calls.clear()
 
     def by_operation(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -515,6 +515,15 @@ def moto_partition_lookup() -> Iterator[None]:
         yield
     finally:
         Table.put_item, Table.query, Table.all_items = original_put, original_query, original_all  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def moto_at_scale() -> Iterator[None]:
+    """The functions' environment and in-process moto fit for 100,000-item tables: atomic
+    transactions that do not copy the table (docs/decisions.md) and a Query by partition."""
+    make_moto_atomic()
+    with function_env(), moto_in_process(), moto_partition_lookup():
+        yield
 
 
 def sqs_batch(bodies: list[str]) -> dict[str, Any]:

@@ -11,8 +11,6 @@ the number of events; `SIGNALS_BENCH_SCALE` (default 1) multiplies the membershi
 from __future__ import annotations
 
 import collections
-import contextlib
-import io
 import os
 import random
 import time
@@ -25,16 +23,14 @@ from tools.bench.harness import (
     ServiceCalls,
     benchmark,
     bus_envelope,
-    function_env,
     invoke,
     load_handler,
-    moto_in_process,
-    moto_partition_lookup,
+    moto_at_scale,
     person_event,
+    quiet,
     say,
     sqs_batch,
 )
-from tools.moto_atomic import make_moto_atomic
 
 ORGS = ("org-bench-a", "org-bench-b")
 SEGMENTS = 200
@@ -58,7 +54,7 @@ def build(s: float) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, st
     rng = random.Random(7)
     people = [f"p-sig{i:06d}" for i in range(max(1, int(PEOPLE * s)))]
     per_segment = max(1, int(MEMBERSHIPS * s) // SEGMENTS)
-    with contextlib.redirect_stdout(io.StringIO()):  # the creates' metrics
+    with quiet():  # the creates' metrics
         segments = [(org, core.create_segment(org, org, f"signals bench {i}"))
                     for i in range(SEGMENTS) for org in (ORGS[i % len(ORGS)],)]
     holding: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
@@ -114,8 +110,7 @@ def naive_ingest(detail: dict[str, Any], segments: list[tuple[str, str]], *, bat
 def measure(s: float | None = None, count: int | None = None) -> Rows:
     s = scale() if s is None else s
     count = n_events() if count is None else count
-    make_moto_atomic()  # moto's transactions otherwise copy the whole table (docs/decisions.md)
-    with function_env(), moto_in_process(), moto_partition_lookup(), ServiceCalls("dynamodb") as counted:
+    with moto_at_scale(), ServiceCalls("dynamodb") as counted:
         started = time.perf_counter()
         segments, holding = build(s)
         built = time.perf_counter() - started
@@ -144,7 +139,7 @@ def measure(s: float | None = None, count: int | None = None) -> Rows:
         # naive's sample of the same events (new event ids): the like-for-like wall-clock baseline.
         direct_sample = [{**e, "event_id": f"direct-{e['event_id']}"} for e in ours[:NAIVE_BATCH_EVENTS]]
         started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
+        with quiet():
             for e in direct_sample:
                 core.ingest_event(e)
         direct_rate = len(direct_sample) / (time.perf_counter() - started)

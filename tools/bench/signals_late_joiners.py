@@ -7,8 +7,6 @@ delay from the add's response to the late joiners' signals being readable, throu
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 import urllib.request
@@ -22,18 +20,16 @@ from tools.bench.harness import (
     ServiceCalls,
     add_members,
     benchmark,
-    function_env,
     invoke,
     load_handler,
-    moto_in_process,
-    moto_partition_lookup,
+    moto_at_scale,
     new_segment,
     person_event,
     pids,
+    quiet,
     say,
     stream_inserts,
 )
-from tools.moto_atomic import make_moto_atomic
 
 SHARE = 100  # one PID in SHARE has a signal (1 %)
 POLL = 0.05  # seconds between reads of the signals API
@@ -46,16 +42,15 @@ def _signals(members: list[str]) -> list[dict[str, Any]]:
 
 def request_and_feed_calls() -> tuple[Rows, bool]:
     """The add's calls without and with signals stored, and the feed function's calls (in-process moto)."""
-    make_moto_atomic()
     members = pids(N_PIDS, prefix="late")
-    with function_env(), moto_in_process(), moto_partition_lookup(), ServiceCalls("dynamodb", "events") as counted:
-        with contextlib.redirect_stdout(io.StringIO()):
+    with moto_at_scale(), ServiceCalls("dynamodb", "events") as counted:
+        with quiet():
             before_segment = new_segment("late joiners, before signals")
         counted.clear()
         add_members(before_segment, members)
         before = counted.by_operation()
 
-        with contextlib.redirect_stdout(io.StringIO()):
+        with quiet():
             for detail in _signals(members):
                 core.ingest_event(detail)
             segment_id = new_segment("late joiners")
@@ -115,7 +110,7 @@ def delay_through_local_stack() -> Rows:
         info = stack.info
         assert info is not None and info.demo_key
         base, key = info.api_url, info.demo_key
-        with contextlib.redirect_stdout(io.StringIO()):
+        with quiet():
             for detail in _signals(members):  # stored through the core's ingest, into the stack's table
                 core.ingest_event(detail)
         status, created = _http(f"{base}/v2/segments/create", "POST", {"name": "late joiners"}, key)

@@ -7,8 +7,6 @@ Scale: `SIGNALS_BENCH_SCALE` (default 1) multiplies the large segment's members 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -21,17 +19,15 @@ from tools.bench.harness import (
     Rows,
     api_event,
     benchmark,
-    function_env,
     invoke,
     load_handler,
-    moto_in_process,
-    moto_partition_lookup,
+    moto_at_scale,
     new_segment,
     person_event,
     pids,
+    quiet,
     say,
 )
-from tools.moto_atomic import make_moto_atomic
 
 LARGE, SMALL, PAGE = 100_000, 100, 100
 SHARED_SIGNALS = 150  # job changes of the small segment's members, who are in the large one too
@@ -96,9 +92,8 @@ def page_reads(segment_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def measure(s: float | None = None) -> Rows:
     s = float(os.environ.get("SIGNALS_BENCH_SCALE", "1")) if s is None else s
     n_large = max(SMALL + LARGE_ONLY_SIGNALS, int(LARGE * s))
-    make_moto_atomic()
-    with function_env(), moto_in_process(), moto_partition_lookup():
-        with contextlib.redirect_stdout(io.StringIO()):  # the use cases' metrics
+    with moto_at_scale():
+        with quiet():  # the use cases' metrics
             large, small = new_segment("signals reads large"), new_segment("signals reads small")
             at = core.now_iso()
             members = pids(n_large, prefix="r")

@@ -159,6 +159,17 @@ def call_through_conflicts(operation: str, **kwargs: Any) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
+def update_if(**request: Any) -> bool:
+    """A conditional UpdateItem (retried through transaction conflicts): False when its condition failed."""
+    try:
+        call_through_conflicts("update_item", **request)
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise translate(exc) from exc
+    return True
+
+
 # ------------------------------------------------------------------ transactions
 
 

@@ -15,20 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from segments.store import keys
 from segments.store.dynamo import (
     BATCH_GET_MAX,
     batch_get,
     call,
-    call_through_conflicts,
     from_item,
     get,
     in_parallel,
-    is_condition_failure,
     table,
-    translate,
+    update_if,
     values,
 )
 
@@ -69,58 +65,40 @@ def remove_entry(org_id: str, field: str, segment_id: str, *, definition_version
 
 
 def _update(org_id: str, field: str, segment_id: str, expression: str, version: int, **vals: Any) -> bool:
-    try:
-        call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.rule_field_key(org_id, field),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_not_exists(#e) OR #e.#v <= :version",
-            ExpressionAttributeNames={"#e": entry_name(segment_id), "#v": "definition_version"},
-            ExpressionAttributeValues=values(version=version, **vals),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise translate(exc) from exc
-    return True
+    return update_if(
+        TableName=table(),
+        Key=keys.rule_field_key(org_id, field),
+        UpdateExpression=expression,
+        ConditionExpression="attribute_not_exists(#e) OR #e.#v <= :version",
+        ExpressionAttributeNames={"#e": entry_name(segment_id), "#v": "definition_version"},
+        ExpressionAttributeValues=values(version=version, **vals),
+    )
 
 
 def memberships(pid: str, segment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """A PID's stored memberships (active or not) of these segments, by segment id: one strongly
     consistent BatchGetItem per 100 segments (the member items' keys, `active` and `last_op`)."""
-    if not segment_ids:
-        return {}
-    names = {"#pk": "pk", "#a": "active", "#o": "last_op"}
-
-    def read(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return batch_get(chunk, projection="#pk, #a, #o", names=names, consistent=True)
-
-    parts = in_parallel(read, [keys.member_key(sid, pid) for sid in dict.fromkeys(segment_ids)], BATCH_GET_MAX)
-    out: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for raw in part:
-            item = from_item(raw)
-            out[keys.segment_id_of(str(item.pop("pk")))] = item
-    return out
+    found = _member_items([keys.member_key(sid, pid) for sid in dict.fromkeys(segment_ids)], "pk")
+    return {keys.segment_id_of(str(item.pop("pk"))): item for item in found}
 
 
 def members_of(segment_id: str, pids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Stored memberships (active, last_op) of these PIDs in one segment, by PID (consistent)."""
-    if not pids:
-        return {}
-    names = {"#sk": "sk", "#a": "active", "#o": "last_op"}
+    found = _member_items([keys.member_key(segment_id, p) for p in dict.fromkeys(pids)], "sk")
+    return {keys.pid_of(str(item.pop("sk"))): item for item in found}
+
+
+def _member_items(member_keys: Sequence[dict[str, Any]], key_attr: str) -> list[dict[str, Any]]:
+    """Member items' `key_attr`, `active` and `last_op`: one strongly consistent BatchGetItem per
+    100 keys, run in parallel."""
+    if not member_keys:
+        return []
+    names = {"#k": key_attr, "#a": "active", "#o": "last_op"}
 
     def read(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return batch_get(chunk, projection="#sk, #a, #o", names=names, consistent=True)
+        return batch_get(chunk, projection="#k, #a, #o", names=names, consistent=True)
 
-    parts = in_parallel(read, [keys.member_key(segment_id, p) for p in dict.fromkeys(pids)], BATCH_GET_MAX)
-    out: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for raw in part:
-            item = from_item(raw)
-            out[keys.pid_of(str(item.pop("sk")))] = item
-    return out
+    return [from_item(raw) for part in in_parallel(read, member_keys, BATCH_GET_MAX) for raw in part]
 
 
 def people_page(org_id: str, *, after_pid: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -169,21 +147,14 @@ def record_progress(org_id: str, segment_id: str, *, definition_version: int, ru
     version_ok = "(#v = :v OR attribute_not_exists(#v))" if definition_version == 1 else "#v = :v"
     mine = ("(attribute_not_exists(#p) OR #p.#run <> :run)" if chunk == 0
             else "(#p.#run = :run AND #p.#chunk = :chunk)")
-    try:
-        call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.segment_key(org_id, segment_id),
-            UpdateExpression="SET #p = :progress, #st = :state",
-            ConditionExpression=f"#rs = :active AND {version_ok} AND {mine}",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values(
-                progress=dict(progress), state="ready" if ready else "building", active="active",
-                v=definition_version, run=run, **({"chunk": chunk} if chunk else {}),
-            ),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise translate(exc) from exc
-    return True
+    return update_if(
+        TableName=table(),
+        Key=keys.segment_key(org_id, segment_id),
+        UpdateExpression="SET #p = :progress, #st = :state",
+        ConditionExpression=f"#rs = :active AND {version_ok} AND {mine}",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values(
+            progress=dict(progress), state="ready" if ready else "building", active="active",
+            v=definition_version, run=run, **({"chunk": chunk} if chunk else {}),
+        ),
+    )

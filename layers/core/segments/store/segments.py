@@ -148,6 +148,17 @@ def get_any(org_id: str, segment_id: str) -> dict[str, Any] | None:
     return get(keys.segment_key(org_id, segment_id), consistent=True)
 
 
+def _live_query(org_id: str) -> dict[str, Any]:
+    """The Query of the org's live segments on gsi1, newest first."""
+    return {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "FilterExpression": "record_state = :active",
+        "ExpressionAttributeValues": values(pk=keys.segments_gsi_pk(org_id), active="active"),
+        "ScanIndexForward": False,
+    }
+
+
 def live_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The org's live segments among `segment_ids` (BatchGetItem), by id, without storage fields."""
     found = batch_get([keys.segment_key(org_id, sid) for sid in dict.fromkeys(segment_ids)], consistent=False)
@@ -157,13 +168,7 @@ def live_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, dict[str, A
 
 def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple[dict[str, Any], str]], bool]:
     """The org's live segments newest first (gsi1) after the gsi1sk `after`: ([(segment, gsi1sk)], more)."""
-    request: dict[str, Any] = {
-        "IndexName": "gsi1",
-        "KeyConditionExpression": "gsi1pk = :pk",
-        "FilterExpression": "record_state = :active",
-        "ExpressionAttributeValues": values(pk=keys.segments_gsi_pk(org_id), active="active"),
-        "ScanIndexForward": False,
-    }
+    request = _live_query(org_id)
     if after:
         request["ExclusiveStartKey"] = {
             "gsi1pk": {"S": keys.segments_gsi_pk(org_id)},
@@ -177,13 +182,7 @@ def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple
 def all_live(org_id: str, *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every live segment of the org (gsi1, every page), newest first, without storage fields;
     `projection` reads only those attributes."""
-    request: dict[str, Any] = {
-        "IndexName": "gsi1",
-        "KeyConditionExpression": "gsi1pk = :pk",
-        "FilterExpression": "record_state = :active",
-        "ExpressionAttributeValues": values(pk=keys.segments_gsi_pk(org_id), active="active"),
-        "ScanIndexForward": False,
-    }
+    request = _live_query(org_id)
     if projection:
         wanted = dict.fromkeys([*projection, "record_state"])
         request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))

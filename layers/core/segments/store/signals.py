@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import ClientError
 
 from segments.store import keys
 from segments.store.dynamo import (
@@ -21,15 +20,13 @@ from segments.store.dynamo import (
     batch_get,
     batch_write,
     call,
-    call_through_conflicts,
     from_item,
     in_parallel,
-    is_condition_failure,
     query_pages,
     table,
     to_item,
     transact,
-    translate,
+    update_if,
     values,
 )
 
@@ -228,22 +225,15 @@ def set_lifecycle_fact(org_id: str, pid: str, *, fact: str, sets: Mapping[str, A
         vals[f"v{i}"] = value
         assignments.append(f"#f{i} = :v{i}")
     expression = "SET " + ", ".join(assignments)
-    try:
-        call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.person_key(org_id, pid),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#obs) OR #obs < :obs "
-                                "OR (#obs = :obs AND #eid < :eid))",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values(**vals),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise translate(exc) from exc
-    return True
+    return update_if(
+        TableName=table(),
+        Key=keys.person_key(org_id, pid),
+        UpdateExpression=expression,
+        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#obs) OR #obs < :obs "
+                            "OR (#obs = :obs AND #eid < :eid))",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values(**vals),
+    )
 
 
 def merge_profile(org_id: str, pid: str, attributes: Mapping[str, Any], *, observed_at: str) -> bool:
@@ -262,21 +252,14 @@ def merge_profile(org_id: str, pid: str, attributes: Mapping[str, Any], *, obser
     expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(sets)))
     obs_name = next(n for n, v in names.items() if v == "profile_observed_at")
     obs_value = next(f":v{i}" for i, name in enumerate(sets) if name == "profile_observed_at")
-    try:
-        call_through_conflicts(
-            "update_item",
-            TableName=table(),
-            Key=keys.person_key(org_id, pid),
-            UpdateExpression=expression,
-            ConditionExpression=f"attribute_not_exists({obs_name}) OR {obs_name} <= {obs_value}",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values(**vals),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise translate(exc) from exc
-    return True
+    return update_if(
+        TableName=table(),
+        Key=keys.person_key(org_id, pid),
+        UpdateExpression=expression,
+        ConditionExpression=f"attribute_not_exists({obs_name}) OR {obs_name} <= {obs_value}",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values(**vals),
+    )
 
 
 def person(org_id: str, pid: str) -> dict[str, Any] | None:

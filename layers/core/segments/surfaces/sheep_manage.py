@@ -3,6 +3,7 @@ and POST .../restore, under /segments/v2/{bucket}/segment/{uid}."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from segments import errors, limits
-from segments.models import DESCRIPTION_MAX, clean_name
+from segments.models import DESCRIPTION_MAX, Actor, clean_name
 from segments.rules import Rule
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, run_idempotent
@@ -106,6 +107,20 @@ def _ok(description: str) -> dict[int, Any]:
     return {200: {"description": description, "content": {JSON: {"model": SheepSegment}}}}
 
 
+def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Response[Any]:
+    """The segment ``run`` returns, run once per Idempotency-Key."""
+    return Response(status_code=200, content_type=JSON, body=dumps(run_idempotent(operation, payload, run)))
+
+
+def _record_action(operation: str, bucket: str, uid: str,
+                   action: Callable[[Actor, str], dict[str, Any]]) -> Response[Any]:
+    """Delete or restore: ``action(who, segment_id)`` on the segment named by ``uid``."""
+    who = bucket_actor(bucket)
+    segment_id = segment_id_of_uid(uid)
+    return _once(operation, {"bucket": bucket, "segment_id": segment_id},
+                 lambda: sheep_body(action(who, segment_id)))
+
+
 @manage_routes.put(
     SEGMENT_PATH,
     summary="Segments - Update a segment",
@@ -153,8 +168,7 @@ def update_segment(
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
 
     payload = limits.plain({"bucket": bucket, "segment_id": segment_id, **changes, **fixed})
-    return Response(status_code=200, content_type=JSON, body=dumps(run_idempotent("sheep_update_segment", payload,
-                                                                                   run)))
+    return _once("sheep_update_segment", payload, run)
 
 
 @manage_routes.delete(
@@ -174,15 +188,7 @@ def delete_segment(
     bucket: str,
     uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
 ) -> Response[Any]:
-    who = bucket_actor(bucket)
-    segment_id = segment_id_of_uid(uid)
-
-    def run() -> dict[str, Any]:
-        return sheep_body(usecase.delete_segment_record(who, segment_id))
-
-    payload = {"bucket": bucket, "segment_id": segment_id}
-    return Response(status_code=200, content_type=JSON, body=dumps(run_idempotent("sheep_delete_segment", payload,
-                                                                                   run)))
+    return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment_record)
 
 
 @manage_routes.post(
@@ -205,12 +211,4 @@ def restore_segment(
     bucket: str,
     uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
 ) -> Response[Any]:
-    who = bucket_actor(bucket)
-    segment_id = segment_id_of_uid(uid)
-
-    def run() -> dict[str, Any]:
-        return sheep_body(usecase.restore_segment(who, segment_id))
-
-    payload = {"bucket": bucket, "segment_id": segment_id}
-    return Response(status_code=200, content_type=JSON, body=dumps(run_idempotent("sheep_restore_segment", payload,
-                                                                                   run)))
+    return _record_action("sheep_restore_segment", bucket, uid, usecase.restore_segment)
