@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tools.bench import harness
+from tools.bench import moto as bench_moto
 
 PACKAGE = Path(harness.__file__).resolve().parent
 MODULES = {p.stem: ast.parse(p.read_text(encoding="utf-8"), filename=str(p)) for p in sorted(PACKAGE.glob("*.py"))}
@@ -153,8 +154,8 @@ def test_moto_partition_lookup_answers_as_moto_does() -> None:
     ]
 
     def answers(patched: bool) -> list[object]:
-        with harness.function_env(), harness.moto_in_process() as client:
-            with harness.moto_partition_lookup() if patched else contextlib.nullcontext():
+        with harness.function_env(), bench_moto.moto_in_process() as client:
+            with bench_moto.moto_partition_lookup() if patched else contextlib.nullcontext():
                 table = harness.FUNCTION_ENV["TABLE_NAME"]
                 for item in items:
                     client.put_item(TableName=table, Item=item)

@@ -8,18 +8,9 @@ import json
 import uuid
 from typing import Any
 
-from tools.bench.harness import (
-    DynamoCalls,
-    Options,
-    api_event,
-    benchmark,
-    event_file,
-    function_env,
-    invoke,
-    load_handler,
-    moto_in_process,
-    say,
-)
+from tools.bench.calls import DynamoCalls
+from tools.bench.harness import Options, api_event, benchmark, event_file, function_env, invoke, load_handler, say
+from tools.bench.moto import moto_in_process
 
 
 @benchmark("create-calls", "create: 1 DynamoDB write, nothing else (auth cached by the authorizer)")

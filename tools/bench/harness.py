@@ -11,27 +11,21 @@ import contextlib
 import importlib.util
 import io
 import json
-import logging
-import multiprocessing
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
-import threading
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Self
+from typing import Any
 
 from tools import cfn
 from tools.bench import core
 from tools.local_stack import lambda_context
-from tools.moto_atomic import make_moto_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -186,102 +180,6 @@ def function_env(extra: dict[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-# ------------------------------------------------------------------ DynamoDB call counting
-
-
-@dataclass
-class Call:
-    operation: str
-    tables: list[str]
-
-    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-
-    @property
-    def is_write(self) -> bool:
-        return self.operation in self.WRITES
-
-    def __str__(self) -> str:
-        return f"{self.operation}({', '.join(self.tables)})"
-
-
-def _tables_in(body: Any) -> list[str]:
-    try:
-        params = json.loads(body or b"{}")
-    except ValueError:
-        return []
-    found: list[str] = []
-    if "TableName" in params:
-        found.append(params["TableName"])
-    for key in ("RequestItems",):  # BatchGetItem / BatchWriteItem
-        found.extend(params.get(key, {}))
-    for item in params.get("TransactItems", []):  # TransactWriteItems / TransactGetItems
-        for op in item.values():
-            if isinstance(op, dict) and "TableName" in op:
-                found.append(op["TableName"])
-    return sorted(set(found), key=found.index)
-
-
-class _BeforeCalls:
-    """While active, `_hook` goes on the `before-call` events of every new client of `services`,
-    whichever boto3 or botocore session makes it; `calls` is what the hook records."""
-
-    services: frozenset[str]
-    calls: list[Any]
-
-    def __init__(self) -> None:
-        self._original: Any = None
-
-    _hook: Callable[..., None]
-
-    def __enter__(self) -> Self:
-        import botocore.session
-
-        original = botocore.session.Session.create_client
-        hook, services = self._hook, self.services
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            name = client.meta.service_model.service_name
-            if name in services:
-                client.meta.events.register(f"before-call.{name}", hook)
-            return client
-
-        self._original = original
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import botocore.session
-
-        botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
-
-    def clear(self) -> None:
-        self.calls.clear()
-
-
-class DynamoCalls(_BeforeCalls):
-    """Counts DynamoDB API calls (not HTTP retries) of every client created while active.
-
-    A `before-call.dynamodb` hook goes on each new client's `meta.events`, whichever boto3 or
-    botocore session made it (the core's client and the Powertools idempotency client alike).
-    Clients must be created inside the block: reset the core's cached client first.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.services = frozenset({"dynamodb"})
-        self.calls: list[Call] = []
-
-    def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append(Call(model.name, _tables_in(params.get("body"))))
-
-
-    def summary(self) -> str:
-        writes = sum(c.is_write for c in self.calls)
-        listing = ", ".join(str(c) for c in self.calls) or "none"
-        return f"{len(self.calls)} call(s), {writes} write(s): {listing}"
-
-
 # ------------------------------------------------------------------ events
 
 
@@ -328,76 +226,6 @@ def event_file(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-# ------------------------------------------------------------------ moto
-
-
-@contextlib.contextmanager
-def moto_in_process() -> Iterator[Any]:
-    """moto's mock_aws with the template's tables; yields a DynamoDB client."""
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        cfn.create_tables(client, cfn.load_template(TEMPLATE))
-        yield client
-
-
-def _serve(port: int, ready: Any) -> None:
-    """A moto server's process (`moto_server(own_process=True)`): serve until terminated."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    ready.set()
-    threading.Event().wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server(*, own_process: bool) -> Iterator[str]:
-    """A ThreadedMotoServer on a free loopback port, in this process or in its own; the core's
-    AWS_ENDPOINT_URL points at it, and the template's tables are created in it. Yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    process: Any = None
-    server: Any = None
-    if own_process:
-        ctx = multiprocessing.get_context("spawn")
-        ready = ctx.Event()
-        process = ctx.Process(target=_serve, args=(port, ready), daemon=True)
-        process.start()
-        if not ready.wait(60):
-            raise RuntimeError("moto server did not start")
-    else:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-    url = f"http://127.0.0.1:{port}"
-    # A server thread shares this process's moto state with earlier runs: start from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-    os.environ["AWS_ENDPOINT_URL"] = url
-    core.reset_core()
-    try:
-        cfn.create_tables(core.dynamo_client(), cfn.load_template(TEMPLATE))
-        yield url
-    finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        core.reset_core()
-        if server is not None:
-            server.stop()
-        if process is not None:
-            process.terminate()
-            process.join(10)
-
-
 # ------------------------------------------------------------------ members
 
 
@@ -425,105 +253,6 @@ def add_members(segment_id: str, members: list[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ signals
-
-
-class ServiceCalls(_BeforeCalls):
-    """Counts the API calls of the named services (`dynamodb`, `events`, ...) of every client created
-    while active, as DynamoCalls does for DynamoDB; `calls` are (service, operation) pairs."""
-
-    def __init__(self, *services: str) -> None:
-        super().__init__()
-        self.services = frozenset(services)
-        self.calls: list[tuple[str, str]] = []
-
-    def _hook(self, model: Any, **_: Any) -> None:
-        self.calls.append((model.service_model.service_name, model.name))
-
-
-    def by_operation(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for service, op in self.calls:
-            name = op if service == "dynamodb" else f"{service}:{op}"
-            counts[name] = counts.get(name, 0) + 1
-        return dict(sorted(counts.items()))
-
-
-_GSI = threading.local()
-
-
-@contextlib.contextmanager
-def moto_partition_lookup() -> Iterator[None]:
-    """Give moto's Query a lookup by partition, of the table and of its global secondary indexes.
-
-    moto 5 answers every Query by sorting and evaluating every item of the table (O(table) per
-    call), where DynamoDB reads only the partition asked for; with 100,000 members that emulator
-    cost would be the whole figure. Here a table Query evaluates only the items of its partition,
-    and an index Query only the current items recorded under its partition value: moto's
-    `Table.put_item` also records the item's key under each index partition value it holds. The
-    rest of the Query (conditions, order, limits, pages) is moto's own code. Items that gain an
-    index attribute by UpdateItem are not recorded: use it where index attributes are written by
-    puts (member items are). Undone on exit."""
-    from moto.dynamodb.models.table import Table
-
-    original_put, original_query, original_all = Table.put_item, Table.query, Table.all_items
-    recorded: dict[tuple[int, str, str, str], set[tuple[Any, Any]]] = {}
-
-    def hash_attrs(table: Any) -> list[str]:
-        return [k["AttributeName"] for i in (table.global_indexes or []) for k in i.schema if k["KeyType"] == "HASH"]
-
-    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        item = original_put(self, item_attrs, *args, **kwargs)
-        key = (item.hash_key, item.range_key)
-        for attr in hash_attrs(self):
-            value = item_attrs.get(attr)
-            if isinstance(value, dict) and len(value) == 1:
-                (kind, raw), = value.items()
-                recorded.setdefault((id(self), attr, kind, str(raw)), set()).add(key)
-        return item
-
-    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
-        conditions = kwargs.get("hash_key_conditions") or []
-        hash_key = kwargs.get("hash_key", args[0] if args else None)
-        candidates: list[Any] = []
-        if index_name is None and hash_key is not None and self.range_key_attr:
-            candidates = list(self.items.get(hash_key, {}).values())
-        elif index_name is not None and len(conditions) == 1:
-            attr, value = conditions[0]
-            for item_hash, item_range in recorded.get((id(self), attr, value.type, str(value.value)), ()):
-                stored = self.items.get(item_hash)
-                if stored is not None and item_range is not None:
-                    stored = stored.get(item_range)
-                if stored is not None:
-                    candidates.append(stored)
-        else:
-            return original_query(self, *args, **kwargs)
-        _GSI.candidates = candidates
-        try:
-            return original_query(self, *args, **kwargs)
-        finally:
-            _GSI.candidates = None
-
-    def all_items(self: Any) -> Any:
-        candidates = getattr(_GSI, "candidates", None)
-        if candidates is None:
-            return original_all(self)
-        return sorted(candidates, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
-
-    Table.put_item, Table.query, Table.all_items = put_item, query, all_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Table.put_item, Table.query, Table.all_items = original_put, original_query, original_all  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
-def moto_at_scale() -> Iterator[None]:
-    """The functions' environment and in-process moto fit for 100,000-item tables: atomic
-    transactions that do not copy the table (docs/decisions.md) and a Query by partition."""
-    make_moto_atomic()
-    with function_env(), moto_in_process(), moto_partition_lookup():
-        yield
 
 
 def sqs_batch(bodies: list[str]) -> dict[str, Any]:

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import collections
 
-from tools.bench.harness import (
-    N_PIDS,
-    DynamoCalls,
-    Options,
-    Rows,
-    add_members,
-    benchmark,
-    function_env,
-    moto_in_process,
-    new_segment,
-    pids,
-    say,
-)
+from tools.bench.calls import DynamoCalls
+from tools.bench.harness import N_PIDS, Options, Rows, add_members, benchmark, function_env, new_segment, pids, say
+from tools.bench.moto import moto_in_process
 
 
 def measure() -> Rows:

@@ -48,7 +48,7 @@ Written by `python -m tools.bench.members_doc` (modules `members_calls`, `member
 in), against moto with the tables of `template.yaml`.
 
 - **Calls**: in-process `mock_aws`; every DynamoDB client gets a `before-call` hook
-  (`tools.bench.harness.DynamoCalls`), so API calls are counted, not HTTP retries.
+  (`tools.bench.calls.DynamoCalls`), so API calls are counted, not HTTP retries.
 - **Speed**: a `moto.server.ThreadedMotoServer` on a free loopback port, `AWS_ENDPOINT_URL`
   pointed at it. Ours: one add of 10,000 new PIDs (after a 50-PID warm-up add). Baseline, same run,
   same server: one `PutItem` per PID of the same member items with a plain boto3 client. Measured

@@ -20,11 +20,11 @@ from tools.bench.harness import (
     function_env,
     invoke,
     load_handler,
-    moto_in_process,
     new_segment,
     pids,
     say,
 )
+from tools.bench.moto import moto_in_process
 
 
 def _item_size(item: dict[str, Any]) -> int:

@@ -10,18 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tools.bench import core
-from tools.bench.harness import (
-    ORG,
-    Options,
-    Rows,
-    add_members,
-    benchmark,
-    function_env,
-    moto_server,
-    new_segment,
-    pids,
-    say,
-)
+from tools.bench.harness import ORG, Options, Rows, add_members, benchmark, function_env, new_segment, pids, say
+from tools.bench.moto import moto_server
 
 
 def _baseline(segment_id: str, members: list[str]) -> None:

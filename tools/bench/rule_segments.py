@@ -20,17 +20,9 @@ import uuid
 from typing import Any
 
 from tools.bench import core
-from tools.bench.harness import (
-    ORG,
-    DynamoCalls,
-    Options,
-    benchmark,
-    function_env,
-    invoke,
-    load_handler,
-    moto_in_process,
-    say,
-)
+from tools.bench.calls import DynamoCalls
+from tools.bench.harness import ORG, Options, benchmark, function_env, invoke, load_handler, say
+from tools.bench.moto import moto_in_process
 
 SEGMENTS = 1_000
 READERS = 10  # segments whose rules read the changed field

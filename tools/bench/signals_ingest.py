@@ -17,20 +17,20 @@ import time
 from typing import Any
 
 from tools.bench import core
+from tools.bench.calls import ServiceCalls
 from tools.bench.harness import (
     Options,
     Rows,
-    ServiceCalls,
     benchmark,
     bus_envelope,
     invoke,
     load_handler,
-    moto_at_scale,
     person_event,
     quiet,
     say,
     sqs_batch,
 )
+from tools.bench.moto import moto_at_scale
 
 ORGS = ("org-bench-a", "org-bench-b")
 SEGMENTS = 200

@@ -13,16 +13,15 @@ import urllib.request
 from typing import Any
 
 from tools.bench import core
+from tools.bench.calls import ServiceCalls
 from tools.bench.harness import (
     N_PIDS,
     Options,
     Rows,
-    ServiceCalls,
     add_members,
     benchmark,
     invoke,
     load_handler,
-    moto_at_scale,
     new_segment,
     person_event,
     pids,
@@ -30,6 +29,7 @@ from tools.bench.harness import (
     say,
     stream_inserts,
 )
+from tools.bench.moto import moto_at_scale
 
 SHARE = 100  # one PID in SHARE has a signal (1 %)
 POLL = 0.05  # seconds between reads of the signals API

@@ -21,13 +21,13 @@ from tools.bench.harness import (
     benchmark,
     invoke,
     load_handler,
-    moto_at_scale,
     new_segment,
     person_event,
     pids,
     quiet,
     say,
 )
+from tools.bench.moto import moto_at_scale
 
 LARGE, SMALL, PAGE = 100_000, 100, 100
 SHARED_SIGNALS = 150  # job changes of the small segment's members, who are in the large one too
