@@ -342,7 +342,7 @@ def test_the_checker_refuses_what_a_policy_does_not_grant() -> None:
     tpl = template()
     table = table_arn("SegmentsTable")
     read_only = policy_statements(tpl, "SegmentQueryFunction")
-    assert allowed(read_only, "dynamodb:Query", table_arn("SegmentsTable", "gsi2"))
+    assert allowed(read_only, "dynamodb:Query", table_arn("SegmentsTable", "gsi3"))
     assert not allowed(read_only, "dynamodb:PutItem", table)
     assert not allowed(read_only, "dynamodb:GetItem", table_arn("IdempotencyTable"))
     old_sheep = [{"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"], "Resource": table}]

@@ -26,6 +26,7 @@ from helpers.raw_table import raw_active_count, raw_size
 
 from conftest import Api, Org
 from segments import store
+from segments.store import members as members_store
 from segments.store import people
 
 # ------------------------------------------------------------------ §2.2 add
@@ -364,3 +365,20 @@ def test_a_segment_emptied_by_removals_still_reads_before_adding(api: Api, org: 
     back = results(add(api, org, segment_id, ["p-x1"]))
     assert back["n_added"] == 1
     assert member(segment_id, "p-x1")["first_added_at"] == first["first_added_at"]  # found, not re-created
+
+
+def test_memberships_keep_the_exact_org_when_another_orgs_id_extends_it(api: Api) -> None:
+    """An org's memberships are read by the prefix MEMBER#{org}# of the person index; an org whose
+    id is this one's plus '#...' shares that prefix and must never show up in the answer."""
+    from conftest import make_org
+
+    short, longer = make_org("acme", "acme"), make_org("acme#eu", "acme-eu")
+    mine, theirs = new_segment(api, short, "Mine"), new_segment(api, longer, "Theirs")
+    add(api, short, mine, ["p-shared1"])
+    add(api, longer, theirs, ["p-shared1"])
+    for org, segment in ((short, mine), (longer, theirs)):
+        resp = api.get("/v2/segments/memberships", key=org.key, query={"minerva_pid": "p-shared1"})
+        assert resp.status == 200, resp.text
+        assert [m["segment_id"] for m in resp.json["results"]["items"]] == [segment]
+        # the store itself keeps the exact org (the use case's live-segment check is a second guard)
+        assert [m["segment_id"] for m in members_store.holding(org.org_id, "p-shared1")] == [segment]

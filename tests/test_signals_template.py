@@ -29,7 +29,9 @@ def test_table_has_a_stream_and_the_cross_org_person_index() -> None:
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     [gsi3] = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "gsi3"]
     assert [k["AttributeName"] for k in gsi3["KeySchema"]] == ["gsi3pk", "gsi3sk"]
-    assert gsi3["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # the memberships read (GET /v2/segments/memberships) takes its times from the index
+    assert gsi3["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["first_added_at", "last_added_at"]}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi3"}  # one person index
 
 
 def test_person_events_queue_dlq_rule_and_alarm() -> None:

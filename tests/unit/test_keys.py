@@ -21,7 +21,7 @@ def test_key_formats() -> None:
     assert keys.name_lock_key(ORG, "donors") == keys.key(f"ORG#{ORG}", "NAME#donors")
     assert keys.bucket_key("org-a") == keys.key("BUCKET#org-a", "BUCKET")
     assert keys.member_key(SEG, PID) == keys.key(f"SEG#{SEG}", f"PID#{PID}")
-    assert keys.holders_gsi_pk(ORG, PID) == f"ORG#{ORG}#PID#{PID}"
+    assert keys.org_members_gsi3_prefix(ORG) == f"MEMBER#{ORG}#"
     assert keys.ledger_sk(AT, "req_1", 7) == f"LOG#{AT}#req_1#0007"
     assert keys.ledger_prefix(AT) == f"LOG#{AT}#"
     assert keys.person_key(ORG, PID) == keys.key(f"ORG#{ORG}#PERSON", f"PID#{PID}")

@@ -68,9 +68,9 @@ Reading the figures:
 - **Speed.** What batching saves is the per-request cost (HTTP, request parsing, dispatch:
   most of a PutItem's ~3-4 ms in moto); what it cannot save is moto's per-item cost, which grows
   with the square of an item's attribute count (moto re-measures the item's size on every
-  attribute it sets) and dominates our side; a new member item has 10 attributes, keys included
-  (the PID, segment and org are not stored again: they are derived from the keys; gsi2 and gsi3
-  each add two: the org's segments holding a PID, and every org's for signals). With the
+  attribute it sets) and dominates our side; a new member item has 8 attributes, keys included
+  (the PID, segment and org are not stored again: they are derived from the keys; the person index gsi3 adds
+  two while a member is active). With the
   server thread in the benchmark's process, the server and the function also take turns on one
   interpreter lock, so nothing overlaps and the ratio is lower. Single runs on this shared 2-core
   machine vary by a few x from run to run: compare medians (`--runs 3`).

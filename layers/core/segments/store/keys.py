@@ -5,8 +5,7 @@
 | segment      | ORG#{org}          | SEG#{segment_id}     | gsi1 ORG#{org}#SEGS -> {created_at}#{id}     |
 | name lock    | ORG#{org}          | NAME#{name key}      |                                              |
 | bucket claim | BUCKET#{bucket}    | BUCKET               |                                              |
-| member       | SEG#{segment_id}   | PID#{pid}            | gsi2 ORG#{org}#PID#{pid} -> SEG#{id} (active)|
-|              |                    |                      | gsi3 PID#{pid} -> MEMBER#{org}#{id} (active) |
+| member       | SEG#{segment_id}   | PID#{pid}            | gsi3 PID#{pid} -> MEMBER#{org}#{id} (active) |
 | ledger       | SEG#{segment_id}   | LOG#{at}#{req}#{n}   |                                              |
 | person       | ORG#{org}#PERSON   | PID#{pid}            | gsi3 PID#{pid} -> PERSON#{org}               |
 | signal fact  | PID#{pid}          | SIG#{event_id}       |                                              |
@@ -113,9 +112,10 @@ def member_key(segment_id: str, pid: str) -> dict[str, Any]:
     return key(member_pk(segment_id), pid_sk(pid))
 
 
-def holders_gsi_pk(org_id: str, pid: str) -> str:
-    """gsi2: the org's segments that hold a PID (present only while a member)."""
-    return f"ORG#{org_id}#PID#{pid}"
+def org_members_gsi3_prefix(org_id: str) -> str:
+    """gsi3 sort keys of the org's memberships of a PID (other orgs whose id extends this one's
+    with '#' share the prefix: readers keep the exact org, see parse_gsi3_sk)."""
+    return f"{MEMBER}{org_id}#"
 
 
 def ledger_sk(at: str, request_id: str, n: int) -> str:

@@ -1,5 +1,5 @@
 """Member records: one item per (segment, PID), kept after removal so a re-add restores its
-first_added_at; gsi2 attributes only while active (the org's segments holding a PID).
+first_added_at; gsi3 attributes only while active (every org's segments holding a PID).
 
 A member item holds MEMBER_FIELDS besides its keys. The PID, segment and org are not stored again:
 they are in the keys and are derived on read. Writers read these fields and write the item whole:
@@ -28,13 +28,12 @@ MEMBER_FIELDS = ("active", "first_added_at", "last_added_at", "removed_at", "las
 
 def member_item(member: dict[str, Any]) -> dict[str, Any]:
     """A member's stored item (from a dict with org_id, segment_id, minerva_pid and MEMBER_FIELDS);
-    the gsi2 and gsi3 attributes exist only while it is active."""
+    the gsi3 attributes exist only while it is active."""
     org_id, segment_id, pid = member["org_id"], member["segment_id"], member["minerva_pid"]
     item = {k: member[k] for k in MEMBER_FIELDS if member.get(k) is not None}
     item |= {"pk": keys.member_pk(segment_id), "sk": keys.pid_sk(pid)}
     if member.get("active"):
-        item |= {"gsi2pk": keys.holders_gsi_pk(org_id, pid), "gsi2sk": keys.segment_sk(segment_id),
-                 "gsi3pk": keys.holders_all_orgs_pk(pid), "gsi3sk": keys.member_gsi3_sk(org_id, segment_id)}
+        item |= {"gsi3pk": keys.holders_all_orgs_pk(pid), "gsi3sk": keys.member_gsi3_sk(org_id, segment_id)}
     return item
 
 
@@ -94,15 +93,20 @@ def active_page(segment_id: str, *, after: str | None, want: int) -> list[dict[s
 
 
 def holding(org_id: str, pid: str) -> list[dict[str, Any]]:
-    """The org's current memberships of a PID (sparse gsi2), in segment id order."""
+    """The org's current memberships of a PID (sparse gsi3, the org's MEMBER# prefix), in segment
+    id order. Only the exact org is kept: an org whose id extends this one's with '#' shares the
+    prefix, and is never another org's answer."""
     found: list[dict[str, Any]] = []
     for page in query_pages(
-        IndexName="gsi2",
-        KeyConditionExpression="gsi2pk = :pk",
-        ExpressionAttributeValues=values(pk=keys.holders_gsi_pk(org_id, pid)),
+        IndexName="gsi3",
+        KeyConditionExpression="gsi3pk = :pk AND begins_with(gsi3sk, :prefix)",
+        ExpressionAttributeValues=values(pk=keys.holders_all_orgs_pk(pid), prefix=keys.org_members_gsi3_prefix(org_id)),
     ):
         for item in page.get("Items", []):
             data = from_item(item)
-            found.append({"segment_id": keys.segment_id_of(str(data["gsi2sk"])), "minerva_pid": pid,
+            parsed = keys.parse_gsi3_sk(str(data.get("gsi3sk", "")))
+            if parsed is None or parsed[0] != "member" or parsed[1] != org_id or parsed[2] is None:
+                continue
+            found.append({"segment_id": parsed[2], "minerva_pid": pid,
                           "first_added_at": data.get("first_added_at"), "last_added_at": data.get("last_added_at")})
     return found

@@ -45,7 +45,7 @@ def list_members(actor: Actor, segment_id: str, *, page: int | None, cursor: str
 
 
 def memberships(actor: Actor, pid: str) -> list[dict[str, Any]]:
-    """The org's live segments that hold `pid` now, with first/last_added_at (sparse gsi2)."""
+    """The org's live segments that hold `pid` now, with first/last_added_at (sparse gsi3)."""
     rows = members.holding(actor.org_id, pid)
     live = segment_store.live_by_id(actor.org_id, [r["segment_id"] for r in rows]) if rows else {}
     return [
