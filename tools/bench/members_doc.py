@@ -76,7 +76,7 @@ Reading the figures:
   machine vary by a few x from run to run: compare medians (`--runs 3`). The segments table has a
   DynamoDB stream (the outbox of segment events): moto writes a stream record for every item
   put, about 0.1 ms each, which DynamoDB does not charge the writer. Left out of the template,
-  the same add takes about 2.7 s here (10 ×, as the first measurements before the stream); the
+  the same add takes about 2.7 s here (10 x, as the first measurements before the stream); the
   calls, the 8 attributes of a member item and the read units are the same either way.
 - **Reads.** A page reads one page plus one item (to know whether the list goes on); the
   1 MB limit of a Query splits it into two calls. By cursor the Query starts at the previous
