@@ -256,7 +256,8 @@ def banner(info: StackInfo) -> str:
             "",
             "SheepCRM surface:",
             f"  curl -s -X POST {base}/segments/v2/{info.bucket}/create -H 'Authorization: Bearer {key}' "
-            '-H \'content-type: application/json\' -d \'{"name": "My first SheepCRM segment", "resource_type": "person"}\'',
+            "-H 'content-type: application/json' "
+            '-d \'{"name": "My first SheepCRM segment", "resource_type": "person"}\'',
             "",
             "Events (bus SegmentsBus): publish person events, and watch what goes out:",
             f"  AWS_ENDPOINT_URL={info.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x "
