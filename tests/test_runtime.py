@@ -7,19 +7,16 @@ template in a temporary directory.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.logs import captured_log_lines
 
 from conftest import Api, Org, template
 from tools import cfn
@@ -117,26 +114,6 @@ def test_fifty_concurrent_creates_of_different_names_fifty_times(api: Api, org: 
 
 
 # ---------------------------------------------------------------- logs and metrics stay with their invocation
-
-
-@contextmanager
-def captured_log_lines() -> Iterator[list[dict[str, Any]]]:
-    """Every JSON line the core's logger writes (at INFO and above) while the block runs."""
-    from segments.observability import logger
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    level = logger.log_level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    lines: list[dict[str, Any]] = []
-    try:
-        yield lines
-    finally:
-        logger.setLevel(level)
-        logger._logger.removeHandler(handler)
-        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.strip())
 
 
 FUNCTION_OF_PATH = {"/v2/segments/create": "CreateSegmentFunction", "/v2/segments": "SegmentQueryFunction"}
