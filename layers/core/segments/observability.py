@@ -62,14 +62,15 @@ def append_request_keys(**keys: Any) -> None:
     logger.thread_safe_append_keys(**keys)
 
 
-def _correlation_id(event: Any) -> str | None:
-    """API Gateway's request id in the surfaces' `req_<hex>` form; None for other events."""
-    if not isinstance(event, Mapping):
-        return None
-    request_context = event.get("requestContext")
-    if not isinstance(request_context, Mapping) or not request_context.get("requestId"):
-        return None
-    return request_id_from(str(request_context["requestId"]))
+def _correlation_id(event: Any, context: Any) -> str | None:
+    """API Gateway's request id in the surfaces' `req_<hex>` form; for a queue or stream batch
+    (no API request behind it), the invocation's own Lambda request id in the same form, so every
+    line an invocation logs can be found by one id."""
+    request_context = event.get("requestContext") if isinstance(event, Mapping) else None
+    if isinstance(request_context, Mapping) and request_context.get("requestId"):
+        return request_id_from(str(request_context["requestId"]))
+    aws_request_id = getattr(context, "aws_request_id", None)
+    return request_id_from(str(aws_request_id)) if aws_request_id else None
 
 
 def observed(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -92,7 +93,7 @@ def observed(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             function_memory_size=getattr(context, "memory_limit_in_mb", None),
             function_arn=getattr(context, "invoked_function_arn", None),
             function_request_id=getattr(context, "aws_request_id", None),
-            correlation_id=_correlation_id(event),
+            correlation_id=_correlation_id(event, context),
         )
         try:
             return handler(event, context)
