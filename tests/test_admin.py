@@ -89,11 +89,22 @@ def test_console_script_honours_aws_endpoint_url() -> None:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, **ENV, "AWS_ENDPOINT_URL": endpoint}
-        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         cfn.create_tables(client, template())
-        done = subprocess.run([str(script), "--json", "create-api-key", "--org", "remote", "--bucket", "remote"],
-                              env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        done = subprocess.run(
+            [str(script), "--json", "create-api-key", "--org", "remote", "--bucket", "remote"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr
         key_id = json.loads(done.stdout)["key_id"]
         item = client.get_item(TableName="SegmentsTable", Key={"pk": {"S": f"KEYID#{key_id}"}, "sk": {"S": "KEYID"}})
@@ -138,8 +149,19 @@ def test_create_system_segment_makes_a_segment_the_api_cannot_change(
     aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = auth.create_api_key("acme", "acme").api_key
-    code, out, err = run(capsys, "--json", "create-system-segment", "--org", "acme", "--bucket", "acme",
-                         "--name", "All members", "--description", "every member")
+    code, out, err = run(
+        capsys,
+        "--json",
+        "create-system-segment",
+        "--org",
+        "acme",
+        "--bucket",
+        "acme",
+        "--name",
+        "All members",
+        "--description",
+        "every member",
+    )
     assert code == 0, err
     made = json.loads(out)
     assert made["system_segment"] is True and made["name"] == "All members"
@@ -151,8 +173,10 @@ def test_create_system_segment_makes_a_segment_the_api_cannot_change(
     assert api.delete(f"/v2/segments/{made['segment_id']}", key=key).status == 403
     # its name is taken, on both surfaces
     assert api.post("/v2/segments/create", key=key, body={"name": "all members"}).status == 404
-    assert api.post("/segments/v2/acme/create", bearer=key,
-                    body={"name": "All Members", "resource_type": "person"}).status == 409
+    assert (
+        api.post("/segments/v2/acme/create", bearer=key, body={"name": "All Members", "resource_type": "person"}).status
+        == 409
+    )
 
 
 def test_create_system_segment_text_output(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,9 +81,10 @@ def test_json_lines_reach_the_queue_through_the_bus(
     assert (code, err) == (0, "")
     assert json.loads(out) == {"put": 23, "failed": 0, "bus": "segments-bus"}
     delivered = messages(bus["queue"])
-    assert sorted((m["source"], m["detail-type"], m["account"]) for m in delivered) == [
-        ("segments.people", "Person Event", "123456789012")
-    ] * 23
+    assert (
+        sorted((m["source"], m["detail-type"], m["account"]) for m in delivered)
+        == [("segments.people", "Person Event", "123456789012")] * 23
+    )
     assert sorted((m["detail"] for m in delivered), key=lambda d: int(d["event_id"][4:])) == sent
 
 

@@ -71,9 +71,19 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert listed == ["cold-import", "create-calls", "members-calls", "members-speed", "members-reads",
-                      "signals-ingest", "signals-reads", "signals-late-joiners", "rules-eval",
-                      "rule-realtime", "rule-rebuild"]
+    assert listed == [
+        "cold-import",
+        "create-calls",
+        "members-calls",
+        "members-speed",
+        "members-reads",
+        "signals-ingest",
+        "signals-reads",
+        "signals-late-joiners",
+        "rules-eval",
+        "rule-realtime",
+        "rule-rebuild",
+    ]
 
 
 def test_no_import_cycle_in_the_package() -> None:
@@ -104,8 +114,12 @@ def test_no_private_name_crosses_a_module() -> None:
             if isinstance(node, ast.ImportFrom):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{name} imports {private} from {node.module}"
-        aliases = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                   and n.module in ("tools.bench", "tools") for a in n.names}
+        aliases = {
+            a.asname or a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module in ("tools.bench", "tools")
+            for a in n.names
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
                 assert not node.attr.startswith("_"), f"{name} uses {node.value.id}.{node.attr}"
@@ -114,8 +128,11 @@ def test_no_private_name_crosses_a_module() -> None:
 def test_only_the_adapter_imports_the_core() -> None:
     for name, tree in MODULES.items():
         for node in ast.walk(tree):
-            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            modules = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             uses_core = any(m == "segments" or m.startswith("segments.") for m in modules)
             assert name == "core" or not uses_core, f"{name} imports {modules}: go through tools.bench.core"
 
@@ -143,14 +160,27 @@ def test_members_doc_replaces_only_its_section(tmp_path: Path) -> None:
 
 def test_moto_partition_lookup_answers_as_moto_does() -> None:
     """The benchmarks' partition lookup for moto's Query changes its cost, never its answers."""
-    items = [{"pk": {"S": f"SEG#{s}"}, "sk": {"S": f"PID#p-{i:03d}"}, "gsi3pk": {"S": f"PID#p-{i:03d}"},
-              "gsi3sk": {"S": f"MEMBER#org#{s}"}} for s in range(3) for i in range(40) if (i + s) % 3]
+    items = [
+        {
+            "pk": {"S": f"SEG#{s}"},
+            "sk": {"S": f"PID#p-{i:03d}"},
+            "gsi3pk": {"S": f"PID#p-{i:03d}"},
+            "gsi3sk": {"S": f"MEMBER#org#{s}"},
+        }
+        for s in range(3)
+        for i in range(40)
+        if (i + s) % 3
+    ]
     gsi3 = {"IndexName": "gsi3", "KeyConditionExpression": "gsi3pk = :pk"}
     queries = [
         {**gsi3, "ExpressionAttributeValues": {":pk": {"S": "PID#p-004"}}},
         {**gsi3, "ExpressionAttributeValues": {":pk": {"S": "PID#none"}}},
-        {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)", "Limit": 7, "ScanIndexForward": False,
-         "ExpressionAttributeValues": {":pk": {"S": "SEG#1"}, ":p": {"S": "PID#p-0"}}},
+        {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "Limit": 7,
+            "ScanIndexForward": False,
+            "ExpressionAttributeValues": {":pk": {"S": "SEG#1"}, ":p": {"S": "PID#p-0"}},
+        },
     ]
 
     def answers(patched: bool) -> list[object]:
@@ -159,7 +189,9 @@ def test_moto_partition_lookup_answers_as_moto_does() -> None:
                 table = harness.FUNCTION_ENV["TABLE_NAME"]
                 for item in items:
                     client.put_item(TableName=table, Item=item)
-                return [(sorted(map(str, a["Items"])), a["Count"], a.get("LastEvaluatedKey"))
-                        for a in (client.query(TableName=table, **q) for q in queries)]
+                return [
+                    (sorted(map(str, a["Items"])), a["Count"], a.get("LastEvaluatedKey"))
+                    for a in (client.query(TableName=table, **q) for q in queries)
+                ]
 
     assert answers(True) == answers(False)

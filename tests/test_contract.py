@@ -128,8 +128,14 @@ def seed_sheep(org: Any) -> list[str]:
     who = Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_contract", reason="rule")
     made = [
         segments.create_segment(who, NewSegment(name="Contract static", segment_type="static")),
-        segments.create_segment(who, NewSegment(name="Contract dynamic", segment_type="dynamic",
-                                                rules=[{"field": "tier", "operator": "equals", "value": "gold"}])),
+        segments.create_segment(
+            who,
+            NewSegment(
+                name="Contract dynamic",
+                segment_type="dynamic",
+                rules=[{"field": "tier", "operator": "equals", "value": "gold"}],
+            ),
+        ),
         segments.create_segment(who, NewSegment(name="Contract tree", segment_type="auxiliary")),
     ]
     members.add_members(who, made[0].segment_id, ["p-contract1", "p-contract2"])

@@ -106,8 +106,9 @@ def test_body_not_a_json_object_is_422(api: Api, org: Org, body: str | None) -> 
 
 
 def test_missing_name_is_422_with_the_seed_message(api: Api, org: Org) -> None:
-    body = assert_error(api.post(CREATE, key=org.key, body={"description": "x"}), 422,
-                        "Input data must contain a 'name' field")
+    body = assert_error(
+        api.post(CREATE, key=org.key, body={"description": "x"}), 422, "Input data must contain a 'name' field"
+    )
     assert body["details"][0]["loc"] == ["body", "name"]
 
 
@@ -137,14 +138,16 @@ def test_255_characters_after_trimming_is_accepted(api: Api, org: Org) -> None:
 
 
 def test_body_without_json_content_type_is_still_read_as_json(api: Api, org: Org) -> None:
-    resp = api.post(CREATE, key=org.key, body={"name": "curl -d"},
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    resp = api.post(
+        CREATE, key=org.key, body={"name": "curl -d"}, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert resp.status == 200, resp.text
 
 
 def test_unexpected_error_is_500_without_internals(api: Api, org: Org) -> None:
-    with inject("TransactWriteItems", "ValidationException",
-                message="table SegmentsTable exploded at storage.py line 1") as fault:
+    with inject(
+        "TransactWriteItems", "ValidationException", message="table SegmentsTable exploded at storage.py line 1"
+    ) as fault:
         resp = api.post(CREATE, key=org.key, body={"name": "x"})
     assert fault.hits == 1  # not retried: only throttling is
     body = assert_error(resp, 500, "Internal server error")
@@ -175,8 +178,11 @@ def test_authorizer_rejects_unknown_and_revoked_keys_with_unauthorized(aws: None
 
     handler = function_handler("ApiKeyAuthorizerFunction")
     created = auth.create_api_key("org-r", "org-r")
-    event = {**apigw_event("POST", CREATE, headers={"x-api-key": created.api_key}), "type": "REQUEST",
-             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/v1/POST/v2/segments/create"}
+    event = {
+        **apigw_event("POST", CREATE, headers={"x-api-key": created.api_key}),
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/v1/POST/v2/segments/create",
+    }
     policy = handler(event, LambdaContext())
     assert policy["context"] == {"org_id": "org-r", "bucket": "org-r", "key_id": created.key_id}
     statement = policy["policyDocument"]["Statement"][0]

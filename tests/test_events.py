@@ -35,8 +35,17 @@ def test_every_event_file_is_indexed() -> None:
 
 
 def seed_demo_key() -> None:
-    api_keys.put({"key_id": "key_demo", "key_hash": auth.hash_key(DEMO_KEY), "org_id": DEMO_ORG,
-                         "bucket": DEMO_BUCKET, "label": "events", "status": "active", "created_at": iso(now())})
+    api_keys.put(
+        {
+            "key_id": "key_demo",
+            "key_hash": auth.hash_key(DEMO_KEY),
+            "org_id": DEMO_ORG,
+            "bucket": DEMO_BUCKET,
+            "label": "events",
+            "status": "active",
+            "created_at": iso(now()),
+        }
+    )
 
 
 def seed(entry: dict[str, Any]) -> None:
@@ -54,8 +63,11 @@ def seed(entry: dict[str, Any]) -> None:
             segment_store.delete(DEMO_ORG, segment.segment_id, name_key=name_key(segment.name), at=at)
     if entry.get("seed_members"):
         segment_id = entry["seed_segments"][0]["segment_id"]
-        resp = Api().post("/v2/segments/members/add", key=DEMO_KEY,
-                          body={"segment_id": segment_id, "minerva_pids": entry["seed_members"]})
+        resp = Api().post(
+            "/v2/segments/members/add",
+            key=DEMO_KEY,
+            body={"segment_id": segment_id, "minerva_pids": entry["seed_members"]},
+        )
         assert resp.status == 200, resp.text
 
 

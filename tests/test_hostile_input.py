@@ -54,8 +54,10 @@ def sheep_create(api: Api, org: Org, **fields: Any) -> Any:
 
 def rule_body(value_json: str, name: str = "Scores") -> str:
     """A SheepCRM create body with one rule whose value is the raw JSON text `value_json`."""
-    return ('{"name": ' + json.dumps(name) + ', "resource_type": "person", "rules": [{"field": "score", '
-            '"operator": "greater_than", "value": ' + value_json + "}]}")
+    return (
+        '{"name": ' + json.dumps(name) + ', "resource_type": "person", "rules": [{"field": "score", '
+        '"operator": "greater_than", "value": ' + value_json + "}]}"
+    )
 
 
 def segment_id_of(created: Any) -> str:
@@ -105,8 +107,12 @@ def test_numbers_in_rule_values_are_stored_and_read_back_as_numbers(
 
 
 def test_a_float_nested_in_a_raw_tree_is_stored(api: Api, org: Org) -> None:
-    tree = {"all": [{"field": "score", "operator": "greater_than", "value": 0.75},
-                    {"not": {"field": "age", "operator": "less_than", "value": 18}}]}
+    tree = {
+        "all": [
+            {"field": "score", "operator": "greater_than", "value": 0.75},
+            {"not": {"field": "age", "operator": "less_than", "value": 18}},
+        ]
+    }
     created = sheep_create(api, org, name="Raw", rules=[{"field": "x", "operator": "raw", "value": tree}])
     assert created.status == 201, created.text
     assert read_back(api, org, segment_id_of(created))["rules"][0]["value"] == tree
@@ -230,6 +236,7 @@ def test_too_many_tags_or_long_strings_are_400(api: Api, org: Org) -> None:
 
 def test_a_segment_over_400_kb_within_every_list_bound_is_400(api: Api, org: Org) -> None:
     """1,000 + 1,000 valid URIs of 243 characters: every bound holds, the item would not fit."""
+
     def uris(kind: str) -> list[str]:
         return [f"/{org.bucket}/{kind * 170}/{i:064d}/" for i in range(1000)]
 
@@ -318,8 +325,7 @@ def test_lone_surrogate_pid_is_refused_and_nothing_is_added(api: Api, org: Org) 
 
 def test_unsafe_rules_in_the_query_string_are_400(api: Api, org: Org) -> None:
     for rules, word in (("[" * 3000 + "]" * 3000, "deeper"), ('[{"value": %s}]' % ("9" * 5000), "digits")):
-        resp = api.post(sheep_path(org), bearer=org.key, query={"name": "q", "resource_type": "person",
-                                                                "rules": rules})
+        resp = api.post(sheep_path(org), bearer=org.key, query={"name": "q", "resource_type": "person", "rules": rules})
         assert word in sheep_error(resp)
 
 
@@ -340,8 +346,9 @@ def test_api_callers_cannot_create_system_segments(api: Api, org: Org, how: str)
     if how == "body":
         resp = sheep_create(api, org, name="Sys", system_segment=True)
     else:
-        resp = api.post(sheep_path(org), bearer=org.key,
-                        query={"name": "Sys", "resource_type": "person", "system_segment": "true"})
+        resp = api.post(
+            sheep_path(org), bearer=org.key, query={"name": "Sys", "resource_type": "person", "system_segment": "true"}
+        )
     assert "'system_segment'" in sheep_error(resp)
     assert api.get("/v2/segments", key=org.key).json["results"]["items"] == []
     assert sheep_create(api, org, name="Sys", system_segment=False).status == 201
@@ -396,9 +403,29 @@ def forged(kind: str, scope: str) -> list[str]:
     """Cursors of every other shape than encode(kind, scope, <a real position>)."""
     other_kind = "members" if kind != "members" else "history"
     positions: list[Any] = [
-        None, 5, -1, 1.5, True, "", "zzz", "LOG#~~", "LOG#\uffff", "p-" + "a" * 65, "PID#p-1", {"a": 1}, [],
-        ["LOG#~~", 0], ["LOG#2024", -1], ["LOG#2024", 10**6], ["LOG#2024", 10**30], ["LOG#2024", "0"],
-        ["LOG#2024", 1.0], ["LOG#2024", True], ["LOG#2024", 0, 1], [["LOG#2024"], 0], [None, 0],
+        None,
+        5,
+        -1,
+        1.5,
+        True,
+        "",
+        "zzz",
+        "LOG#~~",
+        "LOG#\uffff",
+        "p-" + "a" * 65,
+        "PID#p-1",
+        {"a": 1},
+        [],
+        ["LOG#~~", 0],
+        ["LOG#2024", -1],
+        ["LOG#2024", 10**6],
+        ["LOG#2024", 10**30],
+        ["LOG#2024", "0"],
+        ["LOG#2024", 1.0],
+        ["LOG#2024", True],
+        ["LOG#2024", 0, 1],
+        [["LOG#2024"], 0],
+        [None, 0],
         "9999-99-99T99:99:99.999999Z#nope",
     ]
     made = [cursors.encode(kind, scope, p) for p in positions]
@@ -420,8 +447,10 @@ def forged(kind: str, scope: str) -> list[str]:
 def test_forged_cursors_are_422_for_every_cursor_kind(api: Api, org: Org, guard: QueryGuard) -> None:
     segment_id = api.post("/v2/segments/create", key=org.key, body={"name": "paged"}).json["segment_id"]
     pids = [f"p-{i}" for i in range(5)]
-    assert api.post("/v2/segments/members/add", key=org.key,
-                    body={"segment_id": segment_id, "minerva_pids": pids}).status == 200
+    assert (
+        api.post("/v2/segments/members/add", key=org.key, body={"segment_id": segment_id, "minerva_pids": pids}).status
+        == 200
+    )
     routes = {
         "segments": ("/v2/segments", {}, org.org_id),
         "members": ("/v2/segments/members", {"segment_id": segment_id}, segment_id),
@@ -435,8 +464,11 @@ def test_forged_cursors_are_422_for_every_cursor_kind(api: Api, org: Org, guard:
     # real cursors still page, through queries the guard inspected
     page = api.get(f"/v2/segments/{segment_id}/history", key=org.key, query={"limit": 2})
     assert page.status == 200 and page.json["results"]["next_cursor"]
-    rest = api.get(f"/v2/segments/{segment_id}/history", key=org.key,
-                   query={"limit": 2, "cursor": page.json["results"]["next_cursor"]})
+    rest = api.get(
+        f"/v2/segments/{segment_id}/history",
+        key=org.key,
+        query={"limit": 2, "cursor": page.json["results"]["next_cursor"]},
+    )
     assert rest.status == 200 and len(rest.json["results"]["items"]) == 2
     assert any("BETWEEN" in q.get("KeyConditionExpression", "") for q in guard.queries)
     assert guard.bad == []
@@ -445,8 +477,10 @@ def test_forged_cursors_are_422_for_every_cursor_kind(api: Api, org: Org, guard:
 def test_the_query_guard_catches_an_inverted_range(aws: None) -> None:
     """The guard itself can fail: an inverted BETWEEN is reported."""
     hook = QueryGuard()
-    request = {"KeyConditionExpression": "pk = :pk AND sk BETWEEN :start AND :end",
-               "ExpressionAttributeValues": {":pk": {"S": "x"}, ":start": {"S": "LOG#~~"}, ":end": {"S": "LOG#~"}}}
+    request = {
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :start AND :end",
+        "ExpressionAttributeValues": {":pk": {"S": "x"}, ":start": {"S": "LOG#~~"}, ":end": {"S": "LOG#~"}},
+    }
     hook(params={"body": json.dumps(request).encode()})
     assert hook.bad == ["BETWEEN 'LOG#~~' AND 'LOG#~'"]
 
@@ -482,9 +516,17 @@ def test_a_legacy_name_with_a_zero_width_character_can_still_be_renamed_and_dele
     """A segment stored before such names were refused keeps the name key it was stored with; it is
     served, renamed (its old lock freed) and deleted."""
     at = "2024-01-01T00:00:00.000000Z"
-    segment = {**NewSegment(name="legacy").model_dump(), "name": "X\u200b", "segment_id": str(uuid.uuid4()),
-               "org_id": org.org_id, "bucket": org.bucket, "current_size": 0, "created_at": at, "updated_at": at,
-               "record_state": "active"}
+    segment = {
+        **NewSegment(name="legacy").model_dump(),
+        "name": "X\u200b",
+        "segment_id": str(uuid.uuid4()),
+        "org_id": org.org_id,
+        "bucket": org.bucket,
+        "current_size": 0,
+        "created_at": at,
+        "updated_at": at,
+        "record_state": "active",
+    }
     segment_store.put_with_name(segment, "x\u200b")  # the name key as it was computed then
     segment_id = segment["segment_id"]
     assert read_back(api, org, segment_id)["name"] == "X\u200b"

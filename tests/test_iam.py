@@ -50,17 +50,33 @@ from tools.local_stack import Functions
 # expanded to the DynamoDB actions they grant, on the table and its indexes.
 SAM_POLICY_TEMPLATES: dict[str, list[str]] = {
     "DynamoDBCrudPolicy": [
-        "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
-        "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
         "dynamodb:ConditionCheckItem",
     ],
     "DynamoDBReadPolicy": [
-        "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
     ],
     "DynamoDBWritePolicy": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
 }
-_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                     "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
     """(IAM action, resource ARN) pairs a DynamoDB request needs."""
     if operation in ("TransactWriteItems", "TransactGetItems"):
         for item in request.get("TransactItems", []):
-            (kind, spec), = item.items()
+            ((kind, spec),) = item.items()
             yield f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table_arn(spec["TableName"])
     elif operation in ("BatchGetItem", "BatchWriteItem"):
         for table in request.get("RequestItems", {}):
@@ -112,12 +128,17 @@ def policy_statements(tpl: dict[str, Any], function: str) -> list[dict[str, Any]
             for statement in resolver.resolve(policy["Statement"]):
                 statements.append(statement)
             continue
-        (name, params), = policy.items() if isinstance(policy, dict) else ((policy, None),)
+        ((name, params),) = policy.items() if isinstance(policy, dict) else ((policy, None),)
         if name not in SAM_POLICY_TEMPLATES:
             raise AssertionError(f"{function}: policy {name!r} has no expansion in SAM_POLICY_TEMPLATES")
         table = resolver.resolve(params["TableName"])
-        statements.append({"Effect": "Allow", "Action": SAM_POLICY_TEMPLATES[name],
-                           "Resource": [table_arn(table), table_arn(table, "*")]})
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": SAM_POLICY_TEMPLATES[name],
+                "Resource": [table_arn(table), table_arn(table, "*")],
+            }
+        )
     return statements
 
 
@@ -127,9 +148,11 @@ def _as_list(value: Any) -> list[str]:
 
 def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
     """Allowed by some Allow statement and denied by none (actions are case-insensitive)."""
+
     def matches(statement: dict[str, Any]) -> bool:
-        return (any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement.get("Action", [])))
-                and any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement.get("Resource", []))))
+        return any(
+            fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement.get("Action", []))
+        ) and any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement.get("Resource", [])))
 
     if any(s.get("Effect") == "Deny" and matches(s) for s in statements):
         return False
@@ -273,11 +296,17 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     static = api.post(sheep, bearer=k, body={"name": "Hand", "resource_type": "person", "segment_type": "static"})
     assert static.status == 201, static.text
     static_id = str(uuid.UUID(static.json["uid"]))
-    assert api.post("/v2/segments/members/add", key=k, body={"segment_id": static_id,
-                                                             "minerva_pids": ["p-1", "p-2"]}).status == 200
+    assert (
+        api.post(
+            "/v2/segments/members/add", key=k, body={"segment_id": static_id, "minerva_pids": ["p-1", "p-2"]}
+        ).status
+        == 200
+    )
     dynamic_id = str(uuid.UUID(replay.json["uid"]))
-    assert api.post("/v2/segments/members/add", key=k, body={"segment_id": dynamic_id,
-                                                             "minerva_pids": ["p-1"]}).status == 422
+    assert (
+        api.post("/v2/segments/members/add", key=k, body={"segment_id": dynamic_id, "minerva_pids": ["p-1"]}).status
+        == 422
+    )
     assert api.get(f"{base}/segment/{static.json['uid']}/count", bearer=k).status == 200
     assert api.get(f"{base}/segment/{static.json['uid']}/all", bearer=k, query={"page_size": 1}).status == 200
     assert api.get(f"{base}/segment/{uuid.uuid4().hex}/all", bearer=k).status == 404
@@ -288,8 +317,12 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     put_key = {"Idempotency-Key": f"u-{uuid.uuid4()}"}
     for _ in range(2):
         assert api.request("PUT", seg_path, bearer=k, body={"name": "Handpicked"}, headers=put_key).status == 200
-    assert api.request("PUT", seg_path, bearer=k,
-                       body={"uris_include": [f"/{org.bucket}/person/p-9/"], "tags": ["t"]}).status == 200
+    assert (
+        api.request(
+            "PUT", seg_path, bearer=k, body={"uris_include": [f"/{org.bucket}/person/p-9/"], "tags": ["t"]}
+        ).status
+        == 200
+    )
     assert api.request("PUT", seg_path, bearer=k, body={"parent_segment": parent.json["uri"]}).status == 200
     assert api.request("PUT", seg_path, bearer=k, body={"name": "Child"}).status == 409
     del_key = {"Idempotency-Key": f"x-{uuid.uuid4()}"}
@@ -314,22 +347,27 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert api.delete(f"/v2/segments/{seg}", key=k).status == 404
 
 
-def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
-    api: Api, recorder: Recorder
-) -> None:
+def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(api: Api, recorder: Recorder) -> None:
     exercise_every_route(api, make_org("org-a", "org-a"), make_org("org-b", "org-b"))
     tpl = template()
     not_run = sorted(
         f"{r.function} {r.method} {r.path}"
         for r in cfn.api_routes(tpl)
-        if not any(fn == r.function and path == r.path and (r.method == "ANY" or method == r.method)
-                   for fn, path, method in recorder.routes)
+        if not any(
+            fn == r.function and path == r.path and (r.method == "ANY" or method == r.method)
+            for fn, path, method in recorder.routes
+        )
     )
-    assert not_run == [], "routes the IAM scenario does not run (add them to exercise_every_route):\n" + \
-        "\n".join(not_run)
-    assert {c.function for c in recorder.calls} >= {"ApiKeyAuthorizerFunction", "BearerAuthorizerFunction",
-                                                    "CreateSegmentFunction", "SheepSegmentsFunction",
-                                                    "SheepQueryFunction"}
+    assert not_run == [], "routes the IAM scenario does not run (add them to exercise_every_route):\n" + "\n".join(
+        not_run
+    )
+    assert {c.function for c in recorder.calls} >= {
+        "ApiKeyAuthorizerFunction",
+        "BearerAuthorizerFunction",
+        "CreateSegmentFunction",
+        "SheepSegmentsFunction",
+        "SheepQueryFunction",
+    }
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
@@ -348,23 +386,38 @@ def test_the_checker_refuses_what_a_policy_does_not_grant() -> None:
     old_sheep = [{"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"], "Resource": table}]
     assert not allowed(old_sheep, "dynamodb:GetItem", table)
     assert not allowed(
-        [*old_sheep, {"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}], "dynamodb:PutItem", table)
-    crud = policy_statements({"Resources": {"F": {"Properties": {"Policies": [
-        {"DynamoDBCrudPolicy": {"TableName": "SegmentsTable"}}]}}}}, "F")
+        [*old_sheep, {"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"}], "dynamodb:PutItem", table
+    )
+    crud = policy_statements(
+        {"Resources": {"F": {"Properties": {"Policies": [{"DynamoDBCrudPolicy": {"TableName": "SegmentsTable"}}]}}}},
+        "F",
+    )
     assert allowed(crud, "dynamodb:Query", table_arn("SegmentsTable", "gsi1"))
     assert not allowed(crud, "dynamodb:TransactWriteItems", table)
 
 
 def test_requirements_of_transactions_and_batches() -> None:
-    transact = {"TransactItems": [{"Put": {"TableName": "T"}}, {"ConditionCheck": {"TableName": "T"}},
-                                  {"Update": {"TableName": "U"}}, {"Delete": {"TableName": "T"}}]}
+    transact = {
+        "TransactItems": [
+            {"Put": {"TableName": "T"}},
+            {"ConditionCheck": {"TableName": "T"}},
+            {"Update": {"TableName": "U"}},
+            {"Delete": {"TableName": "T"}},
+        ]
+    }
     assert list(required("TransactWriteItems", transact)) == [
-        ("dynamodb:PutItem", table_arn("T")), ("dynamodb:ConditionCheckItem", table_arn("T")),
-        ("dynamodb:UpdateItem", table_arn("U")), ("dynamodb:DeleteItem", table_arn("T"))]
+        ("dynamodb:PutItem", table_arn("T")),
+        ("dynamodb:ConditionCheckItem", table_arn("T")),
+        ("dynamodb:UpdateItem", table_arn("U")),
+        ("dynamodb:DeleteItem", table_arn("T")),
+    ]
     assert list(required("BatchGetItem", {"RequestItems": {"T": {}, "U": {}}})) == [
-        ("dynamodb:BatchGetItem", table_arn("T")), ("dynamodb:BatchGetItem", table_arn("U"))]
+        ("dynamodb:BatchGetItem", table_arn("T")),
+        ("dynamodb:BatchGetItem", table_arn("U")),
+    ]
     assert list(required("Query", {"TableName": "T", "IndexName": "gsi1"})) == [
-        ("dynamodb:Query", table_arn("T", "gsi1"))]
+        ("dynamodb:Query", table_arn("T", "gsi1"))
+    ]
 
 
 def test_every_aws_call_of_the_event_consumers_is_allowed_by_the_functions_policy(
@@ -413,12 +466,12 @@ def test_every_aws_call_of_the_rule_segment_consumers_is_allowed_by_the_function
     for i in range(7):
         people.put(org.org_id, f"p-i{i}", {"tier": "gold" if i % 2 else "silver"})
     dynamic = sheep_segment(api, org, "Gold", rules=gold)
-    hybrid = sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=gold, include=["p-i0"],
-                           exclude=["p-i1"])
+    hybrid = sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=gold, include=["p-i0"], exclude=["p-i1"])
     sheep_segment(api, org, "Static", segment_type="static", include=["p-i2"])
     # not gold: the rebuild removes it (written as the rules engine writes: dynamic segments take no members by hand)
-    members.add_members(Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "2" * 32, reason="rule"),
-                        dynamic, ["p-i2"])
+    members.add_members(
+        Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "2" * 32, reason="rule"), dynamic, ["p-i2"]
+    )
 
     def settle(*, redeliver_first: bool = False) -> None:
         for _ in range(100):
@@ -438,8 +491,15 @@ def test_every_aws_call_of_the_rule_segment_consumers_is_allowed_by_the_function
 
     settle(redeliver_first=True)
     for i, tier in ((2, "gold"), (3, "silver"), (9, "gold")):
-        ingest(person_event("profile", f"p-i{i}", org_id=org.org_id, observed_at=f"2024-02-01T00:00:0{i}.000000Z",
-                            data={"attributes": {"tier": tier}}))
+        ingest(
+            person_event(
+                "profile",
+                f"p-i{i}",
+                org_id=org.org_id,
+                observed_at=f"2024-02-01T00:00:0{i}.000000Z",
+                data={"attributes": {"tier": tier}},
+            )
+        )
     settle()
     assert "p-i9" in members_of(api, org, dynamic) and "p-i3" not in members_of(api, org, dynamic)
     assert api.delete(f"/v2/segments/{hybrid}", key=org.key).status == 200

@@ -145,5 +145,3 @@ class TestProjectTemplate:
         spec = call(stack.api_url, "GET", "/v2/docs/openapi.json")
         assert spec.status == 200  # docs/openapi.json is committed
         assert spec.json == json.loads((ROOT / "docs/openapi.json").read_text())
-
-

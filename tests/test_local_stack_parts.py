@@ -114,5 +114,3 @@ def test_router_precedence() -> None:
     assert router.api_for("/other/x/unknown") == "B"
     assert router.api_for("/nowhere") == "A"
     assert router.api_for("/") == "A"
-
-

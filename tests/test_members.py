@@ -98,7 +98,10 @@ def test_empty_list_changes_nothing(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1"]))
     assert results(add(api, org, sid, [])) == {
-        "invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 0, "new_current_size": 1,
+        "invalid_minerva_pids": [],
+        "n_redundant_additions": 0,
+        "n_added": 0,
+        "new_current_size": 1,
     }
 
 
@@ -161,9 +164,7 @@ def test_over_the_limit_is_413_and_writes_nothing(api: Api, org: Org) -> None:
     assert member(sid, "p-0") is None
 
 
-def test_the_limit_counts_entries_and_follows_the_setting(
-    api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_limit_counts_entries_and_follows_the_setting(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_PIDS_PER_REQUEST", "3")
     store.reset()
     sid = new_segment(api, org)
@@ -194,8 +195,13 @@ def test_malformed_bodies_are_422(api: Api, org: Org, body: Any, message: str) -
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("segment_id", "not-a-uuid"), ("segment_id", 12), ("minerva_pids", "p-1"), ("minerva_pids", [1, "p-2"]),
-     ("minerva_pids", None)],
+    [
+        ("segment_id", "not-a-uuid"),
+        ("segment_id", 12),
+        ("minerva_pids", "p-1"),
+        ("minerva_pids", [1, "p-2"]),
+        ("minerva_pids", None),
+    ],
 )
 def test_wrong_types_are_422_naming_the_field(api: Api, org: Org, field: str, value: Any) -> None:
     sid = new_segment(api, org)
@@ -243,7 +249,9 @@ def test_registry_mode_removal_checks_format_only(api: Api, org: Org, monkeypatc
     monkeypatch.setenv("PID_VALIDATION", "registry")
     store.reset()
     assert results(remove(api, org, sid, ["p-1", "bad"])) == {
-        "invalid_minerva_pids": ["bad"], "n_deleted": 1, "new_current_size": 0,
+        "invalid_minerva_pids": ["bad"],
+        "n_deleted": 1,
+        "new_current_size": 0,
     }
 
 
@@ -257,8 +265,11 @@ def test_remove_counts_only_members(api: Api, org: Org) -> None:
     assert resp.status == 200
     assert set(resp.json) == {"api_request_id", "results", "request_completed_at"}
     assert resp.json["results"] == {"invalid_minerva_pids": ["nope"], "n_deleted": 2, "new_current_size": 1}
-    assert results(remove(api, org, sid, ["p-1"])) == {"invalid_minerva_pids": [], "n_deleted": 0,
-                                                       "new_current_size": 1}
+    assert results(remove(api, org, sid, ["p-1"])) == {
+        "invalid_minerva_pids": [],
+        "n_deleted": 0,
+        "new_current_size": 1,
+    }
     assert size(org, sid) == 1 == active_count(sid)
 
     assert raw_size(org.org_id, sid) == 1 == raw_active_count(sid)

@@ -86,8 +86,7 @@ def test_unprocessed_items_and_keys_are_retried_until_done(api: Api, org: Org) -
     results(add(api, org, sid, [f"p-{i}" for i in range(100)]))
     with partial("BatchWriteItem") as writes, partial("BatchGetItem") as reads:
         r = results(add(api, org, sid, [f"p-{i}" for i in range(50, 350)]))
-        assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 250,
-                     "new_current_size": 350}
+        assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 50, "n_added": 250, "new_current_size": 350}
         # every batch came back half done at least once and was finished by retries
         assert writes.calls > 2 * 12 and reads.calls > 2 * 4
         r = results(remove(api, org, sid, [f"p-{i}" for i in range(0, 350, 2)]))
@@ -113,8 +112,12 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
     assert 0 < written < 500
 
     retry = add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"})
-    assert results(retry) == {"invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 500,
-                              "new_current_size": 501}
+    assert results(retry) == {
+        "invalid_minerva_pids": [],
+        "n_redundant_additions": 0,
+        "n_added": 500,
+        "new_current_size": 501,
+    }
     assert segment_item(org, sid)["size_dirty"] is False
     assert active_count(sid) == 501 == size(org, sid)
 
@@ -122,8 +125,9 @@ def test_persistent_throttling_is_503_with_retry_after_and_releases_the_lease(ap
     assert Counter(change for _, change in ledger(sid)) == {"added": 501}
     ledger_is_exact(sid)
     # a third call with the same key and body replays the completed response
-    assert add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"}).json \
-        == retry.json
+    assert (
+        add(api, org, sid, [f"p-{i}" for i in range(500)], headers={"Idempotency-Key": "k-throttle"}).json == retry.json
+    )
 
 
 def test_a_retry_without_the_key_counts_earlier_work_as_redundant(api: Api, org: Org) -> None:
@@ -186,8 +190,11 @@ def test_same_key_different_body_is_422(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
     headers = {"Idempotency-Key": "k-2"}
     results(add(api, org, sid, ["p-1"], headers=headers))
-    assert_error(add(api, org, sid, ["p-2"], headers=headers), 422,
-                 "Idempotency-Key was already used with a different request body")
+    assert_error(
+        add(api, org, sid, ["p-2"], headers=headers),
+        422,
+        "Idempotency-Key was already used with a different request body",
+    )
     assert member(sid, "p-2") is None
     results(remove(api, org, sid, ["p-1"], headers=headers))
     assert_error(remove(api, org, sid, ["p-1", "p-3"], headers=headers), 422)
@@ -205,7 +212,9 @@ def test_idempotency_keys_are_per_org(api: Api, org: Org, other_org: Org) -> Non
 
 def set_lease(org: Org, segment_id: str, *, owner: str, until_ms: int, dirty: bool) -> None:
     dynamo.call(
-        "update_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id),
+        "update_item",
+        TableName=dynamo.table(),
+        Key=keys.segment_key(org.org_id, segment_id),
         UpdateExpression="SET lease_owner = :o, lease_until = :u, size_dirty = :d",
         ExpressionAttributeValues=dynamo.values(o=owner, u=until_ms, d=dirty),
     )
@@ -216,13 +225,35 @@ def test_a_crashed_holder_is_recounted_by_the_next_writer(api: Api, org: Org) ->
     results(add(api, org, sid, ["p-1", "p-2"]))
     # A holder died after writing three members and removing one, before its commit.
     set_lease(org, sid, owner="req_dead", until_ms=int(time.time() * 1000) - 1, dirty=True)
-    dynamo.put_items([
-        members_store.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": p, "active": True,
-                             "first_added_at": "2024-01-01T00:00:00.000000Z",
-                             "last_added_at": "2024-01-01T00:00:00.000000Z", "last_op": "added#dead@x"})
-        for p in ("p-3", "p-4", "p-5")
-    ] + [members_store.member_item({"org_id": org.org_id, "segment_id": sid, "minerva_pid": "p-1", "active": False,
-                              "first_added_at": "x", "last_added_at": "x", "last_op": "removed#dead@x"})])
+    dynamo.put_items(
+        [
+            members_store.member_item(
+                {
+                    "org_id": org.org_id,
+                    "segment_id": sid,
+                    "minerva_pid": p,
+                    "active": True,
+                    "first_added_at": "2024-01-01T00:00:00.000000Z",
+                    "last_added_at": "2024-01-01T00:00:00.000000Z",
+                    "last_op": "added#dead@x",
+                }
+            )
+            for p in ("p-3", "p-4", "p-5")
+        ]
+        + [
+            members_store.member_item(
+                {
+                    "org_id": org.org_id,
+                    "segment_id": sid,
+                    "minerva_pid": "p-1",
+                    "active": False,
+                    "first_added_at": "x",
+                    "last_added_at": "x",
+                    "last_op": "removed#dead@x",
+                }
+            )
+        ]
+    )
     assert size(org, sid) == 2  # stale
     r = results(add(api, org, sid, ["p-5", "p-6"]))
     assert r == {"invalid_minerva_pids": [], "n_redundant_additions": 1, "n_added": 1, "new_current_size": 5}
@@ -253,8 +284,7 @@ def test_a_waiting_writer_proceeds_when_the_lease_is_released(
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1"]))
     set_lease(org, sid, owner="req_other", until_ms=int(time.time() * 1000) + 60_000, dirty=False)
-    timer = threading.Timer(0.3, lease.release, args=(org.org_id, sid), kwargs={"owner": "req_other",
-                                                                                        "dirty": False})
+    timer = threading.Timer(0.3, lease.release, args=(org.org_id, sid), kwargs={"owner": "req_other", "dirty": False})
     timer.start()
     try:
         r = results(add(api, org, sid, ["p-2"]))

@@ -93,8 +93,13 @@ def test_a_full_last_page_does_not_continue(api: Api, org: Org, page_size: int) 
 
 def test_empty_segment_has_an_empty_first_page(api: Api, org: Org) -> None:
     sid = new_segment(api, org)
-    assert members(api, org, sid) == {"items": [], "total_count": 0, "page": 1, "list_continues": False,
-                                      "next_cursor": None}
+    assert members(api, org, sid) == {
+        "items": [],
+        "total_count": 0,
+        "page": 1,
+        "list_continues": False,
+        "next_cursor": None,
+    }
 
 
 def test_removed_members_are_skipped_by_both_kinds_of_paging(api: Api, org: Org, page_size: int) -> None:
@@ -158,9 +163,17 @@ def test_bad_cursors_are_422(api: Api, org: Org, page_size: int) -> None:
     results(add(api, org, other, [f"p-{i}" for i in range(5)]))
     foreign = members(api, org, other)["next_cursor"]
     history_cursor = cursors.encode("history", sid, ["LOG#x", 0])
-    for cursor in ("garbage!", "", _b64(b"\xff\xfe"), _b64([1, 2]), _b64({"k": "members", "s": sid}), foreign,
-                   history_cursor, cursors.encode("members", sid, "not a pid"),
-                   cursors.encode("members", sid, 7)):
+    for cursor in (
+        "garbage!",
+        "",
+        _b64(b"\xff\xfe"),
+        _b64([1, 2]),
+        _b64({"k": "members", "s": sid}),
+        foreign,
+        history_cursor,
+        cursors.encode("members", sid, "not a pid"),
+        cursors.encode("members", sid, 7),
+    ):
         assert_error(api.get(MEMBERS, key=org.key, query={"segment_id": sid, "cursor": cursor}), 422)
 
 
@@ -174,8 +187,13 @@ def test_page_and_cursor_together_are_422(api: Api, org: Org, page_size: int) ->
 
 @pytest.mark.parametrize(
     "query",
-    [{}, {"segment_id": "nope"}, {"segment_id": "SID", "page": 0}, {"segment_id": "SID", "page": -1},
-     {"segment_id": "SID", "page": "two"}],
+    [
+        {},
+        {"segment_id": "nope"},
+        {"segment_id": "SID", "page": 0},
+        {"segment_id": "SID", "page": -1},
+        {"segment_id": "SID", "page": "two"},
+    ],
 )
 def test_bad_parameters_are_422(api: Api, org: Org, query: dict[str, Any]) -> None:
     sid = new_segment(api, org)
@@ -249,10 +267,14 @@ def test_history_errors(api: Api, org: Org, other_org: Org) -> None:
     sid = new_segment(api, org)
     results(add(api, org, sid, ["p-1", "p-2"]))
     path = f"/v2/segments/{sid}/history"
-    for query in ({"limit": 0}, {"limit": 1001}, {"cursor": "nope"},
-                  {"cursor": cursors.encode("members", sid, "p-1")},
-                  {"cursor": cursors.encode("history", sid, ["PID#p-1", 0])},
-                  {"cursor": cursors.encode("history", sid, ["LOG#x", -1])}):
+    for query in (
+        {"limit": 0},
+        {"limit": 1001},
+        {"cursor": "nope"},
+        {"cursor": cursors.encode("members", sid, "p-1")},
+        {"cursor": cursors.encode("history", sid, ["PID#p-1", 0])},
+        {"cursor": cursors.encode("history", sid, ["LOG#x", -1])},
+    ):
         assert_error(api.get(path, key=org.key, query=query), 422)
     assert_error(api.get(path, key=other_org.key), 404, "Segment not found")
     assert_error(api.get(f"/v2/segments/{uuid.uuid4()}/history", key=org.key), 404, "Segment not found")

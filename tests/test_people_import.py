@@ -50,16 +50,19 @@ def consume(records: list[dict[str, Any]]) -> None:
         assert failures(run("SignalsIngestFunction", sqs_batch(records[start : start + 10]))) == []
 
 
-def test_import_fills_the_registry_and_a_dynamic_segment(api: Api, org: Org, rig: Rig, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_fills_the_registry_and_a_dynamic_segment(
+    api: Api, org: Org, rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     n = 45
     gold = write_file(tmp_path / "people.jsonl", n)
     segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
     rig.settle()
     url = rig.signals.bus.queues["PersonEventsQueue"]
     capsys.readouterr()
-    assert admin.main(["import-people", "--org", org.org_id, str(tmp_path / "people.jsonl"),
-                       "--queue", url, "--json"]) == 0
+    assert (
+        admin.main(["import-people", "--org", org.org_id, str(tmp_path / "people.jsonl"), "--queue", url, "--json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert (report["read"], report["valid"], report["sent"], report["failed"]) == (n + 3, n, n, 0)
     assert [bad["line"] for bad in report["invalid"]] == [6, 7, 8]
@@ -75,8 +78,10 @@ def test_import_fills_the_registry_and_a_dynamic_segment(api: Api, org: Org, rig
     ledger = api.get(f"/v2/segments/{segment_id}/history", key=org.key).json["results"]["items"]
 
     # a re-run sends the same events, and applying them changes nothing
-    assert admin.main(["import-people", "--org", org.org_id, str(tmp_path / "people.jsonl"),
-                       "--queue", url, "--json"]) == 0
+    assert (
+        admin.main(["import-people", "--org", org.org_id, str(tmp_path / "people.jsonl"), "--queue", url, "--json"])
+        == 0
+    )
     again = drain(url)
     assert sorted(r["body"] for r in again) == sorted(r["body"] for r in first)
     consume(again)
@@ -85,9 +90,9 @@ def test_import_fills_the_registry_and_a_dynamic_segment(api: Api, org: Org, rig
     assert api.get(f"/v2/segments/{segment_id}/history", key=org.key).json["results"]["items"] == ledger
 
 
-def test_the_queue_comes_from_the_environment(tmp_path: Path, rig: Rig, org: Org,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_queue_comes_from_the_environment(
+    tmp_path: Path, rig: Rig, org: Org, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_file(tmp_path / "p.jsonl", 3)
     monkeypatch.delenv("PERSON_EVENTS_QUEUE_URL", raising=False)
     assert admin.main(["import-people", "--org", org.org_id, str(tmp_path / "p.jsonl")]) == 2

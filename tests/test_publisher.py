@@ -46,14 +46,19 @@ def test_membership_changes_and_signals_are_published_once(api: Api, org: Org, s
     assert all(c["api_request_id"].startswith("req_") for c in changed)
     [signal] = by_type(events, "Segment Signal Detected")
     assert {k: signal[k] for k in ("segment_id", "org_id", "minerva_pid", "signal_type")} == {
-        "segment_id": sid, "org_id": org.org_id, "minerva_pid": PID, "signal_type": "job_change"}
+        "segment_id": sid,
+        "org_id": org.org_id,
+        "minerva_pid": PID,
+        "signal_type": "job_change",
+    }
     assert signal["signal"]["signal_id"] == "evt-job" and signal["signal"]["new_employer"] == "Globex"
     assert len({e["detail"]["event_id"] for e in events}) == len(events) == 3
 
     # The same records again (a stream retry): the same event ids, which consumers de-duplicate on.
     assert failures(run("PublisherFunction", {"Records": records})) == []
     assert sorted(e["detail"]["event_id"] for e in signals.bus.published()) == sorted(
-        e["detail"]["event_id"] for e in events)
+        e["detail"]["event_id"] for e in events
+    )
 
 
 class FlakyBus:
@@ -70,8 +75,10 @@ class FlakyBus:
 
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutEvents")
         if step == "fail":
-            return {"FailedEntryCount": len(Entries),
-                    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"} for _ in Entries]}
+            return {
+                "FailedEntryCount": len(Entries),
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"} for _ in Entries],
+            }
         if step == "half":
             sent = self.real.put_events(Entries=Entries[::2])["Entries"]
             out, it = [], iter(sent)
@@ -122,17 +129,33 @@ def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
 
 
 def _ledger_record(pids: list[str]) -> dict[str, Any]:
-    image = {"pk": {"S": "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"},
-             "sk": {"S": "LOG#2024-01-01T00:00:00.000000Z#req_0#0000"},
-             "segment_id": {"S": "3f1e2d4c-5b6a-4789-8abc-0123456789ab"}, "org_id": {"S": "org#with#hashes"},
-             "change": {"S": "added"}, "pids": {"L": [{"S": p} for p in pids]}, "at": {"S": "2024-01-01T00:00:00Z"},
-             "api_request_id": {"S": "req_0"}, "reason": {"S": "api"}}
-    return {"eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/SegmentsTable/"
-                                                         "stream/2024-01-01T00:00:00.000",
-            "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
-                         "SequenceNumber": "100", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
-                         "ApproximateCreationDateTime": 1704067200}}
+    image = {
+        "pk": {"S": "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"},
+        "sk": {"S": "LOG#2024-01-01T00:00:00.000000Z#req_0#0000"},
+        "segment_id": {"S": "3f1e2d4c-5b6a-4789-8abc-0123456789ab"},
+        "org_id": {"S": "org#with#hashes"},
+        "change": {"S": "added"},
+        "pids": {"L": [{"S": p} for p in pids]},
+        "at": {"S": "2024-01-01T00:00:00Z"},
+        "api_request_id": {"S": "req_0"},
+        "reason": {"S": "api"},
+    }
+    return {
+        "eventID": "1",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/SegmentsTable/stream/2024-01-01T00:00:00.000",
+        "dynamodb": {
+            "Keys": {"pk": image["pk"], "sk": image["sk"]},
+            "NewImage": image,
+            "SequenceNumber": "100",
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "ApproximateCreationDateTime": 1704067200,
+        },
+    }
 
 
 def test_membership_events_are_chunked_well_under_256_kb() -> None:
@@ -150,12 +173,15 @@ def _matches(pattern: Any, value: Any) -> bool:
     """EventBridge-style matching for the pattern features the template uses (exact values, prefix)."""
     if isinstance(pattern, dict):
         return isinstance(value, dict) and all(_matches(p, value.get(k)) for k, p in pattern.items())
-    return any((isinstance(p, dict) and isinstance(value, str) and value.startswith(p["prefix"])) or p == value
-               for p in pattern)
+    return any(
+        (isinstance(p, dict) and isinstance(value, str) and value.startswith(p["prefix"])) or p == value
+        for p in pattern
+    )
 
 
-@pytest.mark.parametrize(("function", "wanted"), [("PublisherFunction", {"feed", "ledger"}),
-                                                  ("SignalFeedFunction", {"ledger"})])
+@pytest.mark.parametrize(
+    ("function", "wanted"), [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger"})]
+)
 def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: set[str]) -> None:
     event = template()["Resources"][function]["Properties"]["Events"]
     [source] = [e["Properties"] for e in event.values() if e["Type"] == "DynamoDB"]
@@ -170,9 +196,13 @@ def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: se
         "member": ("INSERT", seg, "PID#p-1"),
         "segment": ("INSERT", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"),
     }
-    selected = {name for name, (kind, pk, sk) in samples.items()
-                if any(_matches(p, {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}})
-                       for p in patterns)}
+    selected = {
+        name
+        for name, (kind, pk, sk) in samples.items()
+        if any(
+            _matches(p, {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}}) for p in patterns
+        )
+    }
     assert selected == wanted
     assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -26,8 +26,9 @@ def add_by_rule(org: Org, segment_id: str, *pids: str) -> None:
     from segments.models import Actor
     from segments.usecases import members
 
-    members.add_members(Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "1" * 32, reason="rule"),
-                        segment_id, list(pids))
+    members.add_members(
+        Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "1" * 32, reason="rule"), segment_id, list(pids)
+    )
 
 
 def seed(org: Org, n: int = N) -> list[str]:
@@ -145,9 +146,17 @@ def test_a_killed_chunk_is_redone_with_nothing_doubled_or_missed(
     assert view["current_size"] == len(gold) and view["build_state"] == "ready"
     progress = view["build_progress"]
     assert (progress["scanned"], progress["matched"], progress["added"], progress["removed"]) == (
-        N, len(gold), len(gold), 0)
-    ledger_added = [e["minerva_pid"] for e in api.get(f"/v2/segments/{segment_id}/history", key=org.key,
-                                                       query={"limit": 1000}).json["results"]["items"]]
+        N,
+        len(gold),
+        len(gold),
+        0,
+    )
+    ledger_added = [
+        e["minerva_pid"]
+        for e in api.get(f"/v2/segments/{segment_id}/history", key=org.key, query={"limit": 1000}).json["results"][
+            "items"
+        ]
+    ]
     assert sorted(ledger_added) == sorted(gold)  # each change logged once
 
 

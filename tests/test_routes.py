@@ -58,9 +58,15 @@ def test_route_is_served_by_its_function(aws: None, route: cfn.Route) -> None:
     methods = ["GET", "PUT", "PATCH", "DELETE"] if route.method == "ANY" else [route.method]
     path, params = concrete(route.path)
     for method in methods:
-        event = apigw_event(method, path, resource=route.path, body={}, path_params=params or None,
-                            headers={"content-type": "application/json"},
-                            authorizer={"org_id": "org-a", "bucket": "org-a", "key_id": "key_test"})
+        event = apigw_event(
+            method,
+            path,
+            resource=route.path,
+            body={},
+            path_params=params or None,
+            headers={"content-type": "application/json"},
+            authorizer={"org_id": "org-a", "bucket": "org-a", "key_id": "key_test"},
+        )
         result = function_handler(route.function)(event, LambdaContext())
         body = json.loads(result["body"])
         assert response_headers(result)["x-api-request-id"].startswith("req_")

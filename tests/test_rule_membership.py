@@ -38,8 +38,11 @@ def history(api: Api, org: Org, segment_id: str) -> list[dict[str, Any]]:
 
 
 def membership_events(events: list[dict[str, Any]], segment_id: str) -> list[dict[str, Any]]:
-    return [e["detail"] for e in events
-            if e["detail-type"] == "Segment Membership Changed" and e["detail"]["segment_id"] == segment_id]
+    return [
+        e["detail"]
+        for e in events
+        if e["detail-type"] == "Segment Membership Changed" and e["detail"]["segment_id"] == segment_id
+    ]
 
 
 def index_item(org_id: str, field: str) -> dict[str, Any]:
@@ -68,7 +71,9 @@ def test_a_profile_moves_a_person_into_and_out_of_a_dynamic_segment(api: Api, or
     assert [(e["added"], e["removed"]) for e in left] == [([], [PID])]
     entries = history(api, org, segment_id)
     assert [(e["minerva_pid"], e["change"], e["reason"]) for e in entries] == [
-        (PID, "added", "rule"), (PID, "removed", "rule")]
+        (PID, "added", "rule"),
+        (PID, "removed", "rule"),
+    ]
 
 
 def test_a_redelivered_stream_batch_changes_and_publishes_nothing_twice(api: Api, org: Org, rig: Rig) -> None:
@@ -88,10 +93,14 @@ def test_a_redelivered_stream_batch_changes_and_publishes_nothing_twice(api: Api
 def test_only_segments_reading_a_changed_field_are_evaluated_with_two_reads(
     api: Api, org: Org, rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readers = [sheep_segment(api, org, f"Tier {i}", rules=[{"field": "tier", "operator": "equals",
-                                                            "value": f"t{i}"}]) for i in range(3)]
-    others = [sheep_segment(api, org, f"City {i}", rules=[{"field": "city", "operator": "equals",
-                                                           "value": f"c{i}"}]) for i in range(5)]
+    readers = [
+        sheep_segment(api, org, f"Tier {i}", rules=[{"field": "tier", "operator": "equals", "value": f"t{i}"}])
+        for i in range(3)
+    ]
+    others = [
+        sheep_segment(api, org, f"City {i}", rules=[{"field": "city", "operator": "equals", "value": f"c{i}"}])
+        for i in range(5)
+    ]
     ingest(profile(PID, org, {"tier": "none", "city": "nowhere"}, observed_at=times(1)))
     rig.settle()
     assert all(members_of(api, org, s) == [] for s in readers + others)
@@ -108,8 +117,11 @@ def test_only_segments_reading_a_changed_field_are_evaluated_with_two_reads(
     dynamo.client().meta.events.register("before-call.dynamodb", record)
     ingest(profile(PID, org, {"tier": "still none"}, observed_at=times(2)))
     records = rig.stream()
-    person_records = [r for r in records if r["dynamodb"]["Keys"]["sk"]["S"].startswith("PID#")
-                      and r["dynamodb"]["Keys"]["pk"]["S"].endswith("#PERSON")]
+    person_records = [
+        r
+        for r in records
+        if r["dynamodb"]["Keys"]["sk"]["S"].startswith("PID#") and r["dynamodb"]["Keys"]["pk"]["S"].endswith("#PERSON")
+    ]
     assert len(person_records) == 1
     calls.clear()
     rig.evaluations.count = 0
@@ -148,8 +160,9 @@ def test_hybrid_includes_and_excludes(api: Api, org: Org, rig: Rig) -> None:
     for n, pid in enumerate((excluded, matching, included)):
         ingest(profile(pid, org, {"tier": "gold"}, observed_at=times(n)))
     ingest(profile("p-other1", org, {"tier": "bronze"}, observed_at=times(5)))
-    segment_id = sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=GOLD,
-                               include=[included, "p-norecord"], exclude=[excluded])
+    segment_id = sheep_segment(
+        api, org, "Hybrid", segment_type="hybrid", rules=GOLD, include=[included, "p-norecord"], exclude=[excluded]
+    )
     rig.settle()
     assert members_of(api, org, segment_id) == sorted([included, matching, "p-norecord"])
 
@@ -163,8 +176,9 @@ def test_hybrid_includes_and_excludes(api: Api, org: Org, rig: Rig) -> None:
 
 
 def test_the_index_follows_segment_definitions(api: Api, org: Org, rig: Rig) -> None:
-    segment_id = sheep_segment(api, org, "Gold", rules=[*GOLD, {"field": "location.country", "operator": "equals",
-                                                                 "value": "GB"}])
+    segment_id = sheep_segment(
+        api, org, "Gold", rules=[*GOLD, {"field": "location.country", "operator": "equals", "value": "GB"}]
+    )
     rig.settle()
     name = f"s_{segment_id}"
     assert name in index_item(org.org_id, "tier") and name in index_item(org.org_id, "location")
@@ -217,8 +231,9 @@ def test_a_new_record_is_evaluated_against_segments_without_rules(api: Api, org:
     assert members_of(api, org, everyone) == [PID]
 
 
-def test_a_failing_record_is_reported_and_nothing_after_it_is_applied(api: Api, org: Org, rig: Rig,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_record_is_reported_and_nothing_after_it_is_applied(
+    api: Api, org: Org, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     segment_id = sheep_segment(api, org, "Gold", rules=GOLD)
     rig.settle()
     ingest(profile(PID, org, {"tier": "gold"}, observed_at=times(1)))

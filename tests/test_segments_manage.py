@@ -51,7 +51,11 @@ def test_get_returns_the_segment_with_its_exact_size(api: Api, org: Org) -> None
     body = got.json
     assert REQ_ID.match(body["api_request_id"]) and got.headers["x-api-request-id"] == body["api_request_id"]
     assert {k: body[k] for k in ("segment_id", "name", "description", "source", "segment_type", "current_size")} == {
-        "segment_id": sid, "name": "Leads", "description": "Q1", "source": "api", "segment_type": "static",
+        "segment_id": sid,
+        "name": "Leads",
+        "description": "Q1",
+        "source": "api",
+        "segment_type": "static",
         "current_size": 3,
     }
     assert TIME_Z.match(body["created_at"]) and TIME_Z.match(body["updated_at"])
@@ -98,9 +102,18 @@ def test_list_leaves_out_deleted_segments_and_other_orgs(api: Api, org: Org, oth
 def test_list_default_limit_is_50(api: Api, org: Org) -> None:
     for i in range(51):
         segment_store.put_with_name(
-            {"segment_id": str(uuid.uuid4()), "org_id": org.org_id, "bucket": org.bucket, "name": f"n{i}",
-             "current_size": 0, "created_at": iso(now()), "updated_at": iso(now()), "record_state": "active",
-             "source": "api", "segment_type": "static"},
+            {
+                "segment_id": str(uuid.uuid4()),
+                "org_id": org.org_id,
+                "bucket": org.bucket,
+                "name": f"n{i}",
+                "current_size": 0,
+                "created_at": iso(now()),
+                "updated_at": iso(now()),
+                "record_state": "active",
+                "source": "api",
+                "segment_type": "static",
+            },
             f"n{i}",
         )
     page = results(api.get(SEGMENTS, key=org.key))
@@ -174,8 +187,18 @@ def test_description_can_be_changed_and_cleared(api: Api, org: Org) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"name": None}, {"name": ""}, {"name": "   "}, {"name": "x" * 256}, {"name": 5}, {"description": 5},
-     {"description": "x" * 4097}, "nope", [1]],
+    [
+        {},
+        {"name": None},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "x" * 256},
+        {"name": 5},
+        {"description": 5},
+        {"description": "x" * 4097},
+        "nope",
+        [1],
+    ],
 )
 def test_bad_patch_bodies_are_422(api: Api, org: Org, body: Any) -> None:
     sid = new_segment(api, org, "Same")
@@ -225,8 +248,9 @@ def test_delete_is_soft_frees_the_name_and_hides_members(api: Api, org: Org) -> 
     body = resp.json
     assert body["segment_id"] == sid and body["record_state"] == "deleted" and TIME_Z.match(body["deleted_at"])
     assert REQ_ID.match(body["api_request_id"])
-    stored = dynamo.from_item(dynamo.call("get_item", TableName=dynamo.table(),
-                                            Key=keys.segment_key(org.org_id, sid))["Item"])
+    stored = dynamo.from_item(
+        dynamo.call("get_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, sid))["Item"]
+    )
     assert stored["record_state"] == "deleted" and stored["deleted_at"] == body["deleted_at"]
     assert members_store.get_many(sid, ["p-1"])["p-1"]["active"] is True  # kept, just not served
     assert_error(api.get("/v2/segments/members", key=org.key, query={"segment_id": sid}), 404)
@@ -255,9 +279,19 @@ def test_delete_with_an_idempotency_key_replays(api: Api, org: Org) -> None:
 def test_system_segments_cannot_be_changed_or_deleted(api: Api, org: Org) -> None:
     sid = str(uuid.uuid4())
     segment_store.put_with_name(
-        {"segment_id": sid, "org_id": org.org_id, "bucket": org.bucket, "name": "All people", "current_size": 0,
-         "created_at": iso(now()), "updated_at": iso(now()), "record_state": "active", "source": "system",
-         "segment_type": "dynamic", "system_segment": True},
+        {
+            "segment_id": sid,
+            "org_id": org.org_id,
+            "bucket": org.bucket,
+            "name": "All people",
+            "current_size": 0,
+            "created_at": iso(now()),
+            "updated_at": iso(now()),
+            "record_state": "active",
+            "source": "system",
+            "segment_type": "dynamic",
+            "system_segment": True,
+        },
         name_key("All people"),
     )
     assert_error(patch(api, org, sid, {"name": "Some people"}), 403, "System segments can't be edited or deleted")

@@ -12,9 +12,27 @@ from segments.store import api_keys
 from segments.store import segments as segment_store
 
 SEED_FIELDS = {
-    "active", "created", "description", "display_value", "last_updated", "legacy_uid", "mailchimp_sync", "name",
-    "parent_segment", "record_state", "resource_type", "rules", "segment_type", "system_segment", "tags", "uid",
-    "uri", "uris_exclude", "uris_include", "user_interface", "view_context",
+    "active",
+    "created",
+    "description",
+    "display_value",
+    "last_updated",
+    "legacy_uid",
+    "mailchimp_sync",
+    "name",
+    "parent_segment",
+    "record_state",
+    "resource_type",
+    "rules",
+    "segment_type",
+    "system_segment",
+    "tags",
+    "uid",
+    "uri",
+    "uris_exclude",
+    "uris_include",
+    "user_interface",
+    "view_context",
 }
 OUR_FIELDS = {"build_state", "definition_version"}  # [ours]: the membership definition's version and build
 
@@ -37,23 +55,44 @@ def test_create_answers_201_with_the_seed_segment_object(api: Api, org: Org) -> 
     assert seg["uri"] == f"/{org.bucket}/segment/{seg['uid']}/"
     assert SHEEP_TIME.match(seg["created"]) and SHEEP_TIME.match(seg["last_updated"])
     assert set(seg["user_interface"]) == {
-        "can_create_segment", "can_delete_segment", "can_edit_segment", "can_restore_segment", "policy_name"}
+        "can_create_segment",
+        "can_delete_segment",
+        "can_edit_segment",
+        "can_restore_segment",
+        "policy_name",
+    }
     assert isinstance(seg["view_context"], list)
 
 
 def test_fields_may_come_from_query_parameters(api: Api, org: Org) -> None:
-    resp = api.post(path(org), bearer=org.key, body=None,
-                    query={"name": "From query", "resource_type": "person", "active": "false", "tags": "a,b",
-                           "segment_type": "static", "view_context": "crm"})
+    resp = api.post(
+        path(org),
+        bearer=org.key,
+        body=None,
+        query={
+            "name": "From query",
+            "resource_type": "person",
+            "active": "false",
+            "tags": "a,b",
+            "segment_type": "static",
+            "view_context": "crm",
+        },
+    )
     assert resp.status == 201, resp.text
     seg = resp.json
     assert (seg["name"], seg["active"], seg["tags"], seg["segment_type"], seg["view_context"]) == (
-        "From query", False, ["a", "b"], "static", ["crm"])
+        "From query",
+        False,
+        ["a", "b"],
+        "static",
+        ["crm"],
+    )
 
 
 def test_body_wins_over_query(api: Api, org: Org) -> None:
-    resp = api.post(path(org), bearer=org.key, query={"name": "query name", "resource_type": "person"},
-                    body={"name": "body name"})
+    resp = api.post(
+        path(org), bearer=org.key, query={"name": "query name", "resource_type": "person"}, body={"name": "body name"}
+    )
     assert resp.status == 201 and resp.json["name"] == "body name"
 
 
@@ -68,8 +107,9 @@ def test_visible_through_the_minerva_surface_too(api: Api, org: Org) -> None:
 
 def test_duplicate_name_is_409_conflict(api: Api, org: Org) -> None:
     assert api.post("/v2/segments/create", key=org.key, body={"name": "Taken"}).status == 200
-    assert_sheep_error(api.post(path(org), bearer=org.key, body={"name": "TAKEN", "resource_type": "person"}),
-                       409, "conflict")
+    assert_sheep_error(
+        api.post(path(org), bearer=org.key, body={"name": "TAKEN", "resource_type": "person"}), 409, "conflict"
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,8 +119,11 @@ def test_duplicate_name_is_409_conflict(api: Api, org: Org) -> None:
         ({"name": "x", "resource_type": "sheep"}, "resource_type", "'person'"),
         ({"name": "x", "resource_type": "person", "segment_type": "smart"}, "segment_type", "'auxiliary'"),
         ({"name": "x", "resource_type": "person", "view_context": "kitchen"}, "view_context", "'crm'"),
-        ({"name": "x", "resource_type": "person", "rules": [{"field": "a", "operator": "like", "value": 1}]},
-         "operator", "'starts_with'"),
+        (
+            {"name": "x", "resource_type": "person", "rules": [{"field": "a", "operator": "like", "value": 1}]},
+            "operator",
+            "'starts_with'",
+        ),
         ({"name": "x", "resource_type": "person", "active": "maybe"}, "active", None),
         ({"resource_type": "person"}, "name", None),
         ({"name": "", "resource_type": "person"}, "name", None),
@@ -96,32 +139,52 @@ def test_validation_errors_name_the_field_and_the_allowed_values(
 
 
 def test_raw_rules_are_a_boolean_tree_never_a_query_string(api: Api, org: Org) -> None:
-    tree = {"all": [{"field": "employer", "operator": "equals", "value": "ACME"},
-                    {"not": {"field": "deceased", "operator": "equals", "value": True}}]}
+    tree = {
+        "all": [
+            {"field": "employer", "operator": "equals", "value": "ACME"},
+            {"not": {"field": "deceased", "operator": "equals", "value": True}},
+        ]
+    }
     rules = [{"field": "*", "operator": "raw", "value": tree}]
     ok = api.post(path(org), bearer=org.key, body={"name": "raw", "resource_type": "person", "rules": rules})
     assert ok.status == 201, ok.text
-    bad = api.post(path(org), bearer=org.key, body={"name": "raw2", "resource_type": "person",
-                   "rules": [{"field": "*", "operator": "raw", "value": "db.people.find({})"}]})
+    bad = api.post(
+        path(org),
+        bearer=org.key,
+        body={
+            "name": "raw2",
+            "resource_type": "person",
+            "rules": [{"field": "*", "operator": "raw", "value": "db.people.find({})"}],
+        },
+    )
     assert_sheep_error(bad, 400, "validation_error")
 
 
 def test_uris_must_belong_to_the_bucket(api: Api, org: Org) -> None:
-    good = {"name": "u", "resource_type": "person", "segment_type": "static",
-            "uris_include": [f"/{org.bucket}/person/p-abc123/"]}
+    good = {
+        "name": "u",
+        "resource_type": "person",
+        "segment_type": "static",
+        "uris_include": [f"/{org.bucket}/person/p-abc123/"],
+    }
     assert api.post(path(org), bearer=org.key, body=good).status == 201
     bad = {**good, "name": "u2", "uris_include": ["/another/person/p-abc123/"]}
     assert_sheep_error(api.post(path(org), bearer=org.key, body=bad), 400, "validation_error")
 
 
 def test_parent_segment_must_exist_in_the_bucket(api: Api, org: Org) -> None:
-    parent = api.post(path(org), bearer=org.key, body={"name": "tree", "resource_type": "person",
-                                                       "segment_type": "auxiliary"}).json
-    child = api.post(path(org), bearer=org.key, body={"name": "leaf", "resource_type": "person",
-                                                      "parent_segment": parent["uri"]})
+    parent = api.post(
+        path(org), bearer=org.key, body={"name": "tree", "resource_type": "person", "segment_type": "auxiliary"}
+    ).json
+    child = api.post(
+        path(org), bearer=org.key, body={"name": "leaf", "resource_type": "person", "parent_segment": parent["uri"]}
+    )
     assert child.status == 201 and child.json["parent_segment"] == parent["uri"]
-    orphan = api.post(path(org), bearer=org.key, body={"name": "orphan", "resource_type": "person",
-                                                       "parent_segment": f"/{org.bucket}/segment/{'0' * 32}/"})
+    orphan = api.post(
+        path(org),
+        bearer=org.key,
+        body={"name": "orphan", "resource_type": "person", "parent_segment": f"/{org.bucket}/segment/{'0' * 32}/"},
+    )
     assert_sheep_error(orphan, 400, "validation_error")
 
 
@@ -139,10 +202,15 @@ def test_a_key_for_another_bucket_is_403(api: Api, org: Org, other_org: Org) -> 
 def test_function_checks_the_bucket_even_behind_the_gateway(aws: None, org: Org) -> None:
     from conftest import LambdaContext, apigw_event, function_handler
 
-    event = apigw_event("POST", "/segments/v2/elsewhere/create", resource="/segments/v2/{bucket}/create",
-                        body={"name": "x", "resource_type": "person"}, path_params={"bucket": "elsewhere"},
-                        headers={"content-type": "application/json"},
-                        authorizer={"org_id": org.org_id, "bucket": org.bucket, "key_id": org.key_id})
+    event = apigw_event(
+        "POST",
+        "/segments/v2/elsewhere/create",
+        resource="/segments/v2/{bucket}/create",
+        body={"name": "x", "resource_type": "person"},
+        path_params={"bucket": "elsewhere"},
+        headers={"content-type": "application/json"},
+        authorizer={"org_id": org.org_id, "bucket": org.bucket, "key_id": org.key_id},
+    )
     result = function_handler("SheepSegmentsFunction")(event, LambdaContext())
     assert result["statusCode"] == 403
 

@@ -55,7 +55,11 @@ def test_list_pages_active_segments_by_name(api: Api, org: Org) -> None:
     first = api.get(base(org), bearer=org.key, query={"page_size": 2})
     assert first.status == 200
     assert {k: first.json[k] for k in ("count", "page", "page_size", "next_page")} == {
-        "count": 5, "page": 1, "page_size": 2, "next_page": 2}
+        "count": 5,
+        "page": 1,
+        "page_size": 2,
+        "next_page": 2,
+    }
     assert names(first) == ["Alpha", "Bravo"]
     assert names(api.get(base(org), bearer=org.key, query={"page_size": 2, "page": 2})) == ["charlie", "delta"]
     last = api.get(base(org), bearer=org.key, query={"page_size": 2, "page": 3})
@@ -121,7 +125,9 @@ def test_trees_nest_auxiliary_and_child_segments(api: Api, org: Org) -> None:
         return (node["name"], [shape(c) for c in node["children"]])
 
     assert [shape(n) for n in resp.json["results"]] == [
-        ("Campaigns", []), ("Regions", [("Asia", []), ("Europe", [("France", [])])])]
+        ("Campaigns", []),
+        ("Regions", [("Asia", []), ("Europe", [("France", [])])]),
+    ]
     regions = resp.json["results"][1]
     assert regions["uri"] == root["uri"] and regions["segment_type"] == "auxiliary"
     assert regions["children"][1]["parent_segment"] == root["uri"]
@@ -166,9 +172,20 @@ def test_a_cycle_through_a_deleted_segment_is_refused_too(api: Api, org: Org) ->
 
 def test_trees_nest_at_most_32_levels_above_a_new_parent(api: Api, org: Org) -> None:
     chain = _chain(api, org, 33)
-    body = assert_sheep_error(api.post(f"{base(org)}/create", bearer=org.key, body={
-        "name": "too deep", "resource_type": "person", "segment_type": "auxiliary",
-        "parent_segment": chain[-1]["uri"]}), 400, "validation_error")
+    body = assert_sheep_error(
+        api.post(
+            f"{base(org)}/create",
+            bearer=org.key,
+            body={
+                "name": "too deep",
+                "resource_type": "person",
+                "segment_type": "auxiliary",
+                "parent_segment": chain[-1]["uri"],
+            },
+        ),
+        400,
+        "validation_error",
+    )
     assert "32 levels" in body["description"]
     assert create(api, org, "deep enough", segment_type="auxiliary", parent_segment=chain[-2]["uri"])
 
@@ -176,8 +193,12 @@ def test_trees_nest_at_most_32_levels_above_a_new_parent(api: Api, org: Org) -> 
 def test_parent_must_be_a_live_segment_of_the_bucket(api: Api, org: Org, other_org: Org) -> None:
     seg = create(api, org, "Child", segment_type="static")
     theirs = create(api, other_org, "Theirs", segment_type="auxiliary")
-    for parent in (theirs["uri"], f"/{org.bucket}/segment/{uuid.UUID(theirs['uid']).hex}/",
-                   f"/{org.bucket}/segment/{uuid.uuid4().hex}/", "/elsewhere/segment/x/"):
+    for parent in (
+        theirs["uri"],
+        f"/{org.bucket}/segment/{uuid.UUID(theirs['uid']).hex}/",
+        f"/{org.bucket}/segment/{uuid.uuid4().hex}/",
+        "/elsewhere/segment/x/",
+    ):
         assert_sheep_error(put(api, org, seg, {"parent_segment": parent}), 400, "validation_error")
 
 
@@ -194,7 +215,12 @@ def test_count_and_member_records(api: Api, org: Org) -> None:
     first = api.get(f"{seg_path(org, seg)}/all", bearer=org.key, query={"page_size": 2})
     assert first.status == 200
     assert {k: first.json[k] for k in ("count", "page", "page_size", "next_page", "segment")} == {
-        "count": 5, "page": 1, "page_size": 2, "next_page": 2, "segment": seg["uri"]}
+        "count": 5,
+        "page": 1,
+        "page_size": 2,
+        "next_page": 2,
+        "segment": seg["uri"],
+    }
     item = first.json["results"][0]
     assert item["uri"] == f"/{org.bucket}/person/p-000/" and item["minerva_pid"] == "p-000"
     assert SHEEP_TIME.match(item["first_added_at"])
@@ -203,8 +229,7 @@ def test_count_and_member_records(api: Api, org: Org) -> None:
         resp = api.get(f"{seg_path(org, seg)}/all", bearer=org.key, query={"page_size": 2, "page": page})
         seen += [m["minerva_pid"] for m in resp.json["results"]]
     assert seen == pids and resp.json["next_page"] is None
-    assert api.get(f"{seg_path(org, seg)}/all", bearer=org.key, query={"page": 4, "page_size": 2}).json[
-        "results"] == []
+    assert api.get(f"{seg_path(org, seg)}/all", bearer=org.key, query={"page": 4, "page_size": 2}).json["results"] == []
 
 
 @pytest.mark.parametrize("suffix", ["/count", "/all"])
@@ -256,10 +281,16 @@ def test_update_names_stay_unique_and_case_only_renames_are_fine(api: Api, org: 
 
 def test_update_refuses_bad_bodies(api: Api, org: Org) -> None:
     seg = create(api, org, "Donors", segment_type="static")
-    for body, field in (({}, "Nothing"), ({"name": None}, "'name'"), ({"tags": None}, "'tags'"),
-                        ({"segment_type": "smart"}, "'segment_type'"), ({"name": ""}, "'name'"),
-                        ({"uris_include": ["/other/person/p-1/"]}, "'uris_include'"),
-                        ({"rules": [{"field": "a", "operator": "like"}]}, "operator"), ("[1]", "JSON object")):
+    for body, field in (
+        ({}, "Nothing"),
+        ({"name": None}, "'name'"),
+        ({"tags": None}, "'tags'"),
+        ({"segment_type": "smart"}, "'segment_type'"),
+        ({"name": ""}, "'name'"),
+        ({"uris_include": ["/other/person/p-1/"]}, "'uris_include'"),
+        ({"rules": [{"field": "a", "operator": "like"}]}, "operator"),
+        ("[1]", "JSON object"),
+    ):
         resp = api.request("PUT", seg_path(org, seg), bearer=org.key, body=body)
         assert field in assert_sheep_error(resp, 400, "validation_error")["description"], (body, resp.text)
 
@@ -267,12 +298,15 @@ def test_update_refuses_bad_bodies(api: Api, org: Org) -> None:
 def test_update_of_foreign_or_malformed_uids_is_404(api: Api, org: Org, other_org: Org) -> None:
     theirs = create(api, other_org, "Theirs", segment_type="static")
     for uid in (theirs["uid"], "zz", uuid.uuid4().hex):
-        assert_sheep_error(api.request("PUT", f"{base(org)}/segment/{uid}", bearer=org.key, body={"name": "x"}),
-                           404, "not_found")
+        assert_sheep_error(
+            api.request("PUT", f"{base(org)}/segment/{uid}", bearer=org.key, body={"name": "x"}), 404, "not_found"
+        )
         assert_sheep_error(api.delete(f"{base(org)}/segment/{uid}", bearer=org.key), 404, "not_found")
         assert_sheep_error(api.post(f"{base(org)}/segment/{uid}/restore", bearer=org.key), 404, "not_found")
-    assert api.get(f"/segments/v2/{other_org.bucket}/segment/{theirs['uid']}/count",
-                   bearer=other_org.key).json["count"] == 0
+    assert (
+        api.get(f"/segments/v2/{other_org.bucket}/segment/{theirs['uid']}/count", bearer=other_org.key).json["count"]
+        == 0
+    )
 
 
 def test_update_replays_with_the_same_idempotency_key(api: Api, org: Org) -> None:
@@ -301,8 +335,11 @@ def test_delete_then_restore(api: Api, org: Org) -> None:
     assert api.get(f"{seg_path(org, seg)}/count", bearer=org.key).json["count"] == 2  # members served again
     assert_sheep_error(api.post(f"{seg_path(org, seg)}/restore", bearer=org.key), 409, "conflict")  # not deleted
     # the name is held again
-    assert_sheep_error(api.post(f"{base(org)}/create", bearer=org.key,
-                                body={"name": "seasonal", "resource_type": "person"}), 409, "conflict")
+    assert_sheep_error(
+        api.post(f"{base(org)}/create", bearer=org.key, body={"name": "seasonal", "resource_type": "person"}),
+        409,
+        "conflict",
+    )
 
 
 def test_restore_is_refused_when_the_name_was_taken_meanwhile(api: Api, org: Org) -> None:
@@ -332,18 +369,21 @@ def system_segment(org: Org) -> dict[str, Any]:
 
 
 def test_system_segments_cannot_be_updated_or_deleted(api: Api, org: Org, system_segment: dict[str, Any]) -> None:
-    for resp in (put(api, org, system_segment, {"name": "Some people"}),
-                 put(api, org, system_segment, {"system_segment": False}),
-                 put(api, org, system_segment, {"system_segment": True}),
-                 api.delete(seg_path(org, system_segment), bearer=org.key)):
+    for resp in (
+        put(api, org, system_segment, {"name": "Some people"}),
+        put(api, org, system_segment, {"system_segment": False}),
+        put(api, org, system_segment, {"system_segment": True}),
+        api.delete(seg_path(org, system_segment), bearer=org.key),
+    ):
         assert_sheep_error(resp, 403, "permission_denied")
     listed = api.get(f"{base(org)}/find", bearer=org.key, query={"name": "all people"}).json["results"]
     assert [s["name"] for s in listed] == ["All people"]
     assert listed[0]["system_segment"] is True and listed[0]["user_interface"]["can_edit_segment"] is False
 
 
-def test_the_use_case_refuses_system_segments_for_any_api_actor(aws: None, org: Org,
-                                                               system_segment: dict[str, Any]) -> None:
+def test_the_use_case_refuses_system_segments_for_any_api_actor(
+    aws: None, org: Org, system_segment: dict[str, Any]
+) -> None:
     from segments import errors
 
     who = Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_x")
@@ -353,9 +393,17 @@ def test_the_use_case_refuses_system_segments_for_any_api_actor(aws: None, org: 
 
 @pytest.mark.parametrize(
     ("method", "suffix"),
-    [("GET", ""), ("GET", "/all"), ("GET", "/find?name=a"), ("GET", "/trees"), ("GET", "/segment/{uid}/count"),
-     ("GET", "/segment/{uid}/all"), ("PUT", "/segment/{uid}"), ("DELETE", "/segment/{uid}"),
-     ("POST", "/segment/{uid}/restore")],
+    [
+        ("GET", ""),
+        ("GET", "/all"),
+        ("GET", "/find?name=a"),
+        ("GET", "/trees"),
+        ("GET", "/segment/{uid}/count"),
+        ("GET", "/segment/{uid}/all"),
+        ("PUT", "/segment/{uid}"),
+        ("DELETE", "/segment/{uid}"),
+        ("POST", "/segment/{uid}/restore"),
+    ],
 )
 def test_a_key_for_another_bucket_is_403(api: Api, org: Org, other_org: Org, method: str, suffix: str) -> None:
     theirs = create(api, other_org, "Theirs", segment_type="static")
@@ -368,10 +416,12 @@ def test_a_key_for_another_bucket_is_403(api: Api, org: Org, other_org: Org, met
 
 @pytest.mark.parametrize(
     ("function", "method", "resource"),
-    [("SheepQueryFunction", "GET", "/segments/v2/{bucket}"),
-     ("SheepQueryFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/all"),
-     ("SheepSegmentsFunction", "PUT", "/segments/v2/{bucket}/segment/{uid}"),
-     ("SheepSegmentsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/restore")],
+    [
+        ("SheepQueryFunction", "GET", "/segments/v2/{bucket}"),
+        ("SheepQueryFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/all"),
+        ("SheepSegmentsFunction", "PUT", "/segments/v2/{bucket}/segment/{uid}"),
+        ("SheepSegmentsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/restore"),
+    ],
 )
 def test_functions_check_the_bucket_even_behind_the_gateway(
     aws: None, org: Org, function: str, method: str, resource: str
@@ -380,7 +430,13 @@ def test_functions_check_the_bucket_even_behind_the_gateway(
 
     uid = uuid.uuid4().hex
     path = resource.replace("{bucket}", "elsewhere").replace("{uid}", uid)
-    event = apigw_event(method, path, resource=resource, body={"name": "x"},
-                        path_params={"bucket": "elsewhere", "uid": uid}, headers={"content-type": "application/json"},
-                        authorizer={"org_id": org.org_id, "bucket": org.bucket, "key_id": org.key_id})
+    event = apigw_event(
+        method,
+        path,
+        resource=resource,
+        body={"name": "x"},
+        path_params={"bucket": "elsewhere", "uid": uid},
+        headers={"content-type": "application/json"},
+        authorizer={"org_id": org.org_id, "bucket": org.bucket, "key_id": org.key_id},
+    )
     assert function_handler(function)(event, LambdaContext())["statusCode"] == 403

@@ -74,16 +74,28 @@ def test_a_type_refuses_the_fields_it_does_not_use(
 
 
 def test_hybrid_uses_rules_and_both_uri_lists(api: Api, org: Org) -> None:
-    seg = create(api, org, "Hybrid", segment_type="hybrid", rules=[RULE], uris_include=[person(org, "p-1")],
-                 uris_exclude=[person(org, "p-2")])
+    seg = create(
+        api,
+        org,
+        "Hybrid",
+        segment_type="hybrid",
+        rules=[RULE],
+        uris_include=[person(org, "p-1")],
+        uris_exclude=[person(org, "p-2")],
+    )
     assert (seg["rules"], seg["uris_include"], seg["uris_exclude"]) == (
-        [RULE], [person(org, "p-1")], [person(org, "p-2")])
+        [RULE],
+        [person(org, "p-1")],
+        [person(org, "p-2")],
+    )
 
 
 def test_a_type_change_must_fit_the_fields_the_segment_has(api: Api, org: Org) -> None:
     seg = create(api, org, "Hybrid", segment_type="hybrid", rules=[RULE], uris_include=[person(org, "p-1")])
-    assert "'uris_include'" in assert_sheep_error(put(api, org, seg, {"segment_type": "dynamic"}), 400,
-                                                  "validation_error")["description"]
+    assert (
+        "'uris_include'"
+        in assert_sheep_error(put(api, org, seg, {"segment_type": "dynamic"}), 400, "validation_error")["description"]
+    )
     moved = put(api, org, seg, {"segment_type": "dynamic", "uris_include": []})
     assert moved.status == 200, moved.text
     assert (moved.json["segment_type"], moved.json["uris_include"]) == ("dynamic", [])
@@ -92,11 +104,14 @@ def test_a_type_change_must_fit_the_fields_the_segment_has(api: Api, org: Org) -
 # ------------------------------------------------------------------ members by hand
 
 
-@pytest.mark.parametrize(("segment_type", "fields", "words"), [
-    ("dynamic", {"rules": [RULE]}, "is dynamic: its members come from its rules"),
-    ("hybrid", {"rules": [RULE]}, "uris_include"),
-    ("auxiliary", {}, "is auxiliary"),
-])
+@pytest.mark.parametrize(
+    ("segment_type", "fields", "words"),
+    [
+        ("dynamic", {"rules": [RULE]}, "is dynamic: its members come from its rules"),
+        ("hybrid", {"rules": [RULE]}, "uris_include"),
+        ("auxiliary", {}, "is auxiliary"),
+    ],
+)
 def test_members_of_rule_and_auxiliary_segments_cannot_be_changed_by_hand(
     api: Api, org: Org, segment_type: str, fields: dict[str, Any], words: str
 ) -> None:
@@ -130,8 +145,12 @@ def test_the_rules_engine_writes_dynamic_members_but_never_auxiliary_ones(api: A
 
 def test_minerva_reads_work_on_every_type(api: Api, org: Org) -> None:
     engine = Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_rule", reason="rule")
-    for segment_type, fields in (("static", {}), ("dynamic", {"rules": [RULE]}), ("hybrid", {"rules": [RULE]}),
-                                 ("auxiliary", {})):
+    for segment_type, fields in (
+        ("static", {}),
+        ("dynamic", {"rules": [RULE]}),
+        ("hybrid", {"rules": [RULE]}),
+        ("auxiliary", {}),
+    ):
         seg = create(api, org, segment_type, segment_type=segment_type, **fields)
         if segment_type != "auxiliary":
             members_usecase.add_members(engine, sid(seg), ["p-1"])
@@ -163,9 +182,12 @@ def test_becoming_auxiliary_waits_for_a_live_member_writer(aws: None, org: Org) 
     from segments.models import NewSegment
 
     seg = usecase.create_segment(who, NewSegment(name="Busy"))
-    raw().update_item(TableName="SegmentsTable", Key=segment_key(org.org_id, seg.segment_id),
-                      UpdateExpression="SET lease_owner = :o, lease_until = :u",
-                      ExpressionAttributeValues={":o": {"S": "writer"}, ":u": {"N": str(10**14)}})
+    raw().update_item(
+        TableName="SegmentsTable",
+        Key=segment_key(org.org_id, seg.segment_id),
+        UpdateExpression="SET lease_owner = :o, lease_until = :u",
+        ExpressionAttributeValues={":o": {"S": "writer"}, ":u": {"N": str(10**14)}},
+    )
     with pytest.raises(errors.Retryable):
         usecase.update_segment(who, seg.segment_id, {"segment_type": "auxiliary"})
     assert raw_segment(org.org_id, seg.segment_id)["segment_type"] == "static"
@@ -174,14 +196,17 @@ def test_becoming_auxiliary_waits_for_a_live_member_writer(aws: None, org: Org) 
 # ------------------------------------------------------------------ definition versions and build states
 
 
-@pytest.mark.parametrize(("fields", "state"), [
-    ({"segment_type": "static"}, "ready"),
-    ({"segment_type": "static", "uris_include": ["/org-a/person/p-1/"]}, "building"),
-    ({"segment_type": "dynamic", "rules": [RULE]}, "building"),
-    ({"segment_type": "dynamic"}, "building"),
-    ({"segment_type": "hybrid", "uris_include": ["/org-a/person/p-1/"]}, "building"),
-    ({"segment_type": "auxiliary"}, "ready"),
-])
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        ({"segment_type": "static"}, "ready"),
+        ({"segment_type": "static", "uris_include": ["/org-a/person/p-1/"]}, "building"),
+        ({"segment_type": "dynamic", "rules": [RULE]}, "building"),
+        ({"segment_type": "dynamic"}, "building"),
+        ({"segment_type": "hybrid", "uris_include": ["/org-a/person/p-1/"]}, "building"),
+        ({"segment_type": "auxiliary"}, "ready"),
+    ],
+)
 def test_create_starts_at_version_1(api: Api, org: Org, fields: dict[str, Any], state: str) -> None:
     seg = create(api, org, "Versioned", **fields)
     assert version_and_state(seg) == (1, state)
@@ -220,21 +245,30 @@ def test_a_definition_change_bumps_the_version_in_the_same_write(api: Api, org: 
 
 def test_a_new_definition_drops_the_last_builds_progress(api: Api, org: Org) -> None:
     seg = create(api, org, "Progress", rules=[RULE])
-    raw().update_item(TableName="SegmentsTable", Key=segment_key(org.org_id, sid(seg)),
-                      UpdateExpression="SET build_progress = :p",
-                      ExpressionAttributeValues={":p": {"M": {"done": {"N": "40"}, "total": {"N": "100"}}}})
+    raw().update_item(
+        TableName="SegmentsTable",
+        Key=segment_key(org.org_id, sid(seg)),
+        UpdateExpression="SET build_progress = :p",
+        ExpressionAttributeValues={":p": {"M": {"done": {"N": "40"}, "total": {"N": "100"}}}},
+    )
     shown = api.get(f"{base(org)}/find", bearer=org.key, query={"name": "progress"}).json["results"][0]
     assert shown["build_progress"] == {"done": 40, "total": 100}
     assert api.get(f"/v2/segments/{sid(seg)}", key=org.key).json["build_progress"] == {"done": 40, "total": 100}
     # the engine finishes version 1 ...
-    raw().update_item(TableName="SegmentsTable", Key=segment_key(org.org_id, sid(seg)),
-                      UpdateExpression="SET build_state = :r REMOVE build_progress",
-                      ExpressionAttributeValues={":r": {"S": "ready"}})
+    raw().update_item(
+        TableName="SegmentsTable",
+        Key=segment_key(org.org_id, sid(seg)),
+        UpdateExpression="SET build_state = :r REMOVE build_progress",
+        ExpressionAttributeValues={":r": {"S": "ready"}},
+    )
     assert version_and_state(put(api, org, seg, {"tags": ["x"]}).json) == (1, "ready")
     # ... and a new definition is building again
-    raw().update_item(TableName="SegmentsTable", Key=segment_key(org.org_id, sid(seg)),
-                      UpdateExpression="SET build_progress = :p",
-                      ExpressionAttributeValues={":p": {"M": {"done": {"N": "1"}}}})
+    raw().update_item(
+        TableName="SegmentsTable",
+        Key=segment_key(org.org_id, sid(seg)),
+        UpdateExpression="SET build_progress = :p",
+        ExpressionAttributeValues={":p": {"M": {"done": {"N": "1"}}}},
+    )
     changed = put(api, org, seg, {"rules": [RULE, {"field": "age", "operator": "greater_than", "value": 30}]}).json
     assert version_and_state(changed) == (2, "building") and "build_progress" not in changed
     assert "build_progress" not in raw_segment(org.org_id, sid(seg))
@@ -249,14 +283,22 @@ def test_a_concurrent_definition_change_makes_the_write_stale(aws: None, org: Or
     assert record is not None
     usecase.update_segment(who, seg.segment_id, {"rules": []})  # another writer: version 2
     with pytest.raises(segment_store.Stale):  # a write based on version 1
-        segment_store.update(org.org_id, seg.segment_id, old_name_key=record["name_key"],
-                             sets={"definition_version": 2, "rules": [RULE, RULE]}, version=1)
+        segment_store.update(
+            org.org_id,
+            seg.segment_id,
+            old_name_key=record["name_key"],
+            sets={"definition_version": 2, "rules": [RULE, RULE]},
+            version=1,
+        )
     assert raw_segment(org.org_id, seg.segment_id)["rules"] == []
 
 
 def test_records_from_before_versioning_read_as_version_1(api: Api, org: Org) -> None:
     seg = create(api, org, "Legacy", rules=[RULE])
-    raw().update_item(TableName="SegmentsTable", Key=segment_key(org.org_id, sid(seg)),
-                      UpdateExpression="REMOVE definition_version, build_state")
+    raw().update_item(
+        TableName="SegmentsTable",
+        Key=segment_key(org.org_id, sid(seg)),
+        UpdateExpression="REMOVE definition_version, build_state",
+    )
     assert version_and_state(api.get(f"/v2/segments/{sid(seg)}", key=org.key).json) == (1, "ready")
     assert version_and_state(put(api, org, seg, {"rules": []}).json) == (2, "building")

@@ -49,27 +49,47 @@ def test_shapes_of_the_three_types(api: Api, org: Org, signals: Any) -> None:
     deaths = api.get(DEATHS, key=org.key, query={"segment_id": sid})
     assert deaths.status == 200, deaths.text
     assert deaths.json["api_request_id"].startswith("req_") and "next_cursor" not in deaths.json
-    assert deaths.json["results"] == [{
-        "minerva_pid": PID, "obituary_id": "obit-xyz789", "date_of_death": "2023-12-15",
-        "publication_last_update_date": "2023-12-18", "first_observed_at": "2024-01-15T10:30:45.123456Z",
-        "signal_metadata": {"source": "obituary_database", "obituary_url": "https://news.example/obit-xyz789",
-                            "publication_name": "Local News", "confidence_score": 0.95},
-    }]
+    assert deaths.json["results"] == [
+        {
+            "minerva_pid": PID,
+            "obituary_id": "obit-xyz789",
+            "date_of_death": "2023-12-15",
+            "publication_last_update_date": "2023-12-18",
+            "first_observed_at": "2024-01-15T10:30:45.123456Z",
+            "signal_metadata": {
+                "source": "obituary_database",
+                "obituary_url": "https://news.example/obit-xyz789",
+                "publication_name": "Local News",
+                "confidence_score": 0.95,
+            },
+        }
+    ]
     jobs = api.get(JOBS, key=org.key, query={"segment_id": sid}).json["results"]
-    assert jobs == [{
-        "minerva_pid": PID, "signal_id": "evt-job_change", "previous_employer": "Acme", "previous_title": "Engineer",
-        "new_employer": "Globex", "new_title": "CTO", "effective_date": "2024-01-02",
-        "first_observed_at": "2024-01-15T10:30:45.123456Z",
-        "signal_metadata": {"source": "linkedin", "confidence_score": 0.8},
-    }]
+    assert jobs == [
+        {
+            "minerva_pid": PID,
+            "signal_id": "evt-job_change",
+            "previous_employer": "Acme",
+            "previous_title": "Engineer",
+            "new_employer": "Globex",
+            "new_title": "CTO",
+            "effective_date": "2024-01-02",
+            "first_observed_at": "2024-01-15T10:30:45.123456Z",
+            "signal_metadata": {"source": "linkedin", "confidence_score": 0.8},
+        }
+    ]
     moves = api.get(MOVES, key=org.key, query={"segment_id": sid}).json["results"]
-    assert moves == [{
-        "minerva_pid": PID, "signal_id": "evt-relocation",
-        "previous_location": {"city": "Leeds", "region": "West Yorkshire", "country": "GB"},
-        "new_location": {"city": "York", "region": "North Yorkshire", "country": "GB"},
-        "effective_date": "2024-02-01", "first_observed_at": "2024-01-15T10:30:45.123456Z",
-        "signal_metadata": {"source": "postal", "confidence_score": 0.7},
-    }]
+    assert moves == [
+        {
+            "minerva_pid": PID,
+            "signal_id": "evt-relocation",
+            "previous_location": {"city": "Leeds", "region": "West Yorkshire", "country": "GB"},
+            "new_location": {"city": "York", "region": "North Yorkshire", "country": "GB"},
+            "effective_date": "2024-02-01",
+            "first_observed_at": "2024-01-15T10:30:45.123456Z",
+            "signal_metadata": {"source": "postal", "confidence_score": 0.7},
+        }
+    ]
 
 
 def test_a_late_joiner_is_served_once_the_feed_function_ran(api: Api, org: Org, signals: Any) -> None:
@@ -82,9 +102,7 @@ def test_a_late_joiner_is_served_once_the_feed_function_ran(api: Api, org: Org, 
     assert pids_of(api.get(DEATHS, key=org.key, query={"segment_id": sid})) == [PID]
 
 
-def test_a_removed_member_is_not_served_at_once_and_a_re_added_one_is_again(
-    api: Api, org: Org, signals: Any
-) -> None:
+def test_a_removed_member_is_not_served_at_once_and_a_re_added_one_is_again(api: Api, org: Org, signals: Any) -> None:
     sid = create_segment(api, org.key, "Leavers")
     add(api, org.key, sid, PID, "p-stays")
     assert failures(ingest(person_event("death", PID), person_event("death", "p-stays"))) == []
@@ -134,8 +152,10 @@ def _five_deaths(api: Api, org: Org) -> str:
     sid = create_segment(api, org.key, "Paging")
     pids = [f"p-page{i}" for i in range(5)]
     add(api, org.key, sid, *pids)
-    events = [person_event("death", pid, event_id=f"evt-{i}", observed_at=f"2024-01-0{i + 1}T12:00:00Z")
-              for i, pid in enumerate(pids)]
+    events = [
+        person_event("death", pid, event_id=f"evt-{i}", observed_at=f"2024-01-0{i + 1}T12:00:00Z")
+        for i, pid in enumerate(pids)
+    ]
     assert failures(ingest(*events)) == []
     return sid
 
@@ -179,11 +199,21 @@ def _forged(position: Any, scope: str, kind: str = "signals:death") -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"since": "yesterday"}, {"until": "2024-01-01T00:00:00"},
-    {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"}, {"cursor": "%%%"}, {"cursor": "e30"},
-    {"segment_id": "not-a-uuid"}, {"segment_id": None},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "x"},
+        {"since": "yesterday"},
+        {"until": "2024-01-01T00:00:00"},
+        {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"},
+        {"cursor": "%%%"},
+        {"cursor": "e30"},
+        {"segment_id": "not-a-uuid"},
+        {"segment_id": None},
+    ],
+)
 def test_bad_parameters_are_422(api: Api, org: Org, signals: Any, params: dict[str, Any]) -> None:
     sid = create_segment(api, org.key, "Bad params")
     query = {k: v for k, v in {"segment_id": sid, **params}.items() if v is not None}
@@ -193,10 +223,17 @@ def test_bad_parameters_are_422(api: Api, org: Org, signals: Any, params: dict[s
     assert isinstance(resp.json["error"], str) and resp.json["error"]
 
 
-@pytest.mark.parametrize("position", [
-    "SIG#death#2024", "PID#p-1", 7, None, "SIG#job_change#2024-01-01T00:00:00.000000Z#e",
-    "SIG#death#2024-01-01T00:00:00.000000Z#e\u0000",
-])
+@pytest.mark.parametrize(
+    "position",
+    [
+        "SIG#death#2024",
+        "PID#p-1",
+        7,
+        None,
+        "SIG#job_change#2024-01-01T00:00:00.000000Z#e",
+        "SIG#death#2024-01-01T00:00:00.000000Z#e\u0000",
+    ],
+)
 def test_tampered_cursors_are_422(api: Api, org: Org, signals: Any, position: Any) -> None:
     sid = create_segment(api, org.key, "Tampered")
     cursor = _forged(position, f"{org.org_id}:{sid}::")
@@ -227,8 +264,13 @@ def _segment_with(api: Api, org: Org, name: str, members: int, with_signals: int
     pids = [f"p-{name}{i:05d}" for i in range(members)]
     add(api, org.key, sid, *pids)
     for i, pid in enumerate(pids[:with_signals]):
-        ingest_usecase.ingest(parse(person_event("death", pid, event_id=f"evt-{name}-{i}",
-                                                 observed_at=f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z")))
+        ingest_usecase.ingest(
+            parse(
+                person_event(
+                    "death", pid, event_id=f"evt-{name}-{i}", observed_at=f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z"
+                )
+            )
+        )
     return sid
 
 
@@ -238,8 +280,10 @@ def test_a_page_costs_the_same_whatever_the_segment_size(api: Api, org: Org, sig
     api.get(DEATHS, key=org.key, query={"segment_id": small, "limit": 1})  # the authorizer's result is cached
     costs = []
     for sid in (small, large):
+
         def read(sid: str = sid) -> None:
             assert len(pids_of(api.get(DEATHS, key=org.key, query={"segment_id": sid, "limit": 100}))) == 100
+
         costs.append(_calls_of(read))
     assert costs[0] == costs[1]
     assert costs[0] == {"GetItem": 1, "Query": 1, "BatchGetItem": 1}

@@ -161,7 +161,8 @@ def test_poison_messages_fail_alone(api: Api, org: Org, signals: Any, capsys: py
     ]
     result = run("SignalsIngestFunction", sqs_batch(records))
     assert sorted(failures(result)) == sorted(
-        ["bad-json", "bad-type", "bad-pid", "bad-envelope", "bad-time", "bad-profile"])
+        ["bad-json", "bad-type", "bad-pid", "bad-envelope", "bad-time", "bad-profile"]
+    )
     assert len(feed_pks(sid)) == 3
     # Redelivering the good ones changes nothing (one entry each).
     good = [r for r in records if r["messageId"].startswith("good")]
@@ -171,9 +172,7 @@ def test_poison_messages_fail_alone(api: Api, org: Org, signals: Any, capsys: py
     assert secret not in logged.out + logged.err
 
 
-def test_a_busy_store_fails_only_its_record(
-    api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_busy_store_fails_only_its_record(api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sid = create_segment(api, org.key, "Busy")
     add(api, org.key, sid, "p-calm", "p-busy")
     real = signal_store.put_feed
@@ -198,10 +197,20 @@ def test_out_of_order_job_changes_keep_the_newer_employer(api: Api, org: Org, si
     sid = create_segment(api, org.key, "Careers")
     add(api, org.key, sid, PID)
     people.put(org.org_id, PID, {"name": "Ada"})
-    newer = person_event("job_change", PID, event_id="evt-new", observed_at="2024-03-01T00:00:00Z",
-                         data={"new_employer": "Newco", "new_title": "CEO"})
-    older = person_event("job_change", PID, event_id="evt-old", observed_at="2024-01-01T00:00:00+02:00",
-                         data={"new_employer": "Oldco", "new_title": "Intern"})
+    newer = person_event(
+        "job_change",
+        PID,
+        event_id="evt-new",
+        observed_at="2024-03-01T00:00:00Z",
+        data={"new_employer": "Newco", "new_title": "CEO"},
+    )
+    older = person_event(
+        "job_change",
+        PID,
+        event_id="evt-old",
+        observed_at="2024-01-01T00:00:00+02:00",
+        data={"new_employer": "Oldco", "new_title": "Intern"},
+    )
     assert failures(ingest(newer)) == [] and failures(ingest(older)) == []
     record = signal_store.person(org.org_id, PID)
     assert record is not None
@@ -228,23 +237,45 @@ def test_lifecycle_facts_update_each_org_record_and_create_none(
 
 
 def test_profile_events_merge_and_older_ones_do_not(org: Org, signals: Any) -> None:
-    new = person_event("profile", PID, org_id=org.org_id, observed_at="2024-05-01T00:00:00Z",
-                       data={"attributes": {"name": "Ada", "tags": ["vip"], "score": 1.5}})
-    old = person_event("profile", PID, org_id=org.org_id, observed_at="2024-04-01T00:00:00Z",
-                       data={"attributes": {"name": "Old name", "city": "Leeds"}})
+    new = person_event(
+        "profile",
+        PID,
+        org_id=org.org_id,
+        observed_at="2024-05-01T00:00:00Z",
+        data={"attributes": {"name": "Ada", "tags": ["vip"], "score": 1.5}},
+    )
+    old = person_event(
+        "profile",
+        PID,
+        org_id=org.org_id,
+        observed_at="2024-04-01T00:00:00Z",
+        data={"attributes": {"name": "Old name", "city": "Leeds"}},
+    )
     assert failures(ingest(new)) == [] and failures(ingest(old)) == []
     record = signal_store.person(org.org_id, PID)
     assert record is not None
     assert (record["name"], record["tags"], record["score"]) == ("Ada", ["vip"], 1.5)
     assert "city" not in record
-    assert failures(ingest({**new, "event_id": "evt-later", "observed_at": "2024-06-01T00:00:00Z",
-                            "data": {"attributes": {"city": "York"}}})) == []
+    assert (
+        failures(
+            ingest(
+                {
+                    **new,
+                    "event_id": "evt-later",
+                    "observed_at": "2024-06-01T00:00:00Z",
+                    "data": {"attributes": {"city": "York"}},
+                }
+            )
+        )
+        == []
+    )
     record = signal_store.person(org.org_id, PID)
     assert record is not None and (record["name"], record["city"]) == ("Ada", "York")
 
 
-@pytest.mark.parametrize("attributes", [{}, {"": 1}, {"x" * 101: 1}, {"pk": "X"}, {"job_observed_at": "x"},
-                                        {"big": "x" * 70_000}])
+@pytest.mark.parametrize(
+    "attributes", [{}, {"": 1}, {"x" * 101: 1}, {"pk": "X"}, {"job_observed_at": "x"}, {"big": "x" * 70_000}]
+)
 def test_bad_profile_attributes_are_refused(org: Org, signals: Any, attributes: dict[str, Any]) -> None:
     event = person_event("profile", PID, org_id=org.org_id, data={"attributes": attributes})
     assert len(failures(ingest(event))) == 1
@@ -261,8 +292,9 @@ def test_a_profile_event_registers_the_pid_for_registry_validation(
     sid = create_segment(api, org.key, "Registry")
     profile = person_event("profile", "p-known", org_id=org.org_id, data={"attributes": {"name": "Ada"}})
     assert failures(ingest(eventbridge(profile))) == []
-    resp = api.post("/v2/segments/members/add", key=org.key,
-                    body={"segment_id": sid, "minerva_pids": ["p-known", "p-unknown"]})
+    resp = api.post(
+        "/v2/segments/members/add", key=org.key, body={"segment_id": sid, "minerva_pids": ["p-known", "p-unknown"]}
+    )
     assert resp.status == 200, resp.text
     assert resp.json["results"]["n_added"] == 1
     assert resp.json["results"]["invalid_minerva_pids"] == ["p-unknown"]

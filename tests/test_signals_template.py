@@ -38,8 +38,10 @@ def test_person_events_queue_dlq_rule_and_alarm() -> None:
     queue, dlq = props("PersonEventsQueue"), props("PersonEventsDLQ")
     ingest_timeout = props("SignalsIngestFunction")["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * ingest_timeout
-    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["PersonEventsDLQ", "Arn"]},
-                                      "maxReceiveCount": 5}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["PersonEventsDLQ", "Arn"]},
+        "maxReceiveCount": 5,
+    }
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     rule = props("PersonEventsRule")
     assert rule["EventBusName"] == {"Ref": "SegmentsBus"}
@@ -59,12 +61,18 @@ def test_person_events_queue_dlq_rule_and_alarm() -> None:
 def test_ingest_consumes_the_queue_with_partial_batch_responses() -> None:
     [event] = props("SignalsIngestFunction")["Events"].values()
     assert event["Type"] == "SQS"
-    assert event["Properties"] == {"Queue": {"Fn::GetAtt": ["PersonEventsQueue", "Arn"]}, "BatchSize": 10,
-                                   "MaximumBatchingWindowInSeconds": 2,
-                                   "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    assert event["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["PersonEventsQueue", "Arn"]},
+        "BatchSize": 10,
+        "MaximumBatchingWindowInSeconds": 2,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
     [source] = [s for s in cfn.sqs_sources(template()) if s.function == "SignalsIngestFunction"]
     assert (source.function, source.queue, source.report_batch_item_failures) == (
-        "SignalsIngestFunction", "PersonEventsQueue", True)
+        "SignalsIngestFunction",
+        "PersonEventsQueue",
+        True,
+    )
 
 
 def test_stream_consumers() -> None:
@@ -82,20 +90,36 @@ def test_stream_consumers() -> None:
 def test_policies_are_exactly_what_each_function_calls() -> None:
     table = {"Fn::GetAtt": ["SegmentsTable", "Arn"]}
     assert statements("SignalsApiFunction") == [
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
-         "Resource": table}]
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
+            "Resource": table,
+        }
+    ]
     ingest = statements("SignalsIngestFunction")
     assert ingest[0]["Resource"] == table and set(ingest[0]["Action"]) == {
-        "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-        "dynamodb:UpdateItem"}
-    assert ingest[1] == {"Effect": "Allow", "Action": ["dynamodb:Query"],
-                         "Resource": {"Fn::Sub": "${SegmentsTable.Arn}/index/gsi3"}}
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+    }
+    assert ingest[1] == {
+        "Effect": "Allow",
+        "Action": ["dynamodb:Query"],
+        "Resource": {"Fn::Sub": "${SegmentsTable.Arn}/index/gsi3"},
+    }
     assert statements("PublisherFunction") == [
-        {"Effect": "Allow", "Action": ["events:PutEvents"], "Resource": {"Fn::GetAtt": ["SegmentsBus", "Arn"]}}]
+        {"Effect": "Allow", "Action": ["events:PutEvents"], "Resource": {"Fn::GetAtt": ["SegmentsBus", "Arn"]}}
+    ]
     assert props("PublisherFunction")["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "SegmentsBus"}
     assert statements("SignalFeedFunction") == [
-        {"Effect": "Allow", "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
-         "Resource": table}]
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
+            "Resource": table,
+        }
+    ]
 
 
 def test_an_event_put_on_the_bus_reaches_the_queue_and_is_ingested(api: Api, org: Org) -> None:
@@ -104,9 +128,16 @@ def test_an_event_put_on_the_bus_reaches_the_queue_and_is_ingested(api: Api, org
     sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
     queues = cfn.create_queues(sqs, template())
     cfn.create_buses(events, template(), queues)
-    put = events.put_events(Entries=[{"EventBusName": "SegmentsBus", "Source": "segments.people",
-                                      "DetailType": "Person Event",
-                                      "Detail": json.dumps(person_event("death", "p-viabus"))}])
+    put = events.put_events(
+        Entries=[
+            {
+                "EventBusName": "SegmentsBus",
+                "Source": "segments.people",
+                "DetailType": "Person Event",
+                "Detail": json.dumps(person_event("death", "p-viabus")),
+            }
+        ]
+    )
     assert put["FailedEntryCount"] == 0
     messages = sqs.receive_message(QueueUrl=queues["PersonEventsQueue"], MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1

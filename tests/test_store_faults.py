@@ -60,7 +60,8 @@ def lock_key(org_id: str, name: str) -> dict[str, Any]:
 def set_lease_fields(org_id: str, segment_id: str, **fields: Any) -> None:
     names = {f"#f{i}": k for i, k in enumerate(fields)}
     raw().update_item(
-        TableName=TABLE, Key=segment_key(org_id, segment_id),
+        TableName=TABLE,
+        Key=segment_key(org_id, segment_id),
         UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues={f":f{i}": dynamo.to_item({"v": v})["v"] for i, v in enumerate(fields.values())},
@@ -69,23 +70,38 @@ def set_lease_fields(org_id: str, segment_id: str, **fields: Any) -> None:
 
 def rename_behind(org_id: str, segment_id: str, old_name: str, new_name: str) -> None:
     """What a concurrent rename commits: the segment's name and name key, and its lock moved."""
-    raw().transact_write_items(TransactItems=[
-        {"Update": {"TableName": TABLE, "Key": segment_key(org_id, segment_id),
-                    "UpdateExpression": "SET #n = :n, name_key = :k", "ExpressionAttributeNames": {"#n": "name"},
-                    "ExpressionAttributeValues": {":n": {"S": new_name}, ":k": {"S": name_key(new_name)}}}},
-        {"Delete": {"TableName": TABLE, "Key": lock_key(org_id, old_name)}},
-        {"Put": {"TableName": TABLE, "Item": {**lock_key(org_id, new_name), "segment_id": {"S": segment_id}}}},
-    ])
+    raw().transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": segment_key(org_id, segment_id),
+                    "UpdateExpression": "SET #n = :n, name_key = :k",
+                    "ExpressionAttributeNames": {"#n": "name"},
+                    "ExpressionAttributeValues": {":n": {"S": new_name}, ":k": {"S": name_key(new_name)}},
+                }
+            },
+            {"Delete": {"TableName": TABLE, "Key": lock_key(org_id, old_name)}},
+            {"Put": {"TableName": TABLE, "Item": {**lock_key(org_id, new_name), "segment_id": {"S": segment_id}}}},
+        ]
+    )
 
 
 def delete_behind(org_id: str, segment_id: str, name: str) -> None:
     """What a concurrent DELETE commits: record_state=deleted and the name lock removed."""
-    raw().transact_write_items(TransactItems=[
-        {"Update": {"TableName": TABLE, "Key": segment_key(org_id, segment_id),
+    raw().transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": segment_key(org_id, segment_id),
                     "UpdateExpression": "SET record_state = :d",
-                    "ExpressionAttributeValues": {":d": {"S": "deleted"}}}},
-        {"Delete": {"TableName": TABLE, "Key": lock_key(org_id, name)}},
-    ])
+                    "ExpressionAttributeValues": {":d": {"S": "deleted"}},
+                }
+            },
+            {"Delete": {"TableName": TABLE, "Key": lock_key(org_id, name)}},
+        ]
+    )
 
 
 # ------------------------------------------------------------------ the store's client, watched
@@ -120,7 +136,9 @@ def meanwhile(operation: str, change: Callable[[], Any], *, key: dict[str, Any] 
 def refuse(code: str, **extra: Any) -> Any:
     """An error answer as DynamoDB sends it (botocore raises it as a ClientError)."""
     return SimpleNamespace(status_code=400, headers={}), {
-        "Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {"HTTPStatusCode": 400}, **extra
+        "Error": {"Code": code, "Message": f"injected {code}"},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+        **extra,
     }
 
 
@@ -296,8 +314,9 @@ def test_the_ledger_of_an_interrupted_attempt_is_read_strongly_consistent(api: A
     seen = Recorder("Query")
     r = results(add(api, org, sid, ["p-1", "p-2"], headers=headers))
     assert r["n_added"] == 2 and r["new_current_size"] == 3
-    ledger_reads = seen.of("Query", lambda q: q["ExpressionAttributeValues"].get(":prefix", {}).get("S", "")
-                           .startswith("LOG#"))
+    ledger_reads = seen.of(
+        "Query", lambda q: q["ExpressionAttributeValues"].get(":prefix", {}).get("S", "").startswith("LOG#")
+    )
     assert len(ledger_reads) == 1 and consistent(ledger_reads) == [True]
 
 
@@ -467,8 +486,9 @@ def test_a_patch_that_finds_the_name_changed_reads_again_and_succeeds(api: Api, 
 
 def test_a_description_patch_that_finds_the_name_changed_reads_again(api: Api, org: Org) -> None:
     sid = new_segment(api, org, "Described")
-    attempts = meanwhile("UpdateItem", lambda: rename_behind(org.org_id, sid, "Described", "Renamed"),
-                         key=segment_key(org.org_id, sid))
+    attempts = meanwhile(
+        "UpdateItem", lambda: rename_behind(org.org_id, sid, "Described", "Renamed"), key=segment_key(org.org_id, sid)
+    )
     resp = api.patch(f"/v2/segments/{sid}", key=org.key, body={"description": "d"})
     assert resp.status == 200, resp.text
     assert (resp.json["name"], resp.json["description"], attempts["n"]) == ("Renamed", "d", 2)
@@ -520,8 +540,14 @@ def test_a_create_retried_after_a_lost_response_is_its_own_success_not_a_taken_n
 
     actor = Actor(org_id=org.org_id, bucket=org.bucket, request_id="req_" + "0" * 32)
     at = "2024-01-01T00:00:00.000000Z"
-    first = Segment(segment_id=str(uuid.uuid4()), org_id=actor.org_id, bucket=actor.bucket, created_at=at,
-                    updated_at=at, **NewSegment(name="Retried").model_dump())
+    first = Segment(
+        segment_id=str(uuid.uuid4()),
+        org_id=actor.org_id,
+        bucket=actor.bucket,
+        created_at=at,
+        updated_at=at,
+        **NewSegment(name="Retried").model_dump(),
+    )
     segment_store.put_with_name(first.model_dump(), name_key(first.name))
     segment_store.put_with_name(first.model_dump(), name_key(first.name))  # the retry: no error
     other = first.model_copy(update={"segment_id": str(uuid.uuid4())})

@@ -14,8 +14,9 @@ def test_the_subscriber_gets_its_orgs_signal_events_only(aws: None) -> None:
     sqs, events = boto3.client("sqs", region_name=REGION), boto3.client("events", region_name=REGION)
     resources = cfn.create_queues(sqs, template())
     cfn.create_buses(events, template(), resources)
-    queue = subscribe.subscribe(events, sqs, bus="SegmentsBus", name="watch", org="org-a",
-                                detail_types=["Segment Signal Detected"])
+    queue = subscribe.subscribe(
+        events, sqs, bus="SegmentsBus", name="watch", org="org-a", detail_types=["Segment Signal Detected"]
+    )
     entries = [
         {"Source": "segments", "DetailType": "Segment Signal Detected", "Detail": json.dumps({"org_id": "org-a"})},
         {"Source": "segments", "DetailType": "Segment Signal Detected", "Detail": json.dumps({"org_id": "org-b"})},

@@ -58,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600, help="stop after this long")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ENDPOINT_URL", LOCAL)
-    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"),
-                        ("AWS_SECRET_ACCESS_KEY", "testing")):
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ):
         os.environ.setdefault(name, value)
     sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue_url = subscribe(events, sqs, bus=args.bus, name=args.name, org=args.org,
-                          detail_types=args.detail_types or list(DETAIL_TYPES))
+    queue_url = subscribe(
+        events, sqs, bus=args.bus, name=args.name, org=args.org, detail_types=args.detail_types or list(DETAIL_TYPES)
+    )
     print(f"# subscribed: rule {args.name} on bus {args.bus} -> {queue_url}", flush=True)
     deadline = time.monotonic() + args.seconds
     try:

@@ -97,8 +97,10 @@ def inject(
             if not matches or fault.calls <= after or (times is not None and fault.hits >= times):
                 return None
             fault.hits += 1
-        return status, {"Error": {"Code": error_code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}
+        return status, {
+            "Error": {"Code": error_code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
 
     with _installed(operation, answer) as fault:
         yield fault

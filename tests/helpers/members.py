@@ -60,6 +60,7 @@ def ledger(segment_id: str) -> list[tuple[str, str]]:
 
 def segment_item(org: Org, segment_id: str) -> dict[str, Any]:
     """The stored segment record with its internals (lease, size_dirty)."""
-    item = dynamo.call("get_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id),
-                       ConsistentRead=True)["Item"]
+    item = dynamo.call(
+        "get_item", TableName=dynamo.table(), Key=keys.segment_key(org.org_id, segment_id), ConsistentRead=True
+    )["Item"]
     return dynamo.from_item(item)

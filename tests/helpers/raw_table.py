@@ -41,10 +41,21 @@ def raw_size(org_id: str, segment_id: str) -> int:
 
 def raw_active_count(segment_id: str) -> int:
     """Active member items of a segment, counted by a Query of its partition."""
-    pages = raw().get_paginator("query").paginate(
-        TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :pid)",
-        FilterExpression="active = :yes", Select="COUNT", ConsistentRead=True,
-        ExpressionAttributeValues={":pk": {"S": f"SEG#{segment_id}"}, ":pid": {"S": "PID#"}, ":yes": {"BOOL": True}},
+    pages = (
+        raw()
+        .get_paginator("query")
+        .paginate(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :pid)",
+            FilterExpression="active = :yes",
+            Select="COUNT",
+            ConsistentRead=True,
+            ExpressionAttributeValues={
+                ":pk": {"S": f"SEG#{segment_id}"},
+                ":pid": {"S": "PID#"},
+                ":yes": {"BOOL": True},
+            },
+        )
     )
     return sum(int(page["Count"]) for page in pages)
 
@@ -52,7 +63,9 @@ def raw_active_count(segment_id: str) -> int:
 def raw_org_items(org_id: str, prefix: str) -> list[dict[str, Any]]:
     """The org partition's items whose sort key starts with `prefix` (SEG#, NAME#)."""
     items = raw().query(
-        TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)", ConsistentRead=True,
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+        ConsistentRead=True,
         ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":p": {"S": prefix}},
     )["Items"]
     return [from_item(i) for i in items]

@@ -71,8 +71,9 @@ class Rig:
         sqs = boto3.client("sqs", region_name=REGION)
         found = []
         while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                      AttributeNames=["All"]).get("Messages", [])
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+                "Messages", []
+            )
             if not got:
                 return found
             for m in got:
@@ -95,6 +96,7 @@ class Rig:
                 failed = self.rebuild_chunk(body)
                 if failed:
                     from segments.usecases import rebuild
+
                     rebuild.process(body)
                 assert failed == []
                 chunks += 1
@@ -105,7 +107,7 @@ class Rig:
     def publish(self) -> list[dict[str, Any]]:
         """Run the publisher on the stream records not yet published; the events it put."""
         self.stream()
-        batch = self.records[self.published_upto:]
+        batch = self.records[self.published_upto :]
         self.published_upto = len(self.records)
         assert failures(run("PublisherFunction", {"Records": batch})) == []
         return self.signals.bus.published()
@@ -126,13 +128,25 @@ def rig_fixture(signals: Signals, monkeypatch: pytest.MonkeyPatch) -> Any:
 # ------------------------------------------------------------------ API helpers
 
 
-def sheep_segment(api: Api, org: Org, name: str, *, segment_type: str = "dynamic",
-                  rules: list[dict[str, Any]] | None = None, include: list[str] = (),  # type: ignore[assignment]
-                  exclude: list[str] = ()) -> str:  # type: ignore[assignment]
+def sheep_segment(
+    api: Api,
+    org: Org,
+    name: str,
+    *,
+    segment_type: str = "dynamic",
+    rules: list[dict[str, Any]] | None = None,
+    include: list[str] = (),  # type: ignore[assignment]
+    exclude: list[str] = (),
+) -> str:  # type: ignore[assignment]
     """Create a segment through the SheepCRM surface; its segment id."""
-    body = {"name": name, "resource_type": "person", "segment_type": segment_type, "rules": rules or [],
-            "uris_include": [f"/{org.bucket}/person/{p}/" for p in include],
-            "uris_exclude": [f"/{org.bucket}/person/{p}/" for p in exclude]}
+    body = {
+        "name": name,
+        "resource_type": "person",
+        "segment_type": segment_type,
+        "rules": rules or [],
+        "uris_include": [f"/{org.bucket}/person/{p}/" for p in include],
+        "uris_exclude": [f"/{org.bucket}/person/{p}/" for p in exclude],
+    }
     resp = api.post(f"/segments/v2/{org.bucket}/create", bearer=org.key, body=body)
     assert resp.status == 201, resp.text
     uid = resp.json["uid"]
@@ -157,18 +171,29 @@ def redefine(org: Org, segment_id: str, field: str, value: str) -> None:
     from segments.store import keys
 
     client = boto3.client("dynamodb", region_name=REGION)
-    client.update_item(TableName="SegmentsTable", Key=keys.segment_key(org.org_id, segment_id),
-                       UpdateExpression="SET #r = :r, definition_version = :v, build_state = :b",
-                       ExpressionAttributeNames={"#r": "rules"},
-                       ExpressionAttributeValues={":r": {"L": [{"M": {"field": {"S": field},
-                                                                      "operator": {"S": "equals"},
-                                                                      "value": {"S": value}}}]},
-                                                  ":v": {"N": "2"}, ":b": {"S": "building"}})
+    client.update_item(
+        TableName="SegmentsTable",
+        Key=keys.segment_key(org.org_id, segment_id),
+        UpdateExpression="SET #r = :r, definition_version = :v, build_state = :b",
+        ExpressionAttributeNames={"#r": "rules"},
+        ExpressionAttributeValues={
+            ":r": {"L": [{"M": {"field": {"S": field}, "operator": {"S": "equals"}, "value": {"S": value}}}]},
+            ":v": {"N": "2"},
+            ":b": {"S": "building"},
+        },
+    )
 
 
-def profile(pid: str, org: Org, attributes: dict[str, Any], *, observed_at: str, event_id: str | None = None,
-            ) -> dict[str, Any]:
+def profile(
+    pid: str,
+    org: Org,
+    attributes: dict[str, Any],
+    *,
+    observed_at: str,
+    event_id: str | None = None,
+) -> dict[str, Any]:
     from helpers.signals import person_event
 
-    return person_event("profile", pid, org_id=org.org_id, observed_at=observed_at, event_id=event_id,
-                        data={"attributes": attributes})
+    return person_event(
+        "profile", pid, org_id=org.org_id, observed_at=observed_at, event_id=event_id, data={"attributes": attributes}
+    )

@@ -25,29 +25,71 @@ BUS = "SegmentsBus"
 # ------------------------------------------------------------------ person events
 
 
-DEATH = {"obituary_id": "obit-xyz789", "date_of_death": "2023-12-15", "publication_last_update_date": "2023-12-18",
-         "source": "obituary_database", "obituary_url": "https://news.example/obit-xyz789",
-         "publication_name": "Local News", "confidence_score": 0.95}
-JOB = {"previous_employer": "Acme", "previous_title": "Engineer", "new_employer": "Globex", "new_title": "CTO",
-       "effective_date": "2024-01-02", "source": "linkedin", "confidence_score": 0.8}
-MOVE = {"previous_location": {"city": "Leeds", "region": "West Yorkshire", "country": "GB"},
-        "new_location": {"city": "York", "region": "North Yorkshire", "country": "GB"},
-        "effective_date": "2024-02-01", "source": "postal", "confidence_score": 0.7}
+DEATH = {
+    "obituary_id": "obit-xyz789",
+    "date_of_death": "2023-12-15",
+    "publication_last_update_date": "2023-12-18",
+    "source": "obituary_database",
+    "obituary_url": "https://news.example/obit-xyz789",
+    "publication_name": "Local News",
+    "confidence_score": 0.95,
+}
+JOB = {
+    "previous_employer": "Acme",
+    "previous_title": "Engineer",
+    "new_employer": "Globex",
+    "new_title": "CTO",
+    "effective_date": "2024-01-02",
+    "source": "linkedin",
+    "confidence_score": 0.8,
+}
+MOVE = {
+    "previous_location": {"city": "Leeds", "region": "West Yorkshire", "country": "GB"},
+    "new_location": {"city": "York", "region": "North Yorkshire", "country": "GB"},
+    "effective_date": "2024-02-01",
+    "source": "postal",
+    "confidence_score": 0.7,
+}
 DATA = {"death": DEATH, "job_change": JOB, "relocation": MOVE}
 
 
-def person_event(kind: str, pid: str, *, event_id: str | None = None, observed_at: str = "2024-01-15T10:30:45.123456Z",
-                 org_id: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"event_id": event_id or f"evt-{uuid.uuid4().hex[:12]}", "type": kind, "minerva_pid": pid,
-            "observed_at": observed_at, "org_id": org_id, "data": DATA.get(kind, {}) if data is None else data}
+def person_event(
+    kind: str,
+    pid: str,
+    *,
+    event_id: str | None = None,
+    observed_at: str = "2024-01-15T10:30:45.123456Z",
+    org_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id or f"evt-{uuid.uuid4().hex[:12]}",
+        "type": kind,
+        "minerva_pid": pid,
+        "observed_at": observed_at,
+        "org_id": org_id,
+        "data": DATA.get(kind, {}) if data is None else data,
+    }
 
 
-def eventbridge(detail: dict[str, Any], *, detail_type: str = "Person Event", source: str = "segments.people",
-                ) -> dict[str, Any]:
+def eventbridge(
+    detail: dict[str, Any],
+    *,
+    detail_type: str = "Person Event",
+    source: str = "segments.people",
+) -> dict[str, Any]:
     """An EventBridge event as a rule delivers it to an SQS target (the message body)."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
-            "account": ACCOUNT, "time": "2024-01-15T10:30:46Z", "region": REGION,
-            "resources": [], "detail": detail}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": "2024-01-15T10:30:46Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
 
 
 def sqs_record(body: Any, *, message_id: str | None = None, receive_count: int = 1) -> dict[str, Any]:
@@ -56,8 +98,12 @@ def sqs_record(body: Any, *, message_id: str | None = None, receive_count: int =
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "AQEB" + uuid.uuid4().hex,
         "body": text,
-        "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1705314645123",
-                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1705314645130"},
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1705314645123",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1705314645130",
+        },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
         "eventSource": "aws:sqs",
@@ -94,8 +140,9 @@ class Stream:
     last: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number read
 
     def __post_init__(self) -> None:
-        self.arn = boto3.client("dynamodb", region_name=REGION).describe_table(
-            TableName="SegmentsTable")["Table"]["LatestStreamArn"]
+        self.arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName="SegmentsTable")["Table"][
+            "LatestStreamArn"
+        ]
         self.client = boto3.client("dynamodbstreams", region_name=REGION)
 
     def new_records(self) -> list[dict[str, Any]]:
@@ -203,21 +250,26 @@ def add(api: Any, key: str, segment_id: str, *pids: str) -> None:
 
 
 def remove(api: Any, key: str, segment_id: str, *pids: str) -> None:
-    resp = api.post("/v2/segments/members/remove", key=key,
-                    body={"segment_id": segment_id, "minerva_pids": list(pids)})
+    resp = api.post("/v2/segments/members/remove", key=key, body={"segment_id": segment_id, "minerva_pids": list(pids)})
     assert resp.status == 200, resp.text
 
 
 def feed_pks(segment_id: str) -> list[str]:
     """The feed entries stored for a segment (sort keys)."""
     client = boto3.client("dynamodb", region_name=REGION)
-    items = client.query(TableName="SegmentsTable", KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
-                         ExpressionAttributeValues={":pk": {"S": f"SEG#{segment_id}"}, ":s": {"S": "SIG#"}})["Items"]
+    items = client.query(
+        TableName="SegmentsTable",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":pk": {"S": f"SEG#{segment_id}"}, ":s": {"S": "SIG#"}},
+    )["Items"]
     return [i["sk"]["S"] for i in items]
 
 
 def facts(pid: str) -> list[str]:
     client = boto3.client("dynamodb", region_name=REGION)
-    items = client.query(TableName="SegmentsTable", KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
-                         ExpressionAttributeValues={":pk": {"S": f"PID#{pid}"}, ":s": {"S": "SIG#"}})["Items"]
+    items = client.query(
+        TableName="SegmentsTable",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":pk": {"S": f"PID#{pid}"}, ":s": {"S": "SIG#"}},
+    )["Items"]
     return [i["sk"]["S"] for i in items]

@@ -50,15 +50,25 @@ def test_a_cursor_is_refused_for_another_kind_or_scope(position: Any) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "nope", "!!!!", "a", "abc=def", raw_token(b"\xff\xfe\x00"), raw_token(b"{not json"),
-     raw_token(b"[" * 100_000 + b"]" * 100_000)],
+    [
+        "",
+        "nope",
+        "!!!!",
+        "a",
+        "abc=def",
+        raw_token(b"\xff\xfe\x00"),
+        raw_token(b"{not json"),
+        raw_token(b"[" * 100_000 + b"]" * 100_000),
+    ],
 )
 def test_garbage_is_an_invalid_cursor(token: str) -> None:
     assert_invalid(token)
 
 
-@pytest.mark.parametrize("data", [[1, 2], 42, "members", None, True, {"k": "members", "s": SCOPE},
-                                  {"k": "members", "p": 1}, {"s": SCOPE, "p": 1}])
+@pytest.mark.parametrize(
+    "data",
+    [[1, 2], 42, "members", None, True, {"k": "members", "s": SCOPE}, {"k": "members", "p": 1}, {"s": SCOPE, "p": 1}],
+)
 def test_json_that_is_not_a_whole_cursor_is_invalid(data: Any) -> None:
     assert_invalid(raw_token(data))
 

@@ -46,8 +46,22 @@ def test_valid_pids(pid: str) -> None:
 
 @pytest.mark.parametrize(
     "pid",
-    ["", "p-", "p_abc", "P-abc", "x-abc", "p-abc-def", "p-" + "a" * 65, " p-abc", "p-abc ", "p-ä",
-     None, 7, b"p-abc", ["p-abc"]],
+    [
+        "",
+        "p-",
+        "p_abc",
+        "P-abc",
+        "x-abc",
+        "p-abc-def",
+        "p-" + "a" * 65,
+        " p-abc",
+        "p-abc ",
+        "p-ä",
+        None,
+        7,
+        b"p-abc",
+        ["p-abc"],
+    ],
 )
 def test_invalid_pids(pid: object) -> None:
     assert not is_valid_pid(pid)

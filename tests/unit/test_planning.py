@@ -16,14 +16,29 @@ IDS = {"org_id": ORG, "segment_id": SEG}
 
 
 def stored(pid: str, *, active: bool, last_op: str = "added#req_old@" + T0, **more: Any) -> dict[str, Any]:
-    return {**IDS, "minerva_pid": pid, "active": active, "first_added_at": T0, "last_added_at": T0,
-            "last_op": last_op, **more}
+    return {
+        **IDS,
+        "minerva_pid": pid,
+        "active": active,
+        "first_added_at": T0,
+        "last_added_at": T0,
+        "last_op": last_op,
+        **more,
+    }
 
 
-def plan_of(change: str, pids: list[str], existing: dict[str, dict[str, Any]], token: str | None = None,
-            at: str = T2) -> planning.Plan:
-    return plan(org_id=ORG, segment_id=SEG, pids=pids, existing=existing, change=change,  # type: ignore[arg-type]
-                token=token or f"{change}#req_now", at=at)
+def plan_of(
+    change: str, pids: list[str], existing: dict[str, dict[str, Any]], token: str | None = None, at: str = T2
+) -> planning.Plan:
+    return plan(
+        org_id=ORG,
+        segment_id=SEG,
+        pids=pids,
+        existing=existing,
+        change=change,  # type: ignore[arg-type]
+        token=token or f"{change}#req_now",
+        at=at,
+    )
 
 
 # ------------------------------------------------------------------ add
@@ -32,8 +47,16 @@ def plan_of(change: str, pids: list[str], existing: dict[str, dict[str, Any]], t
 def test_adding_a_new_pid_writes_an_active_member_first_added_now() -> None:
     p = plan_of("added", ["p-1"], {})
     assert p.changed == ["p-1"] and p.delta == 1 and p.redundant == 0 and p.done_before == {}
-    assert p.writes == [{**IDS, "minerva_pid": "p-1", "active": True, "first_added_at": T2, "last_added_at": T2,
-                         "last_op": f"added#req_now@{T2}"}]
+    assert p.writes == [
+        {
+            **IDS,
+            "minerva_pid": "p-1",
+            "active": True,
+            "first_added_at": T2,
+            "last_added_at": T2,
+            "last_op": f"added#req_now@{T2}",
+        }
+    ]
 
 
 def test_adding_an_active_member_is_redundant_and_moves_only_last_added_at() -> None:
@@ -45,8 +68,7 @@ def test_adding_an_active_member_is_redundant_and_moves_only_last_added_at() -> 
 
 
 def test_readding_an_inactive_member_keeps_its_first_added_at() -> None:
-    p = plan_of("added", ["p-1"], {"p-1": stored("p-1", active=False, removed_at=T1,
-                                                 last_op=f"removed#req_old@{T1}")})
+    p = plan_of("added", ["p-1"], {"p-1": stored("p-1", active=False, removed_at=T1, last_op=f"removed#req_old@{T1}")})
     assert p.changed == ["p-1"] and p.delta == 1 and p.redundant == 0
     [write] = p.writes
     assert write["active"] is True and write["first_added_at"] == T0 and write["last_added_at"] == T2
@@ -54,8 +76,9 @@ def test_readding_an_inactive_member_keeps_its_first_added_at() -> None:
 
 
 def test_an_add_retried_after_it_wrote_is_recognised_by_its_token() -> None:
-    p = plan_of("added", ["p-1", "p-2"], {"p-1": stored("p-1", active=True, last_op=f"added#k-1@{T1}")},
-                token="added#k-1")
+    p = plan_of(
+        "added", ["p-1", "p-2"], {"p-1": stored("p-1", active=True, last_op=f"added#k-1@{T1}")}, token="added#k-1"
+    )
     assert p.done_before == {"p-1": T1}  # the earlier attempt's time, for the ledger
     assert p.redundant == 0 and p.delta == 1 and p.changed == ["p-2"]
     assert [w["minerva_pid"] for w in p.writes] == ["p-2"]
@@ -76,8 +99,10 @@ def test_tokens_holding_at_signs_are_still_recognised() -> None:
 
 def test_counts_and_delta_of_a_mixed_add() -> None:
     existing = {
-        "p-a1": stored("p-a1", active=True), "p-a2": stored("p-a2", active=True),
-        "p-i1": stored("p-i1", active=False), "p-m1": stored("p-m1", active=True, last_op=f"added#k@{T1}"),
+        "p-a1": stored("p-a1", active=True),
+        "p-a2": stored("p-a2", active=True),
+        "p-i1": stored("p-i1", active=False),
+        "p-m1": stored("p-m1", active=True, last_op=f"added#k@{T1}"),
     }
     p = plan_of("added", ["p-n1", "p-a1", "p-i1", "p-a2", "p-m1", "p-n2"], existing, token="added#k")
     assert (p.redundant, p.delta, p.changed, p.done_before) == (2, 3, ["p-n1", "p-i1", "p-n2"], {"p-m1": T1})
@@ -107,8 +132,11 @@ def test_a_remove_retried_after_it_wrote_is_recognised_by_its_token() -> None:
     assert p.done_before == {"p-1": T1} and p.changed == ["p-2"] and p.delta == -1
 
 
-@given(st.lists(st.sampled_from([f"p-{i}" for i in range(12)]), unique=True),
-       st.text(min_size=1, max_size=40).filter(lambda k: k != "req_old"), st.sampled_from(["added", "removed"]))
+@given(
+    st.lists(st.sampled_from([f"p-{i}" for i in range(12)]), unique=True),
+    st.text(min_size=1, max_size=40).filter(lambda k: k != "req_old"),
+    st.sampled_from(["added", "removed"]),
+)
 def test_a_retry_of_the_same_operation_changes_nothing_more(pids: list[str], key: str, change: str) -> None:
     """Whatever a first attempt wrote, a second attempt with its token sees as done, never again."""
     existing = {p: stored(p, active=i % 2 == 0) for i, p in enumerate(pids[: len(pids) // 2])}
@@ -141,8 +169,9 @@ def test_ledger_entries_chunk_and_number_from_first_n() -> None:
     assert [e["n"] for e in entries] == [3, 4, 5]
     assert [len(e["pids"]) for e in entries] == [planning.LEDGER_CHUNK, planning.LEDGER_CHUNK, 1]
     assert all(e.keys() == {"n", "change", "pids", "at", "api_request_id", "reason"} for e in entries)
-    assert {(e["change"], e["at"], e["api_request_id"], e["reason"]) for e in entries} == {("removed", T1, "req_x",
-                                                                                          "api")}
+    assert {(e["change"], e["at"], e["api_request_id"], e["reason"]) for e in entries} == {
+        ("removed", T1, "req_x", "api")
+    }
     assert ledger_entries(change="added", pids=[], at=T1, request_id="r", reason="api") == []
     exact = ledger_entries(change="added", pids=pids[: planning.LEDGER_CHUNK], at=T1, request_id="r", reason="api")
     assert len(exact) == 1

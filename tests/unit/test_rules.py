@@ -33,9 +33,18 @@ def refused(data: Any) -> str:
 
 
 VALID_VALUE = {
-    "equals": "v", "exact": "v", "not_equal_to": "v", "greater_than": 1, "greater_than_or_equals": "2024-01-15",
-    "less_than": "2024-01-15T10:30:45.123456Z", "less_than_or_equals": 1.5, "starts_with": "v",
-    "starts_with_case_insensitive": "v", "or_list": "a,b", "and_list": ["a", 1], "none_of": [True],
+    "equals": "v",
+    "exact": "v",
+    "not_equal_to": "v",
+    "greater_than": 1,
+    "greater_than_or_equals": "2024-01-15",
+    "less_than": "2024-01-15T10:30:45.123456Z",
+    "less_than_or_equals": 1.5,
+    "starts_with": "v",
+    "starts_with_case_insensitive": "v",
+    "or_list": "a,b",
+    "and_list": ["a", 1],
+    "none_of": [True],
     "near": "51.5,-0.12,10",
 }
 
@@ -115,11 +124,20 @@ def test_malformed_raw_trees_are_refused(tree: Any, says: str) -> None:
 
 
 nodes = st.recursive(
-    st.none() | st.integers() | st.text(max_size=10)
-    | st.fixed_dictionaries({"field": st.text(max_size=5), "operator": st.sampled_from([*get_args(Operator), "x"]),
-                             "value": st.none() | st.text(max_size=5)}),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["all", "any", "not", "field", "value", "x"]), inner, max_size=2),
+    st.none()
+    | st.integers()
+    | st.text(max_size=10)
+    | st.fixed_dictionaries(
+        {
+            "field": st.text(max_size=5),
+            "operator": st.sampled_from([*get_args(Operator), "x"]),
+            "value": st.none() | st.text(max_size=5),
+        }
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["all", "any", "not", "field", "value", "x"]), inner, max_size=2)
+    ),
     max_leaves=25,
 )
 

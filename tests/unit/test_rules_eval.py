@@ -119,8 +119,15 @@ def test_operator_semantics(field: str, operator: str, value: Any, expected: boo
 
 @pytest.mark.parametrize(
     "location",
-    [None, "London", {"lat": "51.5", "lon": "-0.12"}, {"lat": 91, "lon": 0}, {"lat": 51.5}, {"lat": True, "lon": 0},
-     {"lat": 10**400, "lon": 0}],
+    [
+        None,
+        "London",
+        {"lat": "51.5", "lon": "-0.12"},
+        {"lat": 91, "lon": 0},
+        {"lat": 51.5},
+        {"lat": True, "lon": 0},
+        {"lat": 10**400, "lon": 0},
+    ],
 )
 def test_near_never_matches_a_location_without_valid_coordinates(location: Any) -> None:
     assert not matches([rule("location", "near", "51.5,-0.12,20000")], {"location": location})
@@ -134,9 +141,13 @@ def test_rules_are_anded_and_an_empty_list_matches_everything() -> None:
 
 
 def test_raw_trees() -> None:
-    tree = {"all": [rule("employer", "equals", "acme ltd"),
-                    {"not": rule("deceased", "equals", True)},
-                    {"any": [rule("age", "less_than", 18), rule("tags", "or_list", "vip")]}]}
+    tree = {
+        "all": [
+            rule("employer", "equals", "acme ltd"),
+            {"not": rule("deceased", "equals", True)},
+            {"any": [rule("age", "less_than", 18), rule("tags", "or_list", "vip")]},
+        ]
+    }
     raw = rule("*", "raw", tree)
     assert matches([raw], PERSON)
     assert not matches([raw], {**PERSON, "deceased": True})
@@ -146,8 +157,16 @@ def test_raw_trees() -> None:
 
 @pytest.mark.parametrize("record", [{}, {"location": "x"}, {"location": {"country": ["GB"]}}, {"name": {"a": 1}}])
 def test_odd_records_never_raise(record: dict[str, Any]) -> None:
-    for operator, value in (("equals", "x"), ("greater_than", 1), ("greater_than", "2024-01-01"), ("or_list", "a"),
-                            ("and_list", "a"), ("none_of", "a"), ("starts_with", "a"), ("near", "0,0,1")):
+    for operator, value in (
+        ("equals", "x"),
+        ("greater_than", 1),
+        ("greater_than", "2024-01-01"),
+        ("or_list", "a"),
+        ("and_list", "a"),
+        ("none_of", "a"),
+        ("starts_with", "a"),
+        ("near", "0,0,1"),
+    ):
         for field in ("location.country", "name", "location.country.code"):
             matches([rule(field, operator, value)], record)
 
@@ -160,8 +179,11 @@ def test_compiled_rules_match_as_matches_does() -> None:
 
 
 def test_fields_read_are_the_top_level_attributes_through_raw_trees() -> None:
-    rules = [rule("location.country", "equals", "GB"), rule("x", "near", "0,0,1"),
-             rule("*", "raw", {"any": [rule("age", "less_than", 1), {"not": rule("tags.kind", "equals", "a")}]})]
+    rules = [
+        rule("location.country", "equals", "GB"),
+        rule("x", "near", "0,0,1"),
+        rule("*", "raw", {"any": [rule("age", "less_than", 1), {"not": rule("tags.kind", "equals", "a")}]}),
+    ]
     assert fields_read(rules) == frozenset({"location", "age", "tags"})
     assert fields_read([rule("x", "near", "0,0,1")]) == frozenset({"location"})
     assert fields_read([]) == frozenset()
@@ -192,15 +214,17 @@ def test_fields_read_are_the_top_level_attributes_through_raw_trees() -> None:
         ([rule("a", "or_list", [])], "or_list takes a non-empty list"),
         ([rule("a", "and_list", " , ")], "and_list takes a non-empty list"),
         ([rule("a", "none_of", [[1]])], "none_of takes a non-empty list"),
-        ([rule("a", "near", "51.5,-0.12")], 'Invalid \'rules.0.value\': near takes "lat,lon,km"'),
+        ([rule("a", "near", "51.5,-0.12")], "Invalid 'rules.0.value': near takes \"lat,lon,km\""),
         ([rule("a", "near", "91,0,1")], "near takes"),
         ([rule("a", "near", "0,181,1")], "near takes"),
         ([rule("a", "near", "0,0,0")], "near takes"),
         ([rule("a", "near", "0,0,nan")], "near takes"),
         ([rule("a", "near", [51.5, 0, 1])], "near takes"),
         ([rule("*", "raw", "SELECT 1")], "Invalid 'rules.0.value': raw value must be"),
-        ([rule("*", "raw", {"all": [rule("a", "near", "x")]})],
-         "Invalid 'rules.0.value': invalid rule in raw tree at all.0.value: near takes"),
+        (
+            [rule("*", "raw", {"all": [rule("a", "near", "x")]})],
+            "Invalid 'rules.0.value': invalid rule in raw tree at all.0.value: near takes",
+        ),
     ],
 )
 def test_validate_rules_names_the_bad_rule(given: Any, says: str) -> None:

@@ -28,15 +28,24 @@ RULES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCh
 # ------------------------------------------------------------------ records
 
 WORDS = ["ab", "AB", "Ab", "abc", "b", "ß", "SS", "ss", "", "acme", "ACME Ltd", "12", "true"]
-DATES = ["2024-01-15", "2024-01-16", "2023-12-31", "2024-01-15T00:00:00Z", "2024-01-15T23:30:00-01:00",
-         "2024-01-15T10:30:45.123456", "2024-01-15T10:30:45.123456+02:00"]
+DATES = [
+    "2024-01-15",
+    "2024-01-16",
+    "2023-12-31",
+    "2024-01-15T00:00:00Z",
+    "2024-01-15T23:30:00-01:00",
+    "2024-01-15T10:30:45.123456",
+    "2024-01-15T10:30:45.123456+02:00",
+]
 NOT_DATES = ["2024-02-30", "2024-01-15 10:30", "2024-1-15"]  # strings, never dates
 
 words = st.sampled_from(WORDS)
-numbers = (st.integers(-3, 20) | st.sampled_from([0.1, 0.5, 1.0, 2.5, -1.5, 10**30])
-           | st.sampled_from([Decimal("0.1"), Decimal("2.50"), Decimal(18), Decimal("1E+2")]))
+numbers = (
+    st.integers(-3, 20)
+    | st.sampled_from([0.1, 0.5, 1.0, 2.5, -1.5, 10**30])
+    | st.sampled_from([Decimal("0.1"), Decimal("2.50"), Decimal(18), Decimal("1E+2")])
+)
 dates = st.sampled_from(DATES)
-
 
 
 def mostly(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -50,19 +59,53 @@ places = st.sampled_from(PLACES)
 nudges = st.floats(-0.5, 0.5)
 coordinates = st.builds(
     lambda place, dlat, dlon, country: {"lat": place[0] + dlat, "lon": place[1] + dlon, "country": country},
-    places, nudges, nudges, words,
+    places,
+    nudges,
+    nudges,
+    words,
 )
 
 # Records are drawn from pools (cheap to generate): each attribute mostly holds its usual type,
 # sometimes something odd (mismatches must be false, not errors) or nothing at all.
 ABSENT = object()
-NUMBERS = [-3, 0, 1, 2, 5, 12, 18, 20, 0.1, 0.5, 1.0, 2.5, -1.5, 10**30,
-           Decimal("0.1"), Decimal("2.50"), Decimal(18), Decimal("1E+2")]
+NUMBERS = [
+    -3,
+    0,
+    1,
+    2,
+    5,
+    12,
+    18,
+    20,
+    0.1,
+    0.5,
+    1.0,
+    2.5,
+    -1.5,
+    10**30,
+    Decimal("0.1"),
+    Decimal("2.50"),
+    Decimal(18),
+    Decimal("1E+2"),
+]
 ODD = [None, True, 7, "12", "2024-02-30", ["ab", 1], {"x": 1}, ABSENT]
 USUAL: dict[str, list[Any]] = {
-    "name": WORDS, "age": NUMBERS, "score": NUMBERS, "joined": DATES + NOT_DATES, "active": [True, False],
-    "tags": [[], ["ab"], ["AB", "acme"], ["ß", "b", 12], ["ss", True], ("acme", "x"), {"ab", "b"},
-             ["2024-01-16", "2023-12-31"], [0.1, Decimal(18), "ACME Ltd"]],
+    "name": WORDS,
+    "age": NUMBERS,
+    "score": NUMBERS,
+    "joined": DATES + NOT_DATES,
+    "active": [True, False],
+    "tags": [
+        [],
+        ["ab"],
+        ["AB", "acme"],
+        ["ß", "b", 12],
+        ["ss", True],
+        ("acme", "x"),
+        {"ab", "b"},
+        ["2024-01-16", "2023-12-31"],
+        [0.1, Decimal(18), "ACME Ltd"],
+    ],
     "other": WORDS[:3] + NUMBERS[:3],
 }
 
@@ -72,23 +115,42 @@ def pool(usual: list[Any]) -> st.SearchStrategy[Any]:
     return st.sampled_from(usual * (1 + 3 * len(ODD) // len(usual)) + ODD)
 
 
-odd_places = st.sampled_from([*ODD, {"lat": 91, "lon": 0}, {"lat": "51.5", "lon": "0"},
-                              {"lat": Decimal("51.5"), "lon": 0}, {"lat": 51.5}])
+odd_places = st.sampled_from(
+    [*ODD, {"lat": 91, "lon": 0}, {"lat": "51.5", "lon": "0"}, {"lat": Decimal("51.5"), "lon": 0}, {"lat": 51.5}]
+)
 records = st.fixed_dictionaries(
     {**{name: pool(usual) for name, usual in USUAL.items()}, "location": mostly(coordinates, odd_places)}
 ).map(lambda record: {k: v for k, v in record.items() if v is not ABSENT})
 
 # ------------------------------------------------------------------ rules
 
-FIELDS = ["name", "age", "tags", "joined", "score", "active", "location.country", "location.lat", "missing",
-          "name.inner"]
+FIELDS = [
+    "name",
+    "age",
+    "tags",
+    "joined",
+    "score",
+    "active",
+    "location.country",
+    "location.lat",
+    "missing",
+    "name.inner",
+]
 ORDERED = ["age", "score", "joined", "joined", "location.lat"]
 FIELDS_OF = {
-    "equals": ["name", "tags", "active", "age", "location.country"], "exact": ["name", "tags", "location.country"],
-    "not_equal_to": ["name", "tags", "active", "age"], "greater_than": ORDERED, "greater_than_or_equals": ORDERED,
-    "less_than": ORDERED, "less_than_or_equals": ORDERED, "starts_with": ["name", "tags"],
-    "starts_with_case_insensitive": ["name", "tags"], "or_list": ["name", "tags", "age"], "and_list": ["tags"],
-    "none_of": ["name", "tags"], "near": ["location"],
+    "equals": ["name", "tags", "active", "age", "location.country"],
+    "exact": ["name", "tags", "location.country"],
+    "not_equal_to": ["name", "tags", "active", "age"],
+    "greater_than": ORDERED,
+    "greater_than_or_equals": ORDERED,
+    "less_than": ORDERED,
+    "less_than_or_equals": ORDERED,
+    "starts_with": ["name", "tags"],
+    "starts_with_case_insensitive": ["name", "tags"],
+    "or_list": ["name", "tags", "age"],
+    "and_list": ["tags"],
+    "none_of": ["name", "tags"],
+    "near": ["location"],
 }
 LIST_ITEMS = words | numbers | st.booleans()
 
@@ -99,8 +161,14 @@ def field_for(operator: str) -> st.SearchStrategy[str]:
 
 
 SCALAR_OF: dict[str, st.SearchStrategy[Any]] = {
-    "name": words, "tags": words, "location.country": words, "active": st.booleans(), "age": numbers,
-    "score": numbers, "location.lat": numbers, "joined": dates,
+    "name": words,
+    "tags": words,
+    "location.country": words,
+    "active": st.booleans(),
+    "age": numbers,
+    "score": numbers,
+    "location.lat": numbers,
+    "joined": dates,
 }
 any_scalar = words | numbers | st.booleans() | dates
 
@@ -118,8 +186,9 @@ def value_for(operator: str, field: str) -> st.SearchStrategy[Any]:
         commas = st.lists(st.sampled_from(["ab", "AB", "b", "acme", "12", "x"]), min_size=1, max_size=3)
         return st.lists(mostly(usual, any_scalar), min_size=1, max_size=3) | commas.map(", ".join)
     assert operator == "near"
-    return st.builds(lambda place, km: f"{place[0]},{place[1]},{km}", places,
-                     st.sampled_from([1, 30, 60, 350, 500, 1000, 5000]))
+    return st.builds(
+        lambda place, km: f"{place[0]},{place[1]},{km}", places, st.sampled_from([1, 30, 60, 350, 500, 1000, 5000])
+    )
 
 
 PLAIN = [o for o in OPERATORS if o != "raw"]
@@ -134,13 +203,16 @@ def plain_rules(draw: st.DrawFn) -> dict[str, Any]:
 
 trees = st.recursive(
     plain_rules(),
-    lambda inner: st.builds(lambda xs: {"all": xs}, st.lists(inner, min_size=1, max_size=3))
-    | st.builds(lambda xs: {"any": xs}, st.lists(inner, min_size=1, max_size=3))
-    | st.builds(lambda x: {"not": x}, inner),
+    lambda inner: (
+        st.builds(lambda xs: {"all": xs}, st.lists(inner, min_size=1, max_size=3))
+        | st.builds(lambda xs: {"any": xs}, st.lists(inner, min_size=1, max_size=3))
+        | st.builds(lambda x: {"not": x}, inner)
+    ),
     max_leaves=6,
 )
-raw_rules = st.builds(lambda tree: {"field": "*", "operator": "raw", "value": tree},
-                      trees.filter(lambda t: "field" not in t))
+raw_rules = st.builds(
+    lambda tree: {"field": "*", "operator": "raw", "value": tree}, trees.filter(lambda t: "field" not in t)
+)
 rule_lists = st.lists(plain_rules() | raw_rules, max_size=3)
 
 
@@ -213,22 +285,38 @@ def test_negative_operators_negate_the_positive_ones(field: str, data: st.DataOb
 # ------------------------------------------------------------------ (c) validation never crashes
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.decimals()
-    | st.text(max_size=12) | st.sampled_from([*OPERATORS, *DATES, "1,2,3", "91,0,1", "0,0,0", "0,0,-1", "a.b"]),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["field", "operator", "value", "all", "any", "not", "x", ""])
-                      | st.text(string.ascii_letters, max_size=4), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.decimals()
+    | st.text(max_size=12)
+    | st.sampled_from([*OPERATORS, *DATES, "1,2,3", "91,0,1", "0,0,0", "0,0,-1", "a.b"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["field", "operator", "value", "all", "any", "not", "x", ""])
+            | st.text(string.ascii_letters, max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=30,
 )
 mutated_rules = st.fixed_dictionaries(
-    {"field": st.sampled_from(["a", "a.b", "*", "", "a..b", "1a", "a" * 300, ".".join("a" * 9)]) | json_like,
-     "operator": st.sampled_from(OPERATORS) | json_like,
-     "value": json_like},
+    {
+        "field": st.sampled_from(["a", "a.b", "*", "", "a..b", "1a", "a" * 300, ".".join("a" * 9)]) | json_like,
+        "operator": st.sampled_from(OPERATORS) | json_like,
+        "value": json_like,
+    },
 )
 
 
-anything = (json_like | st.lists(mutated_rules | json_like, max_size=4)
-            | st.lists(mutated_rules, min_size=1, max_size=3).map(lambda rs: [raw({"any": rs})]))
+anything = (
+    json_like
+    | st.lists(mutated_rules | json_like, max_size=4)
+    | st.lists(mutated_rules, min_size=1, max_size=3).map(lambda rs: [raw({"any": rs})])
+)
 
 
 @settings(RULES, max_examples=150)

@@ -16,12 +16,23 @@ from segments.surfaces import minerva, sheep
 from segments.surfaces.http import request_id
 
 # The contract's status for each kind of domain error, per surface (API.md §1 and §3).
-MINERVA = {"validation": 422, "not_found": 404, "conflict": 404, "too_large": 413, "forbidden": 403,
-           "unauthorized": 401, "unavailable": 503}
+MINERVA = {
+    "validation": 422,
+    "not_found": 404,
+    "conflict": 404,
+    "too_large": 413,
+    "forbidden": 403,
+    "unauthorized": 401,
+    "unavailable": 503,
+}
 SHEEP = {
-    "validation": (400, "validation_error"), "too_large": (413, "validation_error"), "not_found": (404, "not_found"),
-    "conflict": (409, "conflict"), "forbidden": (403, "permission_denied"),
-    "unauthorized": (401, "authentication_error"), "unavailable": (503, "internal_error"),
+    "validation": (400, "validation_error"),
+    "too_large": (413, "validation_error"),
+    "not_found": (404, "not_found"),
+    "conflict": (409, "conflict"),
+    "forbidden": (403, "permission_denied"),
+    "unauthorized": (401, "authentication_error"),
+    "unavailable": (503, "internal_error"),
 }
 SECRET = "table SegmentsTable at store/dynamo.py line 1"
 
@@ -108,10 +119,16 @@ def test_minerva_other_failures() -> None:
     cases = {
         "unsupported_body": (minerva.SURFACE.unsupported_body(), 422, "Request body must be a JSON object"),
         "no_route": (minerva.SURFACE.no_route(), 404, "Not Found"),
-        "reused": (minerva.SURFACE.idempotency_key_reused(), 422,
-                   "Idempotency-Key was already used with a different request body"),
-        "in progress": (minerva.SURFACE.idempotency_in_progress(), 409,
-                        "A request with this Idempotency-Key is still in progress"),
+        "reused": (
+            minerva.SURFACE.idempotency_key_reused(),
+            422,
+            "Idempotency-Key was already used with a different request body",
+        ),
+        "in progress": (
+            minerva.SURFACE.idempotency_in_progress(),
+            409,
+            "A request with this Idempotency-Key is still in progress",
+        ),
         "internal": (minerva.SURFACE.internal(), 500, "Internal server error"),
     }
     for name, (resp, status, message) in cases.items():
@@ -121,35 +138,61 @@ def test_minerva_other_failures() -> None:
 
 
 def test_minerva_invalid_request_is_422_with_details() -> None:
-    errs = [{"loc": ("body", "minerva_pids", 1), "msg": "Input should be a valid string", "type": "string_type",
-             "input": 1, "ctx": {"x": object()}}]
+    errs = [
+        {
+            "loc": ("body", "minerva_pids", 1),
+            "msg": "Input should be a valid string",
+            "type": "string_type",
+            "input": 1,
+            "ctx": {"x": object()},
+        }
+    ]
     resp = minerva.SURFACE.invalid_request(errs)
     assert resp.status_code == 422
     assert body(resp)["error"] == "Invalid 'minerva_pids.1': Input should be a valid string"
-    assert body(resp)["details"] == [{"loc": ["body", "minerva_pids", 1], "msg": "Input should be a valid string",
-                                      "type": "string_type"}]  # no input echoed back
+    assert body(resp)["details"] == [
+        {"loc": ["body", "minerva_pids", 1], "msg": "Input should be a valid string", "type": "string_type"}
+    ]  # no input echoed back
 
 
 @pytest.mark.parametrize(
     ("errs", "message"),
     [
-        ([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}],
-         "Request body must be a JSON object"),
-        ([{"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be an object"}],
-         "Request body must be a JSON object"),
-        ([{"type": "unsupported_content_type", "loc": ("body", "x"), "msg": "?"}],
-         "Request body must be a JSON object"),
-        ([{"type": "missing", "loc": ("body", "segment_id"), "msg": "Field required"}],
-         "Input data must contain a 'segment_id' field"),
-        ([{"type": "missing", "loc": ("query", "minerva_pid"), "msg": "Field required"}],
-         "Missing required parameter 'minerva_pid'"),
-        ([{"type": "value_error", "loc": ("body", "name"), "msg": "Value error, name must be 1-255 characters"}],
-         "Invalid 'name': name must be 1-255 characters"),
-        ([{"type": "uuid_parsing", "loc": ("body", "segment_id"), "msg": "Input should be a valid UUID"},
-          {"type": "missing", "loc": ("body", "minerva_pids"), "msg": "Field required"}],
-         "Invalid 'segment_id': Input should be a valid UUID"),  # the first bad field is named
-        ([{"type": "int_parsing", "loc": ("limit",), "msg": "Input should be a valid integer"}],
-         "Invalid 'limit': Input should be a valid integer"),
+        (
+            [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}],
+            "Request body must be a JSON object",
+        ),
+        (
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be an object"}],
+            "Request body must be a JSON object",
+        ),
+        (
+            [{"type": "unsupported_content_type", "loc": ("body", "x"), "msg": "?"}],
+            "Request body must be a JSON object",
+        ),
+        (
+            [{"type": "missing", "loc": ("body", "segment_id"), "msg": "Field required"}],
+            "Input data must contain a 'segment_id' field",
+        ),
+        (
+            [{"type": "missing", "loc": ("query", "minerva_pid"), "msg": "Field required"}],
+            "Missing required parameter 'minerva_pid'",
+        ),
+        (
+            [{"type": "value_error", "loc": ("body", "name"), "msg": "Value error, name must be 1-255 characters"}],
+            "Invalid 'name': name must be 1-255 characters",
+        ),
+        (
+            [
+                {"type": "uuid_parsing", "loc": ("body", "segment_id"), "msg": "Input should be a valid UUID"},
+                {"type": "missing", "loc": ("body", "minerva_pids"), "msg": "Field required"},
+            ],
+            "Invalid 'segment_id': Input should be a valid UUID",
+        ),  # the first bad field is named
+        (
+            [{"type": "int_parsing", "loc": ("limit",), "msg": "Input should be a valid integer"}],
+            "Invalid 'limit': Input should be a valid integer",
+        ),
         ([], "Invalid 'request': invalid value"),
     ],
 )
@@ -174,16 +217,18 @@ def test_sheep_renders_each_domain_error(exc: errors.DomainError) -> None:
 def test_sheep_unknown_kinds_are_500_without_the_message(exc: errors.DomainError) -> None:
     resp = sheep.SURFACE.domain(exc)
     assert resp.status_code == 500
-    assert body(resp) == {"error": "Internal server error", "description": "An unexpected error occurred",
-                          "type": "internal_error"}
+    assert body(resp) == {
+        "error": "Internal server error",
+        "description": "An unexpected error occurred",
+        "type": "internal_error",
+    }
     assert "SegmentsTable" not in resp.body
 
 
 def test_sheep_busy_is_503_with_retry_after() -> None:
     resp = sheep.SURFACE.busy(errors.Retryable("The store is busy", retry_after=7))
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "7"
-    assert body(resp) == {"error": "Service unavailable", "description": "The store is busy",
-                          "type": "internal_error"}
+    assert body(resp) == {"error": "Service unavailable", "description": "The store is busy", "type": "internal_error"}
 
 
 def test_sheep_other_failures() -> None:
@@ -193,8 +238,11 @@ def test_sheep_other_failures() -> None:
         "reused": (sheep.SURFACE.idempotency_key_reused(), 400, "validation_error"),
         "in progress": (sheep.SURFACE.idempotency_in_progress(), 409, "conflict"),
         "internal": (sheep.SURFACE.internal(), 500, "internal_error"),
-        "invalid": (sheep.SURFACE.invalid_request([{"type": "missing", "loc": ("body", "name")}]), 400,
-                    "validation_error"),
+        "invalid": (
+            sheep.SURFACE.invalid_request([{"type": "missing", "loc": ("body", "name")}]),
+            400,
+            "validation_error",
+        ),
     }
     for name, (resp, status, kind) in cases.items():
         assert resp.status_code == status, name
@@ -206,16 +254,24 @@ def test_sheep_other_failures() -> None:
 @pytest.mark.parametrize(
     ("errs", "message"),
     [
-        ([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}],
-         "The request body must be a JSON object"),
-        ([{"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be an object"}],
-         "The request body must be a JSON object"),
+        (
+            [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}],
+            "The request body must be a JSON object",
+        ),
+        (
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be an object"}],
+            "The request body must be a JSON object",
+        ),
         ([{"type": "missing", "loc": ("body", "name"), "msg": "Field required"}], "'name' is required"),
         ([{"type": "missing", "loc": ("query", "name"), "msg": "Field required"}], "'name' is required"),
-        ([{"type": "literal_error", "loc": ("body", "resource_type"), "msg": "Input should be 'person' or 'group'"}],
-         "Invalid 'resource_type': Input should be 'person' or 'group'"),
-        ([{"type": "value_error", "loc": ("body", "rules", 0, "value"), "msg": "Value error, raw value must be"}],
-         "Invalid 'rules.0.value': raw value must be"),
+        (
+            [{"type": "literal_error", "loc": ("body", "resource_type"), "msg": "Input should be 'person' or 'group'"}],
+            "Invalid 'resource_type': Input should be 'person' or 'group'",
+        ),
+        (
+            [{"type": "value_error", "loc": ("body", "rules", 0, "value"), "msg": "Value error, raw value must be"}],
+            "Invalid 'rules.0.value': raw value must be",
+        ),
         ([], "Invalid 'request': invalid value"),
     ],
 )

@@ -34,8 +34,16 @@ from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine,
 
 # Importing a benchmark module registers its benchmarks; this is the order of --list and of a full run.
 ORDER = (
-    cold_import, create_calls, members_calls, members_speed, members_reads, signals_ingest, signals_reads,
-    signals_late_joiners, rules_eval, rule_segments,
+    cold_import,
+    create_calls,
+    members_calls,
+    members_speed,
+    members_reads,
+    signals_ingest,
+    signals_reads,
+    signals_late_joiners,
+    rules_eval,
+    rule_segments,
 )
 
 

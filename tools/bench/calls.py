@@ -94,7 +94,6 @@ class DynamoCalls(_BeforeCalls):
     def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         self.calls.append(Call(model.name, _tables_in(params.get("body"))))
 
-
     def summary(self) -> str:
         writes = sum(c.is_write for c in self.calls)
         listing = ", ".join(str(c) for c in self.calls) or "none"
@@ -112,7 +111,6 @@ class ServiceCalls(_BeforeCalls):
 
     def _hook(self, model: Any, **_: Any) -> None:
         self.calls.append((model.service_model.service_name, model.name))
-
 
     def by_operation(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -217,9 +217,17 @@ def create_rule_segments(org_id: str, bucket: str, specs: list[tuple[str, list[d
     from segments.usecases.rule_definitions import Definition
 
     at = iso(now())
-    made = [Segment(segment_id=str(uuid.uuid4()), org_id=org_id, bucket=bucket, created_at=at, updated_at=at,
-                    **NewSegment(name=name, segment_type="dynamic", rules=rules).model_dump())
-            for name, rules in specs]
+    made = [
+        Segment(
+            segment_id=str(uuid.uuid4()),
+            org_id=org_id,
+            bucket=bucket,
+            created_at=at,
+            updated_at=at,
+            **NewSegment(name=name, segment_type="dynamic", rules=rules).model_dump(),
+        )
+        for name, rules in specs
+    ]
     dynamo.put_items([segments.segment_item(m.model_dump(), name_key(m.name)) for m in made])
     for m in made:
         definition = Definition.of_segment(m.model_dump())
@@ -232,8 +240,12 @@ def put_people(org_id: str, records: list[tuple[str, dict[str, Any]]]) -> None:
     """Person records of an org's registry (pid, attributes), written in parallel batches."""
     from segments.store import dynamo, keys
 
-    dynamo.put_items([{**attrs, "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id,
-                       "minerva_pid": pid} for pid, attrs in records])
+    dynamo.put_items(
+        [
+            {**attrs, "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id, "minerva_pid": pid}
+            for pid, attrs in records
+        ]
+    )
 
 
 def person_item(org_id: str, pid: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -277,8 +289,19 @@ def compiled(org_id: str, segment_id: str, rules: list[dict[str, Any]]) -> Any:
     """The compiled predicate the core evaluates a rule segment's rules with."""
     from segments.usecases.rule_definitions import Definition, matcher
 
-    return matcher(Definition(org_id=org_id, segment_id=segment_id, bucket="", segment_type="dynamic",
-                              rules=tuple(rules), include=frozenset(), exclude=frozenset(), version=1, live=True))
+    return matcher(
+        Definition(
+            org_id=org_id,
+            segment_id=segment_id,
+            bucket="",
+            segment_type="dynamic",
+            rules=tuple(rules),
+            include=frozenset(),
+            exclude=frozenset(),
+            version=1,
+            live=True,
+        )
+    )
 
 
 def segment_record(org_id: str, segment_id: str) -> dict[str, Any] | None:

@@ -257,49 +257,106 @@ def add_members(segment_id: str, members: list[str]) -> dict[str, Any]:
 
 def sqs_batch(bodies: list[str]) -> dict[str, Any]:
     """An SQS event source batch as Lambda delivers it (the bodies as messages)."""
-    return {"Records": [
-        {"messageId": str(uuid.uuid4()), "receiptHandle": "AQEB" + uuid.uuid4().hex, "body": body,
-         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1705314645123", "SenderId": "AIDABENCH",
-                        "ApproximateFirstReceiveTimestamp": "1705314645130"},
-         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-         "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:PersonEventsQueue", "awsRegion": REGION}
-        for body in bodies
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "AQEB" + uuid.uuid4().hex,
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1705314645123",
+                    "SenderId": "AIDABENCH",
+                    "ApproximateFirstReceiveTimestamp": "1705314645130",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:PersonEventsQueue",
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }
 
 
 def stream_inserts(items: list[dict[str, Any]]) -> dict[str, Any]:
     """DynamoDB stream INSERT records of stored items (raw attribute maps), as Lambda delivers them."""
-    return {"Records": [
-        {"eventID": uuid.uuid4().hex, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-         "awsRegion": REGION,
-         "dynamodb": {"ApproximateCreationDateTime": 1705314645, "Keys": {"pk": item["pk"], "sk": item["sk"]},
-                      "SequenceNumber": f"{11100000000000000000000 + n}", "SizeBytes": 1024,
-                      "StreamViewType": "NEW_AND_OLD_IMAGES", "NewImage": item},
-         "eventSourceARN": f"arn:aws:dynamodb:{REGION}:123456789012:table/SegmentsTable/stream/2024-01-15T10:00:00.000"}
-        for n, item in enumerate(items)
-    ]}
+    stream_arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/SegmentsTable/stream/2024-01-15T10:00:00.000"
+    return {
+        "Records": [
+            {
+                "eventID": uuid.uuid4().hex,
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": REGION,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1705314645,
+                    "Keys": {"pk": item["pk"], "sk": item["sk"]},
+                    "SequenceNumber": f"{11100000000000000000000 + n}",
+                    "SizeBytes": 1024,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                    "NewImage": item,
+                },
+                "eventSourceARN": stream_arn,
+            }
+            for n, item in enumerate(items)
+        ]
+    }
 
 
 def person_event(kind: str, pid: str, event_id: str, observed_at: str) -> dict[str, Any]:
     """A lifecycle person event (§4.1), the `detail` of a bus event."""
     data = {
-        "death": {"obituary_id": f"obit-{event_id}", "date_of_death": "2023-12-15",
-                  "publication_last_update_date": "2023-12-18", "source": "obituary_database",
-                  "obituary_url": f"https://news.example/{event_id}", "publication_name": "Local News",
-                  "confidence_score": 0.95},
-        "job_change": {"previous_employer": "Acme", "previous_title": "Engineer", "new_employer": "Globex",
-                       "new_title": "CTO", "effective_date": "2024-01-02", "source": "linkedin",
-                       "confidence_score": 0.8},
-        "relocation": {"previous_location": {"city": "Leeds", "country": "GB"},
-                       "new_location": {"city": "York", "country": "GB"}, "effective_date": "2024-02-01",
-                       "source": "postal", "confidence_score": 0.7},
+        "death": {
+            "obituary_id": f"obit-{event_id}",
+            "date_of_death": "2023-12-15",
+            "publication_last_update_date": "2023-12-18",
+            "source": "obituary_database",
+            "obituary_url": f"https://news.example/{event_id}",
+            "publication_name": "Local News",
+            "confidence_score": 0.95,
+        },
+        "job_change": {
+            "previous_employer": "Acme",
+            "previous_title": "Engineer",
+            "new_employer": "Globex",
+            "new_title": "CTO",
+            "effective_date": "2024-01-02",
+            "source": "linkedin",
+            "confidence_score": 0.8,
+        },
+        "relocation": {
+            "previous_location": {"city": "Leeds", "country": "GB"},
+            "new_location": {"city": "York", "country": "GB"},
+            "effective_date": "2024-02-01",
+            "source": "postal",
+            "confidence_score": 0.7,
+        },
     }[kind]
-    return {"event_id": event_id, "type": kind, "minerva_pid": pid, "observed_at": observed_at, "org_id": None,
-            "data": data}
+    return {
+        "event_id": event_id,
+        "type": kind,
+        "minerva_pid": pid,
+        "observed_at": observed_at,
+        "org_id": None,
+        "data": data,
+    }
 
 
 def bus_envelope(detail: dict[str, Any]) -> str:
     """The SQS body of a person event delivered by the bus's rule (EventBridge's envelope)."""
-    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Person Event",
-                       "source": "segments.people", "account": "123456789012", "time": "2024-01-15T10:30:46Z",
-                       "region": REGION, "resources": [], "detail": detail})
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Person Event",
+            "source": "segments.people",
+            "account": "123456789012",
+            "time": "2024-01-15T10:30:46Z",
+            "region": REGION,
+            "resources": [],
+            "detail": detail,
+        }
+    )

@@ -26,16 +26,26 @@ def measure() -> Rows:
     say("(a) DynamoDB calls, add 10,000 new PIDs through AddMembersFunction (in-process moto)")
     say(f"    new PIDs:       {dict(sorted(by_op.items()))}")
     say(f"    all redundant:  {dict(sorted(by_op_again.items()))}")
-    verdict = "met" if met else (
-        "met but for the ledger batch" if by_op["BatchWriteItem"] == 401 and by_op["BatchGetItem"] <= 100 else "NOT met"
+    verdict = (
+        "met"
+        if met
+        else (
+            "met but for the ledger batch"
+            if by_op["BatchWriteItem"] == 401 and by_op["BatchGetItem"] <= 100
+            else "NOT met"
+        )
     )
     say(f"    target <= 100 BatchGetItem + 400 BatchWriteItem + O(1): {verdict}")
     return [
         ("calls: BatchGetItem, 10,000 new PIDs", str(by_op["BatchGetItem"])),
-        ("calls: BatchWriteItem, 10,000 new PIDs",
-         f"{by_op['BatchWriteItem']} (400 of members + {by_op['BatchWriteItem'] - 400} of ledger)"),
-        ("calls: others, 10,000 new PIDs", ", ".join(f"{n} {op}" for op, n in sorted(by_op.items())
-                                                     if op not in ("BatchGetItem", "BatchWriteItem"))),
+        (
+            "calls: BatchWriteItem, 10,000 new PIDs",
+            f"{by_op['BatchWriteItem']} (400 of members + {by_op['BatchWriteItem'] - 400} of ledger)",
+        ),
+        (
+            "calls: others, 10,000 new PIDs",
+            ", ".join(f"{n} {op}" for op, n in sorted(by_op.items()) if op not in ("BatchGetItem", "BatchWriteItem")),
+        ),
         ("calls: 10,000 redundant PIDs", ", ".join(f"{n} {op}" for op, n in sorted(by_op_again.items()))),
         ("calls: target", verdict),
     ]

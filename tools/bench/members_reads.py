@@ -31,7 +31,7 @@ def _item_size(item: dict[str, Any]) -> int:
     """DynamoDB's size of an item: attribute names plus values (strings and numbers as stored)."""
     total = 0
     for name, value in item.items():
-        (kind, raw), = value.items()
+        ((kind, raw),) = value.items()
         total += len(name.encode())
         if kind == "S":
             total += len(raw.encode())
@@ -64,8 +64,9 @@ def measure() -> Rows:
             seen.clear()
             core.dynamo_client().meta.events.register("after-call.dynamodb.Query", hook, unique_id="bench-reads")
             try:
-                event = api_event("GET", "/v2/segments/members", authorizer=ORG,
-                                  query={"segment_id": segment_id, **query})
+                event = api_event(
+                    "GET", "/v2/segments/members", authorizer=ORG, query={"segment_id": segment_id, **query}
+                )
                 result = invoke(handler, event)
             finally:
                 core.dynamo_client().meta.events.unregister("after-call.dynamodb.Query", unique_id="bench-reads")
@@ -79,8 +80,11 @@ def measure() -> Rows:
                 scanned = order[start : start + int(parsed.get("ScannedCount", 0))]
                 units += math.ceil(sum(sizes[sk] for sk in scanned) / 4096) * 0.5  # eventually consistent
                 start += len(scanned)
-            cost = {"queries": len(seen), "items read": sum(int(p.get("ScannedCount", 0)) for p in seen),
-                    "read units": units}
+            cost = {
+                "queries": len(seen),
+                "items read": sum(int(p.get("ScannedCount", 0)) for p in seen),
+                "read units": units,
+            }
             return body, cost
 
         first, first_cost = page_cost({})
@@ -92,8 +96,10 @@ def measure() -> Rows:
     assert deep_page["items"] and deep_page["next_cursor"]
     say(f"(c) reads of a members page (5,000 items) of a {n_members:,}-member segment")
     say(f"    page 1:                   {first_cost}")
-    say(f"    page {deep} by cursor:        {deep_cost}   (target: the same as page 1: "
-        f"{'met' if deep_cost == first_cost else 'NOT met'})")
+    say(
+        f"    page {deep} by cursor:        {deep_cost}   (target: the same as page 1: "
+        f"{'met' if deep_cost == first_cost else 'NOT met'})"
+    )
     say(f"    page {deep} by number:        {by_number_cost}   (for comparison)")
 
     def fmt(cost: dict[str, float]) -> str:

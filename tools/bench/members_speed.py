@@ -54,9 +54,11 @@ def measure(runs: int = 1) -> Rows:
         ratio, ours, baseline = sorted(results)[len(results) // 2]
         say(f"    {label:32} median {ratio:.1f} x (target >= 10 x: {'met' if ratio >= 10 else 'NOT met'})")
         every = ", ".join(f"{r:.1f}" for r, _, _ in results)
-        rows += [(f"speed ({label}): add 10,000 PIDs", f"{ours:.2f} s"),
-                 (f"speed ({label}): 10,000 PutItem", f"{baseline:.2f} s"),
-                 (f"speed ({label}): ratio", f"{ratio:.1f} x" + (f" (median of {every})" if len(results) > 1 else ""))]
+        rows += [
+            (f"speed ({label}): add 10,000 PIDs", f"{ours:.2f} s"),
+            (f"speed ({label}): 10,000 PutItem", f"{baseline:.2f} s"),
+            (f"speed ({label}): ratio", f"{ratio:.1f} x" + (f" (median of {every})" if len(results) > 1 else "")),
+        ]
     return rows
 
 

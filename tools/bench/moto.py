@@ -114,7 +114,7 @@ def moto_partition_lookup() -> Iterator[None]:
         for attr in hash_attrs(self):
             value = item_attrs.get(attr)
             if isinstance(value, dict) and len(value) == 1:
-                (kind, raw), = value.items()
+                ((kind, raw),) = value.items()
                 recorded.setdefault((id(self), attr, kind, str(raw)), set()).add(key)
         return item
 

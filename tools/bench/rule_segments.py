@@ -35,15 +35,19 @@ def _rules(field: str, value: str) -> list[dict[str, Any]]:
     return [{"field": field, "operator": "equals", "value": value}]
 
 
-@benchmark("rule-realtime", "one changed record: only the segments reading a changed field; <= 2 reads, writes "
-                            "only for changed memberships")
+@benchmark(
+    "rule-realtime",
+    "one changed record: only the segments reading a changed field; <= 2 reads, writes only for changed memberships",
+)
 def rule_realtime(opts: Options) -> dict[str, Any]:
     org = ORG["org_id"]
     pid = "p-bench0001"
     with function_env(), moto_in_process(), DynamoCalls() as counted:
         core.reset_queues()
-        specs = [(f"rule {i}", _rules("tier", f"t{i}") if i < READERS else _rules(f"f{i % 97}", f"v{i}"))
-                 for i in range(SEGMENTS)]
+        specs = [
+            (f"rule {i}", _rules("tier", f"t{i}") if i < READERS else _rules(f"f{i % 97}", f"v{i}"))
+            for i in range(SEGMENTS)
+        ]
         ids = core.create_rule_segments(org, ORG["bucket"], specs)
         rules_of = {sid: rules for sid, (_, rules) in zip(ids, specs, strict=True)}
         base = core.person_item(org, pid, {"tier": "none", "score": 50})
@@ -88,21 +92,32 @@ def rule_realtime(opts: Options) -> dict[str, Any]:
     emed = {k: statistics.median(v) for k, v in eval_times.items()}
     by_op = {k: _ops(v) for k, v in calls.items()}
     reads_index = sum(1 for c in calls["index"] if not c.is_write)
-    say(f"(a) one changed record, {SEGMENTS:,} dynamic segments, {READERS} read the changed field "
-        f"(in-process moto, median of {SAMPLES})")
+    say(
+        f"(a) one changed record, {SEGMENTS:,} dynamic segments, {READERS} read the changed field "
+        f"(in-process moto, median of {SAMPLES})"
+    )
     evaluated = {k: v["segments_evaluated"] for k, v in outs.items()}
     say(f"    segments evaluated:  index {evaluated['index']}, all {evaluated['all']}")
     say(f"    DynamoDB calls:      index {by_op['index']}, all {by_op['all']}")
-    say(f"    evaluation only:     index {emed['index'] * 1e6:.0f} us, all {emed['all'] * 1e6:.0f} us "
-        f"(all / index = {emed['all'] / emed['index']:.0f} x)")
-    say(f"    whole path:          index {med['index'] * 1e3:.2f} ms, all {med['all'] * 1e3:.2f} ms "
-        f"(all / index = {med['all'] / med['index']:.1f} x)")
+    say(
+        f"    evaluation only:     index {emed['index'] * 1e6:.0f} us, all {emed['all'] * 1e6:.0f} us "
+        f"(all / index = {emed['all'] / emed['index']:.0f} x)"
+    )
+    say(
+        f"    whole path:          index {med['index'] * 1e3:.2f} ms, all {med['all'] * 1e3:.2f} ms "
+        f"(all / index = {med['all'] / med['index']:.1f} x)"
+    )
     say(f"    record joins 1 segment: {dict(_count(move_calls))} (added to {len(moved['added'])})")
     met = reads_index <= 2 and outs["index"]["segments_evaluated"] == READERS
     say(f"    target <= 2 reads, only segments reading a changed field: {'met' if met else 'NOT met'}")
-    return {"segments_evaluated": {k: v["segments_evaluated"] for k, v in outs.items()},
-            "calls": by_op, "evaluation_us": {k: v * 1e6 for k, v in emed.items()},
-            "path_ms": {k: v * 1e3 for k, v in med.items()}, "move_calls": dict(_count(move_calls)), "met": met}
+    return {
+        "segments_evaluated": {k: v["segments_evaluated"] for k, v in outs.items()},
+        "calls": by_op,
+        "evaluation_us": {k: v * 1e6 for k, v in emed.items()},
+        "path_ms": {k: v * 1e3 for k, v in med.items()},
+        "move_calls": dict(_count(move_calls)),
+        "met": met,
+    }
 
 
 def _ops(calls: list[Any]) -> dict[str, int]:
@@ -116,8 +131,11 @@ def _count(names: list[str]) -> list[tuple[str, int]]:
     return sorted(out.items())
 
 
-@benchmark("rule-rebuild", "rebuild over 100,000 records: records/s against a plain read of them; a killed chunk "
-                           "redone with nothing doubled or missed")
+@benchmark(
+    "rule-rebuild",
+    "rebuild over 100,000 records: records/s against a plain read of them; a killed chunk "
+    "redone with nothing doubled or missed",
+)
 def rule_rebuild(opts: Options) -> dict[str, Any]:
     import boto3
 
@@ -143,7 +161,7 @@ def rule_rebuild(opts: Options) -> dict[str, Any]:
         handler = load_handler("RebuildFunction")
         runs = {}
         for label, kill_at in (("rebuild", None), ("rebuild, chunk 7 killed", 7)):
-            sid, = core.create_rule_segments(org, ORG["bucket"], [(f"gold {label}", _rules("tier", "gold"))])
+            (sid,) = core.create_rule_segments(org, ORG["bucket"], [(f"gold {label}", _rules("tier", "gold"))])
             undo = core.kill_progress_once(kill_at) if kill_at is not None else None
             start = time.perf_counter()
             core.start_rebuild(org, sid, run=uuid.uuid4().hex[:16])
@@ -153,17 +171,25 @@ def rule_rebuild(opts: Options) -> dict[str, Any]:
                 undo()
             seg = core.segment_record(org, sid) or {}
             progress = seg.get("build_progress") or {}
-            runs[label] = {"seconds": took, "chunks": chunks, "failed deliveries": failed,
-                           "scanned": progress.get("scanned"), "added": progress.get("added"),
-                           "current_size": seg.get("current_size"), "build_state": seg.get("build_state")}
+            runs[label] = {
+                "seconds": took,
+                "chunks": chunks,
+                "failed deliveries": failed,
+                "scanned": progress.get("scanned"),
+                "added": progress.get("added"),
+                "current_size": seg.get("current_size"),
+                "build_state": seg.get("build_state"),
+            }
     say(f"    plain paged read of {n:,} records: {scan:.1f} s ({n / scan:,.0f} records/s)")
     for label, r in runs.items():
         exact = r["scanned"] == n and r["added"] == expected == r["current_size"] and r["build_state"] == "ready"
-        say(f"    {label}: {r['seconds']:.1f} s, {n / r['seconds']:,.0f} records/s "
+        say(
+            f"    {label}: {r['seconds']:.1f} s, {n / r['seconds']:,.0f} records/s "
             f"({r['seconds'] / scan:.1f} x the plain read), {r['chunks']} chunks, "
             f"{r['failed deliveries']} failed deliveries; scanned {r['scanned']:,}, added {r['added']:,}, "
             f"size {r['current_size']:,} (expected {expected:,}), {r['build_state']}: "
-            f"{'exact' if exact else 'NOT exact'}")
+            f"{'exact' if exact else 'NOT exact'}"
+        )
         r["exact"] = exact
     results |= {"plain_read_seconds": scan, "expected_members": expected, "runs": runs}
     return results
@@ -180,11 +206,21 @@ def _drain(sqs: Any, url: str, handler: Any) -> tuple[int, int]:
         message = got[0]
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         for receive in (1, 2):
-            event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": "x", "body": message["Body"],
-                                  "attributes": {"ApproximateReceiveCount": str(receive)},
-                                  "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                                  "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RebuildQueue",
-                                  "awsRegion": "us-east-1"}]}
+            event = {
+                "Records": [
+                    {
+                        "messageId": message["MessageId"],
+                        "receiptHandle": "x",
+                        "body": message["Body"],
+                        "attributes": {"ApproximateReceiveCount": str(receive)},
+                        "messageAttributes": {},
+                        "md5OfBody": "",
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RebuildQueue",
+                        "awsRegion": "us-east-1",
+                    }
+                ]
+            }
             if not invoke(handler, event)["batchItemFailures"]:
                 break
             failed += 1

@@ -37,26 +37,35 @@ def person(rng: random.Random, i: int) -> dict[str, Any]:
         "deceased": rng.random() < 0.05,
         "tags": rng.sample(TAGS, rng.randint(0, 3)),
         "joined": f"20{rng.randint(10, 24):02d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:30:00.000000Z",
-        "location": {"country": rng.choice(COUNTRIES), "lat": Decimal(str(round(lat + rng.uniform(-1, 1), 4))),
-                     "lon": Decimal(str(round(lon + rng.uniform(-1, 1), 4)))},
+        "location": {
+            "country": rng.choice(COUNTRIES),
+            "lat": Decimal(str(round(lat + rng.uniform(-1, 1), 4))),
+            "lon": Decimal(str(round(lon + rng.uniform(-1, 1), 4))),
+        },
     }
 
 
 def plain_rule(rng: random.Random) -> dict[str, Any]:
     lat, lon = rng.choice(PLACES)
-    return rng.choice([
-        {"field": "employer", "operator": "equals", "value": rng.choice(EMPLOYERS).lower()},
-        {"field": "location.country", "operator": "exact", "value": rng.choice(COUNTRIES)},
-        {"field": "deceased", "operator": "not_equal_to", "value": True},
-        {"field": "age", "operator": rng.choice(["greater_than", "less_than_or_equals"]), "value": rng.randint(20, 80)},
-        {"field": "score", "operator": "greater_than_or_equals", "value": round(rng.random(), 2)},
-        {"field": "joined", "operator": "less_than", "value": f"20{rng.randint(10, 24)}-06-01"},
-        {"field": "title", "operator": "starts_with_case_insensitive", "value": rng.choice(["head", "dir", "c"])},
-        {"field": "tags", "operator": "or_list", "value": ", ".join(rng.sample(TAGS, 2))},
-        {"field": "tags", "operator": "and_list", "value": rng.sample(TAGS, 2)},
-        {"field": "tags", "operator": "none_of", "value": ["lapsed"]},
-        {"field": "location", "operator": "near", "value": f"{lat},{lon},{rng.choice([25, 100, 300])}"},
-    ])
+    return rng.choice(
+        [
+            {"field": "employer", "operator": "equals", "value": rng.choice(EMPLOYERS).lower()},
+            {"field": "location.country", "operator": "exact", "value": rng.choice(COUNTRIES)},
+            {"field": "deceased", "operator": "not_equal_to", "value": True},
+            {
+                "field": "age",
+                "operator": rng.choice(["greater_than", "less_than_or_equals"]),
+                "value": rng.randint(20, 80),
+            },
+            {"field": "score", "operator": "greater_than_or_equals", "value": round(rng.random(), 2)},
+            {"field": "joined", "operator": "less_than", "value": f"20{rng.randint(10, 24)}-06-01"},
+            {"field": "title", "operator": "starts_with_case_insensitive", "value": rng.choice(["head", "dir", "c"])},
+            {"field": "tags", "operator": "or_list", "value": ", ".join(rng.sample(TAGS, 2))},
+            {"field": "tags", "operator": "and_list", "value": rng.sample(TAGS, 2)},
+            {"field": "tags", "operator": "none_of", "value": ["lapsed"]},
+            {"field": "location", "operator": "near", "value": f"{lat},{lon},{rng.choice([25, 100, 300])}"},
+        ]
+    )
 
 
 def segment_rules(rng: random.Random) -> list[dict[str, Any]]:
@@ -99,12 +108,18 @@ def measure(runs: int) -> dict[str, Any]:
     ref_s = statistics.median(r for _, r in samples)
     ratios = [r / s for s, r in samples]
     return {
-        "segments": SEGMENTS, "records": RECORDS, "rules": sum(len(r) for r in segments),
-        "rule evaluations": evaluations, "matches": ours_hits,
+        "segments": SEGMENTS,
+        "records": RECORDS,
+        "rules": sum(len(r) for r in segments),
+        "rule evaluations": evaluations,
+        "matches": ours_hits,
         "compile all segments s": compile_s,
-        "ours s": ours_s, "ours evaluations/s": evaluations / ours_s,
-        "reference s": ref_s, "reference evaluations/s": evaluations / ref_s,
-        "ratio": statistics.median(ratios), "ratios": ratios,
+        "ours s": ours_s,
+        "ours evaluations/s": evaluations / ours_s,
+        "reference s": ref_s,
+        "reference evaluations/s": evaluations / ref_s,
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
     }
 
 
@@ -112,14 +127,20 @@ def measure(runs: int) -> dict[str, Any]:
 def rules_eval(opts: Options) -> dict[str, Any]:
     with function_env():
         result = measure(min(opts.runs, 3))
-    say(f"  {result['segments']} segments ({result['rules']} rules, raw trees counted as one) x "
+    say(
+        f"  {result['segments']} segments ({result['rules']} rules, raw trees counted as one) x "
         f"{result['records']:,} person records = {result['rule evaluations']:,} rule evaluations, "
-        f"{result['matches']:,} segment matches")
+        f"{result['matches']:,} segment matches"
+    )
     say(f"  compile_rules, all segments:  {result['compile all segments s'] * 1000:8.1f} ms")
-    say(f"  compile_rules + evaluate:     {result['ours s']:8.3f} s  "
-        f"({result['ours evaluations/s']:,.0f} rule evaluations/s)")
-    say(f"  reference interpreter:        {result['reference s']:8.3f} s  "
-        f"({result['reference evaluations/s']:,.0f} rule evaluations/s)")
+    say(
+        f"  compile_rules + evaluate:     {result['ours s']:8.3f} s  "
+        f"({result['ours evaluations/s']:,.0f} rule evaluations/s)"
+    )
+    say(
+        f"  reference interpreter:        {result['reference s']:8.3f} s  "
+        f"({result['reference evaluations/s']:,.0f} rule evaluations/s)"
+    )
     ratios = ", ".join(f"{r:.1f}" for r in result["ratios"])
     say(f"  ratio: {result['ratio']:.1f} x faster than the reference (median of {ratios})")
     return result

@@ -55,8 +55,11 @@ def build(s: float) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, st
     people = [f"p-sig{i:06d}" for i in range(max(1, int(PEOPLE * s)))]
     per_segment = max(1, int(MEMBERSHIPS * s) // SEGMENTS)
     with quiet():  # the creates' metrics
-        segments = [(org, core.create_segment(org, org, f"signals bench {i}"))
-                    for i in range(SEGMENTS) for org in (ORGS[i % len(ORGS)],)]
+        segments = [
+            (org, core.create_segment(org, org, f"signals bench {i}"))
+            for i in range(SEGMENTS)
+            for org in (ORGS[i % len(ORGS)],)
+        ]
     holding: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
     at = core.now_iso()
     items = []
@@ -71,9 +74,15 @@ def build(s: float) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, st
 def events(count: int, people: list[str], prefix: str) -> list[dict[str, Any]]:
     """Deaths, job changes and relocations in turn, of PIDs drawn from `people`."""
     rng = random.Random(11)
-    return [person_event(KINDS[n % 3], rng.choice(people), f"{prefix}{n:06d}",
-                         f"2024-01-{1 + n % 28:02d}T10:{n // 60 % 60:02d}:{n % 60:02d}.000000Z")
-            for n in range(count)]
+    return [
+        person_event(
+            KINDS[n % 3],
+            rng.choice(people),
+            f"{prefix}{n:06d}",
+            f"2024-01-{1 + n % 28:02d}T10:{n // 60 % 60:02d}:{n % 60:02d}.000000Z",
+        )
+        for n in range(count)
+    ]
 
 
 def naive_ingest(detail: dict[str, Any], segments: list[tuple[str, str]], *, batch: bool) -> int:
@@ -89,8 +98,12 @@ def naive_ingest(detail: dict[str, Any], segments: list[tuple[str, str]], *, bat
         by_key = {(k["pk"]["S"], k["sk"]["S"]): seg for seg in segments for k in (core.member_key(seg[1], pid),)}
         wanted = list(by_key)
         for start in range(0, len(wanted), 100):
-            request = {table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted[start:start + 100]],
-                               "ProjectionExpression": "pk, sk, active"}}
+            request = {
+                table: {
+                    "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted[start : start + 100]],
+                    "ProjectionExpression": "pk, sk, active",
+                }
+            }
             while request:
                 answer = client.batch_get_item(RequestItems=request)
                 found.extend(answer["Responses"].get(table, []))
@@ -99,8 +112,9 @@ def naive_ingest(detail: dict[str, Any], segments: list[tuple[str, str]], *, bat
     else:
         holders = []
         for seg in segments:
-            item = client.get_item(TableName=table, Key=core.member_key(seg[1], pid),
-                                   ProjectionExpression="active").get("Item")
+            item = client.get_item(
+                TableName=table, Key=core.member_key(seg[1], pid), ProjectionExpression="active"
+            ).get("Item")
             if item and core.is_active_member_item(item):
                 holders.append(seg)
     core.write_feed(fact, holders)
@@ -117,10 +131,14 @@ def measure(s: float | None = None, count: int | None = None) -> Rows:
         people = sorted({f"p-sig{i:06d}" for i in range(max(1, int(PEOPLE * s)))})
         ours = events(max(10, count), people, "evt-bench-")
         n_memberships = sum(len(v) for v in holding.values())
-        say(f"(scale {s:g}) {len(ours):,} events over {len(people):,} PIDs; {SEGMENTS} segments in {len(ORGS)} orgs "
-            f"holding {n_memberships:,} memberships (written in {built:.1f} s)")
-        say("    in-process moto, SignalsIngestFunction's handler, SQS-shaped batches of 10 "
-            "(EventBridge envelopes); moto's Query given a partition lookup")
+        say(
+            f"(scale {s:g}) {len(ours):,} events over {len(people):,} PIDs; {SEGMENTS} segments in {len(ORGS)} orgs "
+            f"holding {n_memberships:,} memberships (written in {built:.1f} s)"
+        )
+        say(
+            "    in-process moto, SignalsIngestFunction's handler, SQS-shaped batches of 10 "
+            "(EventBridge envelopes); moto's Query given a partition lookup"
+        )
 
         handler = load_handler("SignalsIngestFunction")
         invoke(handler, sqs_batch([bus_envelope(person_event("death", "p-warm", "evt-warm", "2024-01-01T00:00:00Z"))]))
@@ -128,7 +146,7 @@ def measure(s: float | None = None, count: int | None = None) -> Rows:
         failures = 0
         started = time.perf_counter()
         for start in range(0, len(ours), 10):
-            result = invoke(handler, sqs_batch([bus_envelope(e) for e in ours[start:start + 10]]))
+            result = invoke(handler, sqs_batch([bus_envelope(e) for e in ours[start : start + 10]]))
             failures += len(result.get("batchItemFailures") or [])
         ours_s = time.perf_counter() - started
         by_op = collections.Counter(op for _, op in counted.calls)
@@ -161,32 +179,43 @@ def measure(s: float | None = None, count: int | None = None) -> Rows:
     ours_rate = n / ours_s
     per_event = {op: c / n for op, c in sorted(by_op.items())}
     query_met = by_op["Query"] <= n
-    say(f"    ours: {n:,} events in {ours_s:.1f} s = {ours_rate:.0f} events/s; {failures} failed; "
-        f"{entries:,} feed entries (expected {expected_entries:,})")
+    say(
+        f"    ours: {n:,} events in {ours_s:.1f} s = {ours_rate:.0f} events/s; {failures} failed; "
+        f"{entries:,} feed entries (expected {expected_entries:,})"
+    )
     say("    DynamoDB calls per event: " + ", ".join(f"{op} {v:.2f}" for op, v in per_event.items()))
-    say(f"    membership reads: {by_op['Query'] / n:.2f} Query (gsi3) per event, no per-segment read; "
-        f"target <= 1 membership query + batched writes per event: {'met' if query_met else 'NOT met'}")
+    say(
+        f"    membership reads: {by_op['Query'] / n:.2f} Query (gsi3) per event, no per-segment read; "
+        f"target <= 1 membership query + batched writes per event: {'met' if query_met else 'NOT met'}"
+    )
     # Read units as DynamoDB charges them (moto does not): the gsi3 Query reads a few keys-only
     # items (< 4 KB: one unit), the live-segments BatchGetItem one unit per segment holding the PID;
     # the naive check one unit per segment of the orgs, found or not.
     ours_rcu = (by_op["Query"] + expected_entries) * RCU / n
     naive_rcu = len(segments) * RCU
-    say(f"    read units per event (DynamoDB's pricing, eventually consistent): ours {ours_rcu:.1f}, "
-        f"naive {naive_rcu:.0f} ({naive_rcu / ours_rcu:.0f} x)")
+    say(
+        f"    read units per event (DynamoDB's pricing, eventually consistent): ours {ours_rcu:.1f}, "
+        f"naive {naive_rcu:.0f} ({naive_rcu / ours_rcu:.0f} x)"
+    )
     verdicts = []
     for label, rate in rates.items():
         calls = naive_calls[label]
         k = calls.pop("events")
         ratio = direct_rate / rate
         verdicts.append(ratio >= 10)
-        say(f"    naive ({label} per segment, {k:,} events): {rate:.1f} events/s; calls per event: "
+        say(
+            f"    naive ({label} per segment, {k:,} events): {rate:.1f} events/s; calls per event: "
             + ", ".join(f"{op} {c / k:.2f}" for op, c in sorted(calls.items()))
             + f"; ours (use case alone, {direct_rate:.1f} events/s) {ratio:.1f} x "
-            + f"(target >= 10 x: {'met' if ratio >= 10 else 'NOT met'})")
+            + f"(target >= 10 x: {'met' if ratio >= 10 else 'NOT met'})"
+        )
         naive_calls[label]["events"] = k
     return [
-        ("ingest: scale", f"{s:g} ({n:,} events, {n_memberships:,} memberships in {SEGMENTS} segments, "
-                          f"{len(ORGS)} orgs, {len(people):,} PIDs)"),
+        (
+            "ingest: scale",
+            f"{s:g} ({n:,} events, {n_memberships:,} memberships in {SEGMENTS} segments, "
+            f"{len(ORGS)} orgs, {len(people):,} PIDs)",
+        ),
         ("ingest: method", "in-process moto, SignalsIngestFunction handler, SQS batches of 10"),
         ("ingest: calls per event", ", ".join(f"{v:.2f} {op}" for op, v in per_event.items())),
         ("ingest: membership query per event", f"{by_op['Query'] / n:.2f} ({'met' if query_met else 'NOT met'})"),
@@ -194,9 +223,14 @@ def measure(s: float | None = None, count: int | None = None) -> Rows:
         ("ingest: read units per event", f"ours {ours_rcu:.1f}, naive {naive_rcu:.0f} ({naive_rcu / ours_rcu:.0f} x)"),
         ("ingest: ours, through the handler", f"{ours_rate:.0f} events/s ({ours_s:.1f} s)"),
         ("ingest: ours, the use case alone", f"{direct_rate:.0f} events/s ({len(direct_sample):,} events)"),
-        *[(f"ingest: naive, {label} per segment",
-           f"{rate:.1f} events/s ({naive_calls[label]['events']:,} events); ours {direct_rate / rate:.1f} x "
-           f"({'met' if direct_rate / rate >= 10 else 'NOT met'})") for label, rate in rates.items()],
+        *[
+            (
+                f"ingest: naive, {label} per segment",
+                f"{rate:.1f} events/s ({naive_calls[label]['events']:,} events); ours {direct_rate / rate:.1f} x "
+                f"({'met' if direct_rate / rate >= 10 else 'NOT met'})",
+            )
+            for label, rate in rates.items()
+        ],
     ]
 
 

@@ -36,8 +36,10 @@ POLL = 0.05  # seconds between reads of the signals API
 
 
 def _signals(members: list[str]) -> list[dict[str, Any]]:
-    return [person_event("death", pid, f"evt-late-{n:05d}", "2024-01-15T10:30:45.123456Z")
-            for n, pid in enumerate(members[::SHARE])]
+    return [
+        person_event("death", pid, f"evt-late-{n:05d}", "2024-01-15T10:30:45.123456Z")
+        for n, pid in enumerate(members[::SHARE])
+    ]
 
 
 def request_and_feed_calls() -> tuple[Rows, bool]:
@@ -69,29 +71,40 @@ def request_and_feed_calls() -> tuple[Rows, bool]:
     extra = (n_after - n_before) / n_before
     met = extra <= 0.01
     with_signals = N_PIDS // SHARE
-    say(f"(a) the add's own calls, 10,000 new PIDs through AddMembersFunction (in-process moto), "
-        f"{with_signals} of them with a signal")
+    say(
+        f"(a) the add's own calls, 10,000 new PIDs through AddMembersFunction (in-process moto), "
+        f"{with_signals} of them with a signal"
+    )
     say(f"    before signals (no signal stored): {before}")
     say(f"    with signals stored:               {after}")
-    say(f"    {n_after - n_before:+d} calls ({extra:+.1%}); target at most +1 %, no EventBridge call: "
-        f"{'met' if met and not any(op.startswith('events:') for op in after) else 'NOT met'}")
-    say(f"(b) SignalFeedFunction on the add's {len(ledger)} ledger INSERTs (one stream batch): {feed_calls}; "
-        f"{entries} feed entries written for {with_signals} late joiners with a signal")
+    say(
+        f"    {n_after - n_before:+d} calls ({extra:+.1%}); target at most +1 %, no EventBridge call: "
+        f"{'met' if met and not any(op.startswith('events:') for op in after) else 'NOT met'}"
+    )
+    say(
+        f"(b) SignalFeedFunction on the add's {len(ledger)} ledger INSERTs (one stream batch): {feed_calls}; "
+        f"{entries} feed entries written for {with_signals} late joiners with a signal"
+    )
     fmt = ", ".join
     return [
         ("late joiners: the add's calls, no signals stored", fmt(f"{n} {op}" for op, n in before.items())),
-        (f"late joiners: the add's calls, {with_signals} of 10,000 with a signal",
-         fmt(f"{n} {op}" for op, n in after.items())),
+        (
+            f"late joiners: the add's calls, {with_signals} of 10,000 with a signal",
+            fmt(f"{n} {op}" for op, n in after.items()),
+        ),
         ("late joiners: request path target (<= +1 %)", f"{extra:+.1%}, {'met' if met else 'NOT met'}"),
-        (f"late joiners: SignalFeedFunction, {len(ledger)} ledger INSERTs",
-         fmt(f"{n} {op}" for op, n in feed_calls.items()) + f"; {entries} feed entries"),
+        (
+            f"late joiners: SignalFeedFunction, {len(ledger)} ledger INSERTs",
+            fmt(f"{n} {op}" for op, n in feed_calls.items()) + f"; {entries} feed entries",
+        ),
     ], met
 
 
 def _http(url: str, method: str = "GET", body: Any = None, key: str = "") -> tuple[int, dict[str, Any]]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"x-api-key": key, "content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"x-api-key": key, "content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as reply:
             return reply.status, json.loads(reply.read() or b"{}")
@@ -118,8 +131,9 @@ def delay_through_local_stack() -> Rows:
         segment_id = created["segment_id"]
         deaths = f"{base}/v2/segments/signals/deaths?segment_id={segment_id}&limit=1000"
         started = time.perf_counter()
-        status, added = _http(f"{base}/v2/segments/members/add", "POST",
-                              {"segment_id": segment_id, "minerva_pids": members}, key)
+        status, added = _http(
+            f"{base}/v2/segments/members/add", "POST", {"segment_id": segment_id, "minerva_pids": members}, key
+        )
         answered = time.perf_counter()
         assert status == 200, added
         served, reads = 0, 0
@@ -132,14 +146,20 @@ def delay_through_local_stack() -> Rows:
             time.sleep(POLL)
         seen = time.perf_counter()
     request_s, delay = answered - started, seen - answered
-    say(f"(c) through the local stack (HTTP API on a free loopback port, the stream pollers): add answered in "
+    say(
+        f"(c) through the local stack (HTTP API on a free loopback port, the stream pollers): add answered in "
         f"{request_s:.2f} s; the {served}/{expected} late joiners' deaths readable {delay:.2f} s after the answer "
-        f"({reads} reads)")
-    say("    the stream pollers read the add's 10,000 member INSERTs too (each consumer; its filter drops them) "
-        "through moto's GetRecords, 1,000 a call; the 0.25 s idle wait and the 1 s batching window are a small part")
+        f"({reads} reads)"
+    )
+    say(
+        "    the stream pollers read the add's 10,000 member INSERTs too (each consumer; its filter drops them) "
+        "through moto's GetRecords, 1,000 a call; the 0.25 s idle wait and the 1 s batching window are a small part"
+    )
     return [
-        ("late joiners: delay, add answered -> signals readable (local stack)",
-         f"{delay:.2f} s ({served}/{expected} signals; the add itself {request_s:.2f} s)"),
+        (
+            "late joiners: delay, add answered -> signals readable (local stack)",
+            f"{delay:.2f} s ({served}/{expected} signals; the add itself {request_s:.2f} s)",
+        ),
     ]
 
 

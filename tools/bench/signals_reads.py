@@ -100,11 +100,23 @@ def measure(s: float | None = None) -> Rows:
             core.write_items([core.new_member_item(ORG["org_id"], large, p, at) for p in members])
             core.write_items([core.new_member_item(ORG["org_id"], small, p, at) for p in members[:SMALL]])
             for n in range(SHARED_SIGNALS):  # newest: in both segments
-                core.ingest_event(person_event("job_change", members[n % SMALL], f"evt-shared-{n:04d}",
-                                               f"2024-03-01T10:{n // 60:02d}:{n % 60:02d}.000000Z"))
+                core.ingest_event(
+                    person_event(
+                        "job_change",
+                        members[n % SMALL],
+                        f"evt-shared-{n:04d}",
+                        f"2024-03-01T10:{n // 60:02d}:{n % 60:02d}.000000Z",
+                    )
+                )
             for n in range(LARGE_ONLY_SIGNALS):  # older: in the large segment only
-                core.ingest_event(person_event("job_change", members[SMALL + n], f"evt-large-{n:04d}",
-                                               f"2024-02-01T10:{n // 60:02d}:{n % 60:02d}.000000Z"))
+                core.ingest_event(
+                    person_event(
+                        "job_change",
+                        members[SMALL + n],
+                        f"evt-large-{n:04d}",
+                        f"2024-02-01T10:{n // 60:02d}:{n % 60:02d}.000000Z",
+                    )
+                )
         feed = {"large": core.feed_count(large), "small": core.feed_count(small)}
         page_reads(small)  # warm-up: import the handler, connect
         large_page, large_reads = page_reads(large)
@@ -112,8 +124,10 @@ def measure(s: float | None = None) -> Rows:
     for page in (large_page, small_page):
         assert len(page["results"]) == PAGE and page["next_cursor"], "a full page with more after it"
     met = large_reads == small_reads
-    say(f"(scale {s:g}) a page of {PAGE} job changes; in-process moto, SignalsApiFunction's handler; read units "
-        "computed from the items (moto reports none for the core's calls)")
+    say(
+        f"(scale {s:g}) a page of {PAGE} job changes; in-process moto, SignalsApiFunction's handler; read units "
+        "computed from the items (moto reports none for the core's calls)"
+    )
     say(f"    {n_large:,}-member segment ({feed['large']} signals): {large_reads}")
     say(f"    {SMALL}-member segment ({feed['small']} signals):     {small_reads}")
     say(f"    target: the same reads: {'met' if met else 'NOT met'}")

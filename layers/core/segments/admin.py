@@ -36,26 +36,40 @@ def _create(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     record = auth.revoke_api_key(args.key_id)
     data = {"key_id": record["key_id"], "org_id": record["org_id"], "status": "revoked"}
-    _print(args, data, f"revoked {record['key_id']} (org {record['org_id']}); "
-                       "cached authorizations expire within the authorizer TTL (≤ 300 s)")
+    _print(
+        args,
+        data,
+        f"revoked {record['key_id']} (org {record['org_id']}); "
+        "cached authorizations expire within the authorizer TTL (≤ 300 s)",
+    )
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     keys = auth.list_api_keys(args.org)
-    lines = [f"{k['key_id']}  {k['status']:<8} {k['bucket']:<20} {k['created_at']}  {k.get('label') or ''}"
-             for k in keys]
+    lines = [
+        f"{k['key_id']}  {k['status']:<8} {k['bucket']:<20} {k['created_at']}  {k.get('label') or ''}" for k in keys
+    ]
     _print(args, keys, "\n".join(lines) if lines else f"no keys for org {args.org}")
     return 0
 
 
 def _create_system_segment(args: argparse.Namespace) -> int:
     segment = auth.create_system_segment(args.org, args.bucket, args.name, description=args.description)
-    data = {"segment_id": segment.segment_id, "org_id": segment.org_id, "bucket": segment.bucket,
-            "name": segment.name, "system_segment": True}
-    _print(args, data, f"segment_id: {segment.segment_id}\norg_id:     {segment.org_id}\n"
-                       f"bucket:     {segment.bucket}\nname:       {segment.name}\n\n"
-                       "A system segment can't be renamed or deleted through the API.")
+    data = {
+        "segment_id": segment.segment_id,
+        "org_id": segment.org_id,
+        "bucket": segment.bucket,
+        "name": segment.name,
+        "system_segment": True,
+    }
+    _print(
+        args,
+        data,
+        f"segment_id: {segment.segment_id}\norg_id:     {segment.org_id}\n"
+        f"bucket:     {segment.bucket}\nname:       {segment.name}\n\n"
+        "A system segment can't be renamed or deleted through the API.",
+    )
     return 0
 
 
@@ -92,16 +106,19 @@ def _publish(args: argparse.Namespace) -> int:
     if outcome.failed:
         data["failures"] = [{"line": line, "code": code, "message": msg} for line, code, msg in outcome.failed]
         _print(args, data, f"put {outcome.put} of {len(events)} event(s) on {where}")
-        print(f"segments-admin: {len(outcome.failed)} event(s) not put: {admin_events.describe_failures(outcome)}",
-              file=sys.stderr)
+        print(
+            f"segments-admin: {len(outcome.failed)} event(s) not put: {admin_events.describe_failures(outcome)}",
+            file=sys.stderr,
+        )
         return 2
     _print(args, data, f"put {outcome.put} event(s) on {where}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="segments-admin",
-                                description="Operate Segments: API keys, system segments, person events.")
+    p = argparse.ArgumentParser(
+        prog="segments-admin", description="Operate Segments: API keys, system segments, person events."
+    )
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -76,8 +76,9 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
     if owner is not None and owner != org_id:
         raise errors.Conflict(f"Bucket {bucket} belongs to another organisation")
     try:
-        new = storable_segment(NewSegment(name=name, description=description, source="admin",
-                                          segment_type="static", system_segment=True))
+        new = storable_segment(
+            NewSegment(name=name, description=description, source="admin", segment_type="static", system_segment=True)
+        )
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "segment"
@@ -101,8 +102,10 @@ def revoke_api_key(key_id: str) -> dict[str, Any]:
 
 def list_api_keys(org_id: str) -> list[dict[str, Any]]:
     """The org's keys without their hashes, oldest first."""
-    return [{k: v for k, v in r.items() if k not in {"key_hash", "gsi1pk", "gsi1sk", "pk", "sk"}}
-            for r in api_keys.list_for_org(org_id)]
+    return [
+        {k: v for k, v in r.items() if k not in {"key_hash", "gsi1pk", "gsi1sk", "pk", "sk"}}
+        for r in api_keys.list_for_org(org_id)
+    ]
 
 
 def authenticate(api_key: str | None) -> Principal | None:

@@ -40,6 +40,7 @@ def _runner() -> tuple[Callable[..., dict[str, Any]], Any]:
         raise_on_no_idempotency_key=True,
         expires_after_seconds=settings.idempotency_ttl_seconds,
     )
+
     @idempotent_function(data_keyword_argument="request", config=config, persistence_store=persistence)
     def run(request: dict[str, Any]) -> dict[str, Any]:
         return _current.get()()

@@ -30,8 +30,9 @@ MAX_ITEM_BYTES = 400 * 1024
 # What storage adds to a segment's own fields: keys, index keys, the name key (at most 1,024
 # bytes), identity, times, size and state. Generous, so a segment that passes always fits.
 ITEM_OVERHEAD_BYTES = 4 * 1024
-RANGE = (f"numbers must be finite (no NaN or Infinity) and between 1E{MIN_EXPONENT} and "
-         f"9.99E+{MAX_EXPONENT} in magnitude")
+RANGE = (
+    f"numbers must be finite (no NaN or Infinity) and between 1E{MIN_EXPONENT} and 9.99E+{MAX_EXPONENT} in magnitude"
+)
 
 
 class LimitExceeded(ValueError):
@@ -153,8 +154,7 @@ def check_item(item: Mapping[str, Any], *, overhead: int = ITEM_OVERHEAD_BYTES, 
     """LimitExceeded when `item` (plus `overhead` bytes that storage adds) is over 400 KB."""
     size = item_size(item) + overhead
     if size > MAX_ITEM_BYTES:
-        raise LimitExceeded("", f"{what} would take {size:,} bytes; at most {MAX_ITEM_BYTES:,} "
-                                       f"(400 KB) can be stored")
+        raise LimitExceeded("", f"{what} would take {size:,} bytes; at most {MAX_ITEM_BYTES:,} (400 KB) can be stored")
 
 
 def plain(value: Any) -> Any:

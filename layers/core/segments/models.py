@@ -56,8 +56,10 @@ def clean_name(value: str) -> str:
         raise ValueError(f"name must be 1-{NAME_MAX} characters after trimming")
     for ch in name:
         if unicodedata.category(ch) in _REFUSED_CATEGORIES:
-            raise ValueError(f"name must not contain control, format (zero-width or bidirectional) or "
-                             f"separator characters; found U+{ord(ch):04X}")
+            raise ValueError(
+                f"name must not contain control, format (zero-width or bidirectional) or "
+                f"separator characters; found U+{ord(ch):04X}"
+            )
     return name
 
 
@@ -75,8 +77,10 @@ def definition_problem(segment_type: str, definition: dict[str, Any]) -> str | N
     for field in ("rules", "uris_include", "uris_exclude"):
         if definition.get(field) and field not in TYPE_FIELDS.get(segment_type, frozenset()):
             allowed = [t for t in ("static", "dynamic", "hybrid") if field in TYPE_FIELDS[t]]
-            return (f"Invalid '{field}': a {segment_type} segment has no {field} ({TYPE_MEANING[segment_type]}); "
-                    f"{field} belongs to {' and '.join(allowed)} segments")
+            return (
+                f"Invalid '{field}': a {segment_type} segment has no {field} ({TYPE_MEANING[segment_type]}); "
+                f"{field} belongs to {' and '.join(allowed)} segments"
+            )
     return None
 
 

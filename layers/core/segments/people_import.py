@@ -55,8 +55,14 @@ def event_of(org_id: str, record: Any, *, observed_at: str) -> dict[str, Any]:
     if not isinstance(pid, str):
         raise InvalidEvent("minerva_pid is missing or not a string")
     attributes = {k: v for k, v in record.items() if k != "minerva_pid"}
-    return {"event_id": event_id(org_id, pid, attributes), "type": "profile", "minerva_pid": pid,
-            "observed_at": observed_at, "org_id": org_id, "data": {"attributes": attributes}}
+    return {
+        "event_id": event_id(org_id, pid, attributes),
+        "type": "profile",
+        "minerva_pid": pid,
+        "observed_at": observed_at,
+        "org_id": org_id,
+        "data": {"attributes": attributes},
+    }
 
 
 def events(org_id: str, lines: Iterable[str], *, observed_at: str, report: Report) -> Iterator[str]:
@@ -92,8 +98,9 @@ def _batches(bodies: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def import_people(org_id: str, lines: Iterable[str], *, queue_url: str, observed_at: str,
-                  progress: TextIO | None = None) -> Report:
+def import_people(
+    org_id: str, lines: Iterable[str], *, queue_url: str, observed_at: str, progress: TextIO | None = None
+) -> Report:
     report = Report()
     shown = 0
     for batch in _batches(events(org_id, lines, observed_at=observed_at, report=report)):
@@ -102,8 +109,11 @@ def import_people(org_id: str, lines: Iterable[str], *, queue_url: str, observed
         report.failed += len(result.failed)
         if progress is not None and report.sent - shown >= PROGRESS_EVERY:
             shown = report.sent
-            print(f"sent {report.sent:,} of {report.read:,} read ({len(report.invalid):,} invalid)", file=progress,
-                  flush=True)
+            print(
+                f"sent {report.sent:,} of {report.read:,} read ({len(report.invalid):,} invalid)",
+                file=progress,
+                flush=True,
+            )
     return report
 
 
@@ -114,10 +124,11 @@ def register(sub: Any) -> None:
     """Add `import-people` to segments-admin's subcommands."""
     p = sub.add_parser("import-people", help="send a JSON-lines file of person records as profile events")
     p.add_argument("--org", required=True)
-    p.add_argument("file", type=Path, help="JSON lines: {\"minerva_pid\": ..., ...attributes}")
+    p.add_argument("file", type=Path, help='JSON lines: {"minerva_pid": ..., ...attributes}')
     p.add_argument("--queue", default=None, help="the person-events queue URL (default: $PERSON_EVENTS_QUEUE_URL)")
-    p.add_argument("--observed-at", default=None,
-                   help="the events' observed_at (ISO 8601); default: the file's modification time")
+    p.add_argument(
+        "--observed-at", default=None, help="the events' observed_at (ISO 8601); default: the file's modification time"
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -129,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     observed_at = args.observed_at or iso(datetime.fromtimestamp(args.file.stat().st_mtime, UTC))
     with args.file.open(encoding="utf-8") as lines:
-        report = import_people(args.org, lines, queue_url=queue_url, observed_at=observed_at,
-                               progress=None if args.json else sys.stderr)
+        report = import_people(
+            args.org, lines, queue_url=queue_url, observed_at=observed_at, progress=None if args.json else sys.stderr
+        )
     if args.json:
         print(json.dumps({"org_id": args.org, **asdict(report)}, sort_keys=True))
     else:
-        print(f"read {report.read:,} records: {report.sent:,} sent, {len(report.invalid):,} invalid, "
-              f"{report.failed:,} not taken by the queue")
+        print(
+            f"read {report.read:,} records: {report.sent:,} sent, {len(report.invalid):,} invalid, "
+            f"{report.failed:,} not taken by the queue"
+        )
         for bad in report.invalid[:20]:
             print(f"  line {bad['line']}: {bad['reason']}")
         if len(report.invalid) > 20:

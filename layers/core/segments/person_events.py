@@ -45,9 +45,21 @@ ATTRIBUTES_MAX = 200
 ATTRIBUTES_MAX_BYTES = 64 * 1024
 ATTRIBUTE_DEPTH_MAX = 16
 # Attributes a profile may not set: storage keys, identity, and the lifecycle facts' versions.
-RESERVED_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
-                                 "org_id", "minerva_pid", "profile_observed_at"})
-
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        "pk",
+        "sk",
+        "gsi1pk",
+        "gsi1sk",
+        "gsi2pk",
+        "gsi2sk",
+        "gsi3pk",
+        "gsi3sk",
+        "org_id",
+        "minerva_pid",
+        "profile_observed_at",
+    }
+)
 
 
 def _unicode(value: str) -> str:

@@ -28,9 +28,11 @@ _lock = threading.Lock()
 @lru_cache(maxsize=1)
 def client() -> Any:
     with _lock:
-        return boto3.client("sqs", region_name=get_settings().region,
-                            config=Config(retries={"mode": "standard", "max_attempts": 4},
-                                          connect_timeout=2, read_timeout=10))
+        return boto3.client(
+            "sqs",
+            region_name=get_settings().region,
+            config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10),
+        )
 
 
 def reset() -> None:
@@ -60,7 +62,8 @@ def send_batch(queue_url: str, bodies: Sequence[tuple[str, str]]) -> Sent:
         pending = list(bodies[start : start + SEND_BATCH_MAX])
         for _ in range(SEND_ROUNDS):
             result = client().send_message_batch(
-                QueueUrl=queue_url, Entries=[{"Id": i, "MessageBody": b} for i, b in pending])
+                QueueUrl=queue_url, Entries=[{"Id": i, "MessageBody": b} for i, b in pending]
+            )
             sent += len(result.get("Successful") or [])
             again = {f["Id"] for f in result.get("Failed") or [] if not f.get("SenderFault")}
             failed += [f["Id"] for f in result.get("Failed") or [] if f.get("SenderFault")]

@@ -33,8 +33,12 @@ class Entry:
     detail: dict[str, Any]
 
     def request(self, bus_name: str) -> dict[str, Any]:
-        return {"Source": self.source, "DetailType": self.detail_type, "EventBusName": bus_name,
-                "Detail": json.dumps(self.detail, separators=(",", ":"), ensure_ascii=False)}
+        return {
+            "Source": self.source,
+            "DetailType": self.detail_type,
+            "EventBusName": bus_name,
+            "Detail": json.dumps(self.detail, separators=(",", ":"), ensure_ascii=False),
+        }
 
 
 def client() -> Any:
@@ -81,8 +85,9 @@ def put(entries: Sequence[Entry]) -> list[int]:
                 result = None
             if result is not None:
                 outcomes = result.get("Entries") or []
-                pending = [i for i, out in zip(pending, outcomes, strict=False) if out.get("ErrorCode")] + \
-                    pending[len(outcomes):]
+                pending = [i for i, out in zip(pending, outcomes, strict=False) if out.get("ErrorCode")] + pending[
+                    len(outcomes) :
+                ]
             if not pending:
                 break
             if attempt < MAX_ATTEMPTS - 1:

@@ -46,8 +46,12 @@ def is_feed_insert(record: Mapping[str, Any]) -> bool:
 
 def is_ledger_insert(record: Mapping[str, Any]) -> bool:
     k = _keys(record)
-    return (record.get("eventName") == "INSERT" and k is not None and k[0].startswith(keys.SEGMENT)
-            and keys.is_ledger_sk(k[1]))
+    return (
+        record.get("eventName") == "INSERT"
+        and k is not None
+        and k[0].startswith(keys.SEGMENT)
+        and keys.is_ledger_sk(k[1])
+    )
 
 
 def new_image(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,14 +65,20 @@ def entries_of(record: Mapping[str, Any]) -> list[Entry]:
         return []
     if is_feed_insert(record):
         item = new_image(record)
-        return [Entry(SOURCE, SIGNAL_DETECTED, {
-            "event_id": event_id("sig", *k),
-            "segment_id": item.get("segment_id"),
-            "org_id": item.get("org_id"),
-            "minerva_pid": item.get("minerva_pid"),
-            "signal_type": item.get("type"),
-            "signal": render(item),
-        })]
+        return [
+            Entry(
+                SOURCE,
+                SIGNAL_DETECTED,
+                {
+                    "event_id": event_id("sig", *k),
+                    "segment_id": item.get("segment_id"),
+                    "org_id": item.get("org_id"),
+                    "minerva_pid": item.get("minerva_pid"),
+                    "signal_type": item.get("type"),
+                    "signal": render(item),
+                },
+            )
+        ]
     if is_ledger_insert(record):
         item = new_image(record)
         pids = [str(p) for p in item.get("pids") or []]
@@ -76,15 +86,21 @@ def entries_of(record: Mapping[str, Any]) -> list[Entry]:
         out = []
         for n, start in enumerate(range(0, max(len(pids), 1), PIDS_PER_EVENT)):
             chunk = pids[start : start + PIDS_PER_EVENT]
-            out.append(Entry(SOURCE, MEMBERSHIP_CHANGED, {
-                "event_id": event_id("mem", *k, n),
-                "segment_id": item.get("segment_id"),
-                "org_id": item.get("org_id"),
-                "added": chunk if change == "added" else [],
-                "removed": chunk if change == "removed" else [],
-                "reason": item.get("reason"),
-                "api_request_id": item.get("api_request_id"),
-                "at": item.get("at"),
-            }))
+            out.append(
+                Entry(
+                    SOURCE,
+                    MEMBERSHIP_CHANGED,
+                    {
+                        "event_id": event_id("mem", *k, n),
+                        "segment_id": item.get("segment_id"),
+                        "org_id": item.get("org_id"),
+                        "added": chunk if change == "added" else [],
+                        "removed": chunk if change == "removed" else [],
+                        "reason": item.get("reason"),
+                        "api_request_id": item.get("api_request_id"),
+                        "at": item.get("at"),
+                    },
+                )
+            )
         return out
     return []

@@ -35,6 +35,8 @@ def publish(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {"batchItemFailures": []}
     first = records[owner[failed[0]]]
     metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=len(failed))
-    logger.warning("events not published; the stream will retry", extra={
-        "sequence_number": sequence_number(first), "failed_entries": len(failed)})
+    logger.warning(
+        "events not published; the stream will retry",
+        extra={"sequence_number": sequence_number(first), "failed_entries": len(failed)},
+    )
     return {"batchItemFailures": [{"itemIdentifier": sequence_number(first)}]}

@@ -34,7 +34,10 @@ Rules = Sequence[Rule | Mapping[str, Any]]
 _MISSING: Any = object()
 _ARRAYS = (list, tuple, set, frozenset)
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "greater_than": op.gt, "greater_than_or_equals": op.ge, "less_than": op.lt, "less_than_or_equals": op.le,
+    "greater_than": op.gt,
+    "greater_than_or_equals": op.ge,
+    "less_than": op.lt,
+    "less_than_or_equals": op.le,
 }
 NEAR_FIELD = "location"
 
@@ -247,7 +250,7 @@ def _compile_tree(node: Mapping[str, Any]) -> Predicate:
     """A raw tree (already checked by the grammar) as one predicate."""
     if "field" in node:
         return _compile(Rule.model_validate(node))
-    (kind, inner), = node.items()
+    ((kind, inner),) = node.items()
     if kind == "not":
         child = _compile_tree(inner)
         return lambda record: not child(record)
@@ -260,7 +263,7 @@ def _compile_tree(node: Mapping[str, Any]) -> Predicate:
 def _collect(rule: Rule | Mapping[str, Any], found: set[str]) -> None:
     if isinstance(rule, Mapping):
         if "field" not in rule:  # a raw tree's all/any/not node
-            (_, inner), = rule.items()
+            ((_, inner),) = rule.items()
             for child in inner if isinstance(inner, list) else [inner]:
                 _collect(child, found)
             return

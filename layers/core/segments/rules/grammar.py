@@ -27,8 +27,19 @@ FIELD_MAX_PARTS = 8  # names in a dotted path
 RULES_MAX = 100  # rules of one segment (as the SheepCRM create allows)
 
 Operator = Literal[
-    "and_list", "equals", "exact", "greater_than", "greater_than_or_equals", "less_than",
-    "less_than_or_equals", "near", "none_of", "not_equal_to", "or_list", "raw", "starts_with",
+    "and_list",
+    "equals",
+    "exact",
+    "greater_than",
+    "greater_than_or_equals",
+    "less_than",
+    "less_than_or_equals",
+    "near",
+    "none_of",
+    "not_equal_to",
+    "or_list",
+    "raw",
+    "starts_with",
     "starts_with_case_insensitive",
 ]
 OPERATORS: tuple[str, ...] = get_args(Operator)
@@ -46,8 +57,10 @@ NEAR_TAKES = 'near takes "lat,lon,km" (latitude -90..90, longitude -180..180, km
 def field_problem(field: str) -> str | None:
     """Why `field` is not a dotted path of identifier-like names, or None."""
     if not _PATH.fullmatch(field):
-        return ("field must be a dotted path of names (letters, digits, _ or -, each starting with a "
-                "letter or _), e.g. location.country")
+        return (
+            "field must be a dotted path of names (letters, digits, _ or -, each starting with a "
+            "letter or _), e.g. location.country"
+        )
     if field.count(".") + 1 > FIELD_MAX_PARTS:
         return f"field may name at most {FIELD_MAX_PARTS} nested attributes"
     return None
@@ -63,15 +76,16 @@ def value_problem(operator: str, value: Any) -> str | None:
             hint = ""
             if isinstance(value, str) and _numeric(value):
                 hint = f" (send the number {value.strip()}, not the string {value!r})"
-            return (f"{operator} takes a number, an ISO date (YYYY-MM-DD) or an ISO datetime "
-                    f"(YYYY-MM-DDTHH:MM:SS, with Z or an offset){hint}")
+            return (
+                f"{operator} takes a number, an ISO date (YYYY-MM-DD) or an ISO datetime "
+                f"(YYYY-MM-DDTHH:MM:SS, with Z or an offset){hint}"
+            )
     elif operator in PREFIX:
         if not isinstance(value, str) or not value:
             return f"{operator} takes a non-empty string"
     elif operator in LISTS:
         if values.listed(value) is None:
-            return (f"{operator} takes a non-empty list of strings, numbers or booleans, or a "
-                    "comma-separated string")
+            return f"{operator} takes a non-empty list of strings, numbers or booleans, or a comma-separated string"
     elif operator == "near" and values.near(value) is None:
         return NEAR_TAKES
     return None
@@ -87,8 +101,13 @@ def _numeric(text: str) -> bool:
 def _invalid(loc: str, message: str, given: Any) -> ValidationError:
     """A ValidationError located at one field of the rule (pydantic merges it into the caller's)."""
     return ValidationError.from_exception_data(
-        "Rule", [InitErrorDetails(type=PydanticCustomError("value_error", "Value error, {why}", {"why": message}),
-                                  loc=(loc,), input=given)])
+        "Rule",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, {why}", {"why": message}), loc=(loc,), input=given
+            )
+        ],
+    )
 
 
 class Rule(BaseModel):
@@ -136,9 +155,10 @@ def _check_tree(node: Any, depth: int, at: str = "") -> None:
     if depth > RAW_MAX_DEPTH:
         raise ValueError(f"raw rule trees may nest at most {RAW_MAX_DEPTH} levels")
     if not isinstance(node, dict) or len(node) != 1:
-        raise ValueError('raw value must be {"all": [...]}, {"any": [...]} or {"not": rule}'
-                         + (f" (at {at})" if at else ""))
-    (op, inner), = node.items()
+        raise ValueError(
+            'raw value must be {"all": [...]}, {"any": [...]} or {"not": rule}' + (f" (at {at})" if at else "")
+        )
+    ((op, inner),) = node.items()
     here = f"{at}.{op}" if at else str(op)
     if op in ("all", "any"):
         if not isinstance(inner, list) or not inner:

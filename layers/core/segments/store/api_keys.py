@@ -21,17 +21,28 @@ def put(record: dict[str, Any]) -> None:
         "gsi1pk": keys.api_keys_gsi_pk(record["org_id"]),
         "gsi1sk": f"{record['created_at']}#{record['key_id']}",
     }
-    claim = {"pk": keys.bucket_pk(record["bucket"]), "sk": keys.BUCKET_SK, "org_id": record["org_id"],
-             "created_at": record["created_at"]}
+    claim = {
+        "pk": keys.bucket_pk(record["bucket"]),
+        "sk": keys.BUCKET_SK,
+        "org_id": record["org_id"],
+        "created_at": record["created_at"],
+    }
     new = "attribute_not_exists(pk)"
     try:
-        transact({
-            "key by hash": {"Put": {"TableName": table(), "Item": to_item(by_hash), "ConditionExpression": new}},
-            "key by id": {"Put": {"TableName": table(), "Item": to_item(by_id), "ConditionExpression": new}},
-            "bucket": {"Put": {"TableName": table(), "Item": to_item(claim),
-                               "ConditionExpression": "attribute_not_exists(pk) OR org_id = :org",
-                               "ExpressionAttributeValues": values(org=record["org_id"])}},
-        })
+        transact(
+            {
+                "key by hash": {"Put": {"TableName": table(), "Item": to_item(by_hash), "ConditionExpression": new}},
+                "key by id": {"Put": {"TableName": table(), "Item": to_item(by_id), "ConditionExpression": new}},
+                "bucket": {
+                    "Put": {
+                        "TableName": table(),
+                        "Item": to_item(claim),
+                        "ConditionExpression": "attribute_not_exists(pk) OR org_id = :org",
+                        "ExpressionAttributeValues": values(org=record["org_id"]),
+                    }
+                },
+            }
+        )
     except Cancelled as exc:
         if exc.failed("bucket"):
             raise errors.Conflict(f"Bucket {record['bucket']} belongs to another organisation") from exc

@@ -222,8 +222,9 @@ def transact(items: Mapping[str, dict[str, Any]], *, token: str | None = None) -
 
 def _old_items(exc: ClientError, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     listed = exc.response.get("CancellationReasons") or []
-    return {name: from_item(listed[i]["Item"]) for i, name in enumerate(names)
-            if i < len(listed) and listed[i].get("Item")}
+    return {
+        name: from_item(listed[i]["Item"]) for i, name in enumerate(names) if i < len(listed) and listed[i].get("Item")
+    }
 
 
 def _reasons(exc: ClientError, names: Sequence[str]) -> dict[str, str]:

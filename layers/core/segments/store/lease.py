@@ -35,8 +35,16 @@ def _update(org_id: str, segment_id: str, **request: Any) -> dict[str, Any]:
     return call_through_conflicts("update_item", TableName=table(), Key=keys.segment_key(org_id, segment_id), **request)
 
 
-def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int, clean_only: bool,
-         types: Sequence[str] | None = None) -> Take:
+def take(
+    org_id: str,
+    segment_id: str,
+    *,
+    owner: str,
+    now_ms: int,
+    until_ms: int,
+    clean_only: bool,
+    types: Sequence[str] | None = None,
+) -> Take:
     """Take the lease if it is free (or expired), setting size_dirty; with `clean_only`, only if
     size_dirty is false; with `types`, only if the segment is of one of them (a segment without a
     type is static). The outcome comes from the condition itself, not from ReturnValues."""
@@ -78,8 +86,17 @@ def take(org_id: str, segment_id: str, *, owner: str, now_ms: int, until_ms: int
     return Take("taken", members_written=written is not False)
 
 
-def commit(org_id: str, segment_id: str, *, owner: str, now_ms: int, delta: int, base: int | None,
-           updated_at: str | None, wrote_members: bool) -> int:
+def commit(
+    org_id: str,
+    segment_id: str,
+    *,
+    owner: str,
+    now_ms: int,
+    delta: int,
+    base: int | None,
+    updated_at: str | None,
+    wrote_members: bool,
+) -> int:
     """Apply the size change (to `base` when recounted), mark the size exact and release the
     lease; returns the new size. Only the holder of an unexpired lease commits (Lost otherwise)."""
     size = ":base + :delta" if base is not None else "if_not_exists(current_size, :zero) + :delta"

@@ -15,11 +15,18 @@ ENTRY_FIELDS = ("change", "pids", "at", "api_request_id", "reason")
 def put(segment_id: str, entries: Sequence[Mapping[str, Any]], *, org_id: str | None = None) -> None:
     """Write entries ({n, change, pids, at, api_request_id, reason}); `n` orders one request's chunks.
     `org_id` is stored too: the stream consumers (signal feed, events out) need the segment's org."""
-    put_items([
-        {"pk": keys.member_pk(segment_id), "sk": keys.ledger_sk(e["at"], e["api_request_id"], e["n"]),
-         "segment_id": segment_id, "org_id": org_id, **{f: e[f] for f in ENTRY_FIELDS}}
-        for e in entries
-    ])
+    put_items(
+        [
+            {
+                "pk": keys.member_pk(segment_id),
+                "sk": keys.ledger_sk(e["at"], e["api_request_id"], e["n"]),
+                "segment_id": segment_id,
+                "org_id": org_id,
+                **{f: e[f] for f in ENTRY_FIELDS},
+            }
+            for e in entries
+        ]
+    )
 
 
 def written_at(segment_id: str, at: str) -> list[dict[str, Any]]:

@@ -107,6 +107,12 @@ def holding(org_id: str, pid: str) -> list[dict[str, Any]]:
             parsed = keys.parse_gsi3_sk(str(data.get("gsi3sk", "")))
             if parsed is None or parsed[0] != "member" or parsed[1] != org_id or parsed[2] is None:
                 continue
-            found.append({"segment_id": parsed[2], "minerva_pid": pid,
-                          "first_added_at": data.get("first_added_at"), "last_added_at": data.get("last_added_at")})
+            found.append(
+                {
+                    "segment_id": parsed[2],
+                    "minerva_pid": pid,
+                    "first_added_at": data.get("first_added_at"),
+                    "last_added_at": data.get("last_added_at"),
+                }
+            )
     return found

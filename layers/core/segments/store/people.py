@@ -17,6 +17,13 @@ def registered(org_id: str, pids: Sequence[str]) -> set[str]:
 
 def put(org_id: str, pid: str, attrs: dict[str, Any] | None = None) -> None:
     """Create or replace a record (seeding and tests; the registry gets its own writer with person events)."""
-    item = {**(attrs or {}), "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id,
-            "minerva_pid": pid, "gsi3pk": keys.holders_all_orgs_pk(pid), "gsi3sk": keys.person_gsi3_sk(org_id)}
+    item = {
+        **(attrs or {}),
+        "pk": keys.people_pk(org_id),
+        "sk": keys.pid_sk(pid),
+        "org_id": org_id,
+        "minerva_pid": pid,
+        "gsi3pk": keys.holders_all_orgs_pk(pid),
+        "gsi3sk": keys.person_gsi3_sk(org_id),
+    }
     call("put_item", TableName=table(), Item=to_item(item))

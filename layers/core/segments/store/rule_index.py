@@ -136,17 +136,30 @@ def segment(org_id: str, segment_id: str) -> dict[str, Any] | None:
     return get(keys.segment_key(org_id, segment_id), consistent=True)
 
 
-def record_progress(org_id: str, segment_id: str, *, definition_version: int, run: str, chunk: int,
-                    progress: Mapping[str, Any], ready: bool) -> bool:
+def record_progress(
+    org_id: str,
+    segment_id: str,
+    *,
+    definition_version: int,
+    run: str,
+    chunk: int,
+    progress: Mapping[str, Any],
+    ready: bool,
+) -> bool:
     """Move a rebuild from `chunk` to `progress["chunk"]`: SET build_progress (and build_state),
     on condition that the segment is live, still at `definition_version` (a missing one is 1) and
     this run's progress is still at `chunk` (chunk 0: no progress of this run yet). False when the
     condition fails: a newer definition, a deleted segment, or another delivery got there first."""
-    names = {"#p": "build_progress", "#st": "build_state", "#v": "definition_version", "#rs": "record_state",
-             "#run": "run", **({"#chunk": "chunk"} if chunk else {})}
+    names = {
+        "#p": "build_progress",
+        "#st": "build_state",
+        "#v": "definition_version",
+        "#rs": "record_state",
+        "#run": "run",
+        **({"#chunk": "chunk"} if chunk else {}),
+    }
     version_ok = "(#v = :v OR attribute_not_exists(#v))" if definition_version == 1 else "#v = :v"
-    mine = ("(attribute_not_exists(#p) OR #p.#run <> :run)" if chunk == 0
-            else "(#p.#run = :run AND #p.#chunk = :chunk)")
+    mine = "(attribute_not_exists(#p) OR #p.#run <> :run)" if chunk == 0 else "(#p.#run = :run AND #p.#chunk = :chunk)"
     return update_if(
         TableName=table(),
         Key=keys.segment_key(org_id, segment_id),
@@ -154,7 +167,11 @@ def record_progress(org_id: str, segment_id: str, *, definition_version: int, ru
         ConditionExpression=f"#rs = :active AND {version_ok} AND {mine}",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values(
-            progress=dict(progress), state="ready" if ready else "building", active="active",
-            v=definition_version, run=run, **({"chunk": chunk} if chunk else {}),
+            progress=dict(progress),
+            state="ready" if ready else "building",
+            active="active",
+            v=definition_version,
+            run=run,
+            **({"chunk": chunk} if chunk else {}),
         ),
     )

@@ -57,8 +57,14 @@ def segment_item(segment: dict[str, Any], name_key: str) -> dict[str, Any]:
 def _lock_put(org_id: str, name_key: str, segment_id: str, at: str | None) -> dict[str, Any]:
     item = {"pk": keys.org_pk(org_id), "sk": keys.name_lock_sk(name_key), "segment_id": segment_id, "created_at": at}
     # ALL_OLD: a failed condition returns the lock that holds the name (whose segment it is).
-    return {"Put": {"TableName": table(), "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+    return {
+        "Put": {
+            "TableName": table(),
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
 
 
 def _lock_delete(org_id: str, name_key: str, segment_id: str) -> dict[str, Any]:
@@ -126,8 +132,11 @@ def parent_check(org_id: str, segment_id: str, parent: str | None, *, live: bool
     if live:
         condition = f"record_state = :active AND ({condition})"
         vals |= values(active="active")
-    check: dict[str, Any] = {"TableName": table(), "Key": keys.segment_key(org_id, segment_id),
-                             "ConditionExpression": condition}
+    check: dict[str, Any] = {
+        "TableName": table(),
+        "Key": keys.segment_key(org_id, segment_id),
+        "ConditionExpression": condition,
+    }
     if vals:
         check["ExpressionAttributeValues"] = vals
     return {"ConditionCheck": check}
@@ -253,8 +262,9 @@ def update(
     segment's; the new lock must not exist (NameTaken otherwise). Named `checks` (ConditionChecks
     of other items, e.g. a parent chain) join the same transaction; one failing is Stale.
     """
-    request = _update_request(org_id, segment_id, name_key=old_name_key, sets=sets, removes=removes,
-                              version=version, empty_at_ms=empty_at_ms)
+    request = _update_request(
+        org_id, segment_id, name_key=old_name_key, sets=sets, removes=removes, version=version, empty_at_ms=empty_at_ms
+    )
     if checks:
         items: dict[str, dict[str, Any]] = {"segment": {"Update": request}}
         if new_name_key is not None and new_name_key != old_name_key:
@@ -297,8 +307,9 @@ def restore(org_id: str, segment_id: str, *, name_key: str, sets: dict[str, Any]
     transaction. NameTaken when another live segment has the name now; Stale when the segment is
     no longer deleted (or was renamed meanwhile)."""
     sets = {"record_state": "active", **sets}
-    request = _update_request(org_id, segment_id, name_key=name_key, sets=sets, removes=("deleted_at",),
-                              state="deleted")
+    request = _update_request(
+        org_id, segment_id, name_key=name_key, sets=sets, removes=("deleted_at",), state="deleted"
+    )
     _transact_change(
         {
             "segment": {"Update": request},

@@ -49,11 +49,18 @@ def put_fact(fact: Mapping[str, Any]) -> bool:
     item = {**fact, **_raw_key(keys.fact_key(pid, event_id))}
     marker = {**_raw_key(keys.marker_key(pid)), "minerva_pid": pid}
     try:
-        transact({
-            "fact": {"Put": {"TableName": table(), "Item": to_item(item),
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-            "marker": {"Put": {"TableName": table(), "Item": to_item(marker)}},
-        })
+        transact(
+            {
+                "fact": {
+                    "Put": {
+                        "TableName": table(),
+                        "Item": to_item(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                "marker": {"Put": {"TableName": table(), "Item": to_item(marker)}},
+            }
+        )
     except Cancelled as exc:
         if exc.failed("fact"):
             return False
@@ -200,17 +207,21 @@ def live_segments(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
 
     wanted = list(dict.fromkeys(pairs))
     parts = in_parallel(read, [keys.segment_key(org, sid) for org, sid in wanted], BATCH_GET_MAX)
-    live = {(str(i["pk"]["S"]), str(i["sk"]["S"])) for part in parts for i in part
-            if i.get("record_state", {}).get("S") == "active"}
-    return {(org, sid) for org, sid in wanted
-            if (keys.org_pk(org), keys.segment_sk(sid)) in live}
+    live = {
+        (str(i["pk"]["S"]), str(i["sk"]["S"]))
+        for part in parts
+        for i in part
+        if i.get("record_state", {}).get("S") == "active"
+    }
+    return {(org, sid) for org, sid in wanted if (keys.org_pk(org), keys.segment_sk(sid)) in live}
 
 
 # ------------------------------------------------------------------ person records
 
 
-def set_lifecycle_fact(org_id: str, pid: str, *, fact: str, sets: Mapping[str, Any], observed_at: str,
-                       event_id: str) -> bool:
+def set_lifecycle_fact(
+    org_id: str, pid: str, *, fact: str, sets: Mapping[str, Any], observed_at: str, event_id: str
+) -> bool:
     """Set a lifecycle fact (`sets`; None values are left as stored) on an org's existing person
     record unless a newer one is stored.
 
@@ -230,7 +241,7 @@ def set_lifecycle_fact(org_id: str, pid: str, *, fact: str, sets: Mapping[str, A
         Key=keys.person_key(org_id, pid),
         UpdateExpression=expression,
         ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#obs) OR #obs < :obs "
-                            "OR (#obs = :obs AND #eid < :eid))",
+        "OR (#obs = :obs AND #eid < :eid))",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values(**vals),
     )
@@ -279,4 +290,3 @@ def _strip(data: dict[str, Any]) -> dict[str, Any]:
     data.pop("pk", None)
     data.pop("sk", None)
     return data
-

@@ -57,8 +57,9 @@ def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict
     }
 
 
-def error(status: int, message: str, *, details: list[dict[str, Any]] | None = None,
-          headers: dict[str, str] | None = None) -> Response:
+def error(
+    status: int, message: str, *, details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"error": message, "status_code": status, "api_request_id": request_id()}
     if details:
         body["details"] = details

@@ -31,7 +31,7 @@ WRITE_NOTES = {
     413: "More than MAX_PIDS_PER_REQUEST PIDs (default 10,000) or a body over 6 MB; nothing was changed",
     422: "Validation error, or an Idempotency-Key reused with a different body",
     503: "The store is throttling, or another update of this segment's members outlasted the wait; nothing is "
-         "lost: retry after Retry-After seconds with the same Idempotency-Key",
+    "lost: retry after Retry-After seconds with the same Idempotency-Key",
 }
 READ_NOTES = {404: NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
 WRITE_ERRORS = minerva.error_responses(401, 404, 409, 413, 422, 500, 503, notes=WRITE_NOTES)
@@ -50,8 +50,10 @@ class MembersBody(BaseModel):
     segment_id: Annotated[UUID, Field(description="The segment to change")]
     minerva_pids: Annotated[
         list[StrictStr],
-        Field(description="PIDs (`p-` + 1-64 letters or digits); duplicates count once; at most "
-                          "MAX_PIDS_PER_REQUEST (default 10,000), else 413"),
+        Field(
+            description="PIDs (`p-` + 1-64 letters or digits); duplicates count once; at most "
+            "MAX_PIDS_PER_REQUEST (default 10,000), else 413"
+        ),
     ]
 
 
@@ -140,40 +142,51 @@ class HistoryResponse(BaseModel):
     "/v2/segments/members/add",
     summary="Add members to a segment",
     description="Adds PIDs; already-members are counted as redundant (their `last_added_at` is updated); "
-                "invalid PIDs are listed and the rest still succeed. Counts are exact under concurrent calls. "
-                "Header `Idempotency-Key` makes a retry return the first response.",
+    "invalid PIDs are listed and the rest still succeed. Counts are exact under concurrent calls. "
+    "Header `Idempotency-Key` makes a retry return the first response.",
     responses={**_ok(AddMembersResponse), **WRITE_ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
 def add_members(body: Annotated[MembersBody, Body()]):
-    return _change("add_members", body, members.add_members, lambda done: {
-        "invalid_minerva_pids": done.invalid_minerva_pids,
-        "n_redundant_additions": done.n_redundant,
-        "n_added": done.n_changed,
-        "new_current_size": done.new_current_size,
-    })
+    return _change(
+        "add_members",
+        body,
+        members.add_members,
+        lambda done: {
+            "invalid_minerva_pids": done.invalid_minerva_pids,
+            "n_redundant_additions": done.n_redundant,
+            "n_added": done.n_changed,
+            "new_current_size": done.new_current_size,
+        },
+    )
 
 
 @remove_routes.post(
     "/v2/segments/members/remove",
     summary="Remove members from a segment",
     description="Removes PIDs; `n_deleted` counts only PIDs that were members. The membership's history "
-                "is kept (a later re-add restores its `first_added_at`). Header `Idempotency-Key` as for add.",
+    "is kept (a later re-add restores its `first_added_at`). Header `Idempotency-Key` as for add.",
     responses={**_ok(RemoveMembersResponse), **WRITE_ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
 def remove_members(body: Annotated[MembersBody, Body()]):
-    return _change("remove_members", body, members.remove_members, lambda done: {
-        "invalid_minerva_pids": done.invalid_minerva_pids,
-        "n_deleted": done.n_changed,
-        "new_current_size": done.new_current_size,
-    })
+    return _change(
+        "remove_members",
+        body,
+        members.remove_members,
+        lambda done: {
+            "invalid_minerva_pids": done.invalid_minerva_pids,
+            "n_deleted": done.n_changed,
+            "new_current_size": done.new_current_size,
+        },
+    )
 
 
-def _change(operation: str, body: MembersBody, apply: Callable[..., Any],
-            results: Callable[[Any], dict[str, Any]]) -> Any:
+def _change(
+    operation: str, body: MembersBody, apply: Callable[..., Any], results: Callable[[Any], dict[str, Any]]
+) -> Any:
     """Apply a membership change once per Idempotency-Key and answer in Minerva's shape."""
     who, segment_id = actor(), str(body.segment_id)
 
@@ -192,7 +205,7 @@ def _change(operation: str, body: MembersBody, apply: Callable[..., Any],
     "/v2/segments/members",
     summary="List a segment's members",
     description="Members in `minerva_pid` order, 5,000 a page. `page` is 1-based (past the end `items` is "
-                "empty); or pass `cursor` (from `next_cursor`) instead, which costs the same at any depth.",
+    "empty); or pass `cursor` (from `next_cursor`) instead, which costs the same at any depth.",
     responses={**_ok(ListMembersResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,
@@ -210,7 +223,7 @@ def list_members(
     "/v2/segments/memberships",
     summary="The segments that hold a PID",
     description="The organisation's live segments of which the PID is a member now, with "
-                "`first_added_at` and `last_added_at`.",
+    "`first_added_at` and `last_added_at`.",
     responses={**_ok(MembershipsResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,
@@ -226,7 +239,7 @@ def memberships(
     "/v2/segments/<segment_id>/history",
     summary="A segment's membership ledger",
     description="One entry per PID and change (`added` | `removed`), oldest first, with the request that "
-                "made it. Redundant additions are not changes and are not listed.",
+    "made it. Redundant additions are not changes and are not listed.",
     responses={**_ok(HistoryResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,

@@ -60,14 +60,14 @@ def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentR
     payload = body.model_dump()
     try:
         new = storable_segment(
-            NewSegment(name=body.name, description=body.description, source="api", segment_type="static"))
+            NewSegment(name=body.name, description=body.description, source="api", segment_type="static")
+        )
     except limits.LimitExceeded as exc:
         raise errors.ValidationFailed(exc.describe()) from exc
 
     def run() -> dict[str, Any]:
         segment = usecase.create_segment(who, new)
-        return {"api_request_id": request_id(), "segment_id": segment.segment_id,
-                "request_completed_at": iso(now())}
+        return {"api_request_id": request_id(), "segment_id": segment.segment_id, "request_completed_at": iso(now())}
 
     return CreateSegmentResponse(**run_idempotent("create_segment", payload, run))
 
@@ -117,8 +117,11 @@ class SegmentView(BaseModel):
     created_at: str
     updated_at: str
     definition_version: int = Field(default=1, description="+ 1 whenever the membership definition changes")
-    build_state: str = Field(default="ready", description="building while the rebuild engine applies a new "
-                                                          "definition; reads serve the membership as it converges")
+    build_state: str = Field(
+        default="ready",
+        description="building while the rebuild engine applies a new "
+        "definition; reads serve the membership as it converges",
+    )
 
 
 class SegmentResponse(SegmentView):
@@ -181,8 +184,9 @@ def list_segments(
     limit: Annotated[int, Query(ge=1, le=100, description="Segments a page (default 50)")] = 50,
 ):
     results = usecase.list_segments(actor(), cursor=cursor, limit=limit)
-    return minerva.ok({"results": {"items": [_view(s) for s in results["items"]],
-                                   "next_cursor": results["next_cursor"]}})
+    return minerva.ok(
+        {"results": {"items": [_view(s) for s in results["items"]], "next_cursor": results["next_cursor"]}}
+    )
 
 
 @query_routes.get(
@@ -201,8 +205,8 @@ def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
     SEGMENT_PATH,
     summary="Rename a segment or change its description",
     description="Names stay unique per organisation (a taken name answers like create: 404 "
-                "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
-                "the first response. Returns the updated segment.",
+    "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
+    "the first response. Returns the updated segment.",
     responses={**_ok(UpdatedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
@@ -225,7 +229,7 @@ def patch_segment(
     SEGMENT_PATH,
     summary="Delete a segment",
     description="Soft delete: the name is free again; the segment, its members and its history are no "
-                "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
+    "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
     responses={**_ok(DeletedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],

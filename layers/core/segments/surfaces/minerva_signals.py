@@ -21,7 +21,7 @@ TAGS = ["Signals"]
 NOTES = {
     404: "Segment not found: unknown, deleted, or another organisation's",
     422: "Validation error: a missing or bad parameter, `since` after `until`, or a cursor not made "
-         "by this endpoint for this segment and window",
+    "by this endpoint for this segment and window",
 }
 ERRORS = minerva.error_responses(401, 404, 422, 500, 503, notes=NOTES)
 TIME = "YYYY-MM-DDTHH:MM:SS.ffffffZ"
@@ -114,10 +114,12 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Signals a page (default
 Cursor = Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")]
 
 
-def _answer(signal_type: SignalType, segment_id: UUID, since: str | None, until: str | None, limit: int,
-            cursor: str | None) -> Any:
-    found = signal_reads.list_signals(actor(), str(segment_id), signal_type, since=since, until=until, limit=limit,
-                                      cursor=cursor)
+def _answer(
+    signal_type: SignalType, segment_id: UUID, since: str | None, until: str | None, limit: int, cursor: str | None
+) -> Any:
+    found = signal_reads.list_signals(
+        actor(), str(segment_id), signal_type, since=since, until=until, limit=limit, cursor=cursor
+    )
     body: dict[str, Any] = {"results": found["results"]}
     if found["next_cursor"]:
         body["next_cursor"] = found["next_cursor"]
@@ -132,8 +134,7 @@ def _answer(signal_type: SignalType, segment_id: UUID, since: str | None, until:
     security=minerva.SECURITY,
     tags=TAGS,
 )
-def deaths(segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000,
-           cursor: Cursor = None):
+def deaths(segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000, cursor: Cursor = None):
     return _answer("death", segment_id, since, until, limit, cursor)
 
 
@@ -145,8 +146,9 @@ def deaths(segment_id: SegmentId, since: Since = None, until: Until = None, limi
     security=minerva.SECURITY,
     tags=TAGS,
 )
-def job_changes(segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000,
-                cursor: Cursor = None):
+def job_changes(
+    segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000, cursor: Cursor = None
+):
     return _answer("job_change", segment_id, since, until, limit, cursor)
 
 
@@ -158,6 +160,7 @@ def job_changes(segment_id: SegmentId, since: Since = None, until: Until = None,
     security=minerva.SECURITY,
     tags=TAGS,
 )
-def relocations(segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000,
-                cursor: Cursor = None):
+def relocations(
+    segment_id: SegmentId, since: Since = None, until: Until = None, limit: Limit = 1000, cursor: Cursor = None
+):
     return _answer("relocation", segment_id, since, until, limit, cursor)

@@ -18,13 +18,37 @@ from segments.timefmt import sheep_time
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
 ViewContext = Literal[
-    "comments", "crm", "documents", "events", "forms", "giving", "membership",
-    "minimal_membership_directory", "reservations", "teams", "vehicles",
+    "comments",
+    "crm",
+    "documents",
+    "events",
+    "forms",
+    "giving",
+    "membership",
+    "minimal_membership_directory",
+    "reservations",
+    "teams",
+    "vehicles",
 ]
 ResourceType = Literal[
-    "achievement", "booking", "comment", "contact", "duplicates", "form_response", "group",
-    "group_member", "journal", "membership", "message", "organisation", "page_document", "payment",
-    "person", "reservation", "sheep_event", "vehicle",
+    "achievement",
+    "booking",
+    "comment",
+    "contact",
+    "duplicates",
+    "form_response",
+    "group",
+    "group_member",
+    "journal",
+    "membership",
+    "message",
+    "organisation",
+    "page_document",
+    "payment",
+    "person",
+    "reservation",
+    "sheep_event",
+    "vehicle",
 ]
 SegmentTypeName = Literal["dynamic", "static", "hybrid", "auxiliary"]
 
@@ -94,8 +118,9 @@ class _Sheep:
         return error(400, "validation_error", "Validation error", "The request body must be a JSON object")
 
     def busy(self, exc: errors.Retryable) -> Response:
-        return error(503, "internal_error", "Service unavailable", exc.message,
-                     headers={"Retry-After": str(exc.retry_after)})
+        return error(
+            503, "internal_error", "Service unavailable", exc.message, headers={"Retry-After": str(exc.retry_after)}
+        )
 
     def domain(self, exc: errors.DomainError) -> Response:
         if exc.kind not in KINDS:
@@ -108,12 +133,21 @@ class _Sheep:
         return error(404, "not_found", "Not found", "No such endpoint")
 
     def idempotency_key_reused(self) -> Response:
-        return error(400, "validation_error", "Idempotency-Key reused",
-                     "Idempotency-Key was already used with a different request body")
+        return error(
+            400,
+            "validation_error",
+            "Idempotency-Key reused",
+            "Idempotency-Key was already used with a different request body",
+        )
 
     def idempotency_in_progress(self) -> Response:
-        return error(409, "conflict", "Request in progress",
-                     "A request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"})
+        return error(
+            409,
+            "conflict",
+            "Request in progress",
+            "A request with this Idempotency-Key is still in progress",
+            headers={"Retry-After": "1"},
+        )
 
     def internal(self) -> Response:
         return error(500, "internal_error", "Internal server error", "An unexpected error occurred")
@@ -165,9 +199,11 @@ class SheepSegment(BaseModel):
     view_context: list[str]
     build_state: Literal["building", "ready"] = Field(
         description="ready: the membership is complete for definition_version; building: the rebuild engine is "
-                    "applying a new definition (reads serve the membership as it converges)")
-    definition_version: int = Field(description="1 at create, + 1 whenever segment_type, rules, uris_include or "
-                                                "uris_exclude change")
+        "applying a new definition (reads serve the membership as it converges)"
+    )
+    definition_version: int = Field(
+        description="1 at create, + 1 whenever segment_type, rules, uris_include or uris_exclude change"
+    )
     build_progress: Any = Field(default=None, description="Present while building, when the rebuild engine reports it")
 
 

@@ -112,33 +112,46 @@ def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, A
     return Response(status_code=200, content_type=JSON, body=dumps(run_idempotent(operation, payload, run)))
 
 
-def _record_action(operation: str, bucket: str, uid: str,
-                   action: Callable[[Actor, str], dict[str, Any]]) -> Response[Any]:
+def _record_action(
+    operation: str, bucket: str, uid: str, action: Callable[[Actor, str], dict[str, Any]]
+) -> Response[Any]:
     """Delete or restore: ``action(who, segment_id)`` on the segment named by ``uid``."""
     who = bucket_actor(bucket)
     segment_id = segment_id_of_uid(uid)
-    return _once(operation, {"bucket": bucket, "segment_id": segment_id},
-                 lambda: sheep_body(action(who, segment_id)))
+    return _once(operation, {"bucket": bucket, "segment_id": segment_id}, lambda: sheep_body(action(who, segment_id)))
 
 
 @manage_routes.put(
     SEGMENT_PATH,
     summary="Segments - Update a segment",
     description="Changes the fields given (a JSON body); absent fields are kept, `description` and "
-                "`parent_segment` may be null. Names stay unique in the bucket (409; a case-only rename is "
-                "fine). A changed definition (segment_type, rules, uris_include, uris_exclude) must fit the "
-                "type, increases `definition_version` and sets `build_state` building for rule or uri based "
-                "segments. A new parent must be a live segment of the bucket outside this segment's own tree "
-                "(no cycles; at most 32 levels above it). A segment with members can't become auxiliary (409). "
-                "System segments can't be edited (403). Header `Idempotency-Key` makes a retry return the "
-                "first response.",
-    responses={**_ok("The segment as updated"),
-               **error_responses(400, 401, 403, 404, 409, 500, 503, notes={
-                   400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
-                        "is not a live segment of the bucket or would make a cycle, nothing to update",
-                   403: FORBIDDEN, 404: NOT_FOUND,
-                   409: "The name is used by another segment; the segment has members and can't become "
-                        "auxiliary; or a request with this Idempotency-Key is in progress"})},
+    "`parent_segment` may be null. Names stay unique in the bucket (409; a case-only rename is "
+    "fine). A changed definition (segment_type, rules, uris_include, uris_exclude) must fit the "
+    "type, increases `definition_version` and sets `build_state` building for rule or uri based "
+    "segments. A new parent must be a live segment of the bucket outside this segment's own tree "
+    "(no cycles; at most 32 levels above it). A segment with members can't become auxiliary (409). "
+    "System segments can't be edited (403). Header `Idempotency-Key` makes a retry return the "
+    "first response.",
+    responses={
+        **_ok("The segment as updated"),
+        **error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            500,
+            503,
+            notes={
+                400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
+                "is not a live segment of the bucket or would make a cycle, nothing to update",
+                403: FORBIDDEN,
+                404: NOT_FOUND,
+                409: "The name is used by another segment; the segment has members and can't become "
+                "auxiliary; or a request with this Idempotency-Key is in progress",
+            },
+        ),
+    },
     security=SECURITY,
     tags=TAGS,
 )
@@ -156,8 +169,11 @@ def update_segment(
             stored = usecase.get_segment(who, segment_id)
             for name, value in fixed.items():
                 if value != stored.get(name, False if name == "system_segment" else None):
-                    raise (errors.Forbidden(usecase.SYSTEM_SEGMENT) if name == "system_segment" and stored.get(name)
-                           else errors.ValidationFailed(f"Invalid '{name}': it can't be changed"))
+                    raise (
+                        errors.Forbidden(usecase.SYSTEM_SEGMENT)
+                        if name == "system_segment" and stored.get(name)
+                        else errors.ValidationFailed(f"Invalid '{name}': it can't be changed")
+                    )
             if not changes:
                 if stored.get("system_segment"):
                     raise errors.Forbidden(usecase.SYSTEM_SEGMENT)
@@ -175,12 +191,26 @@ def update_segment(
     SEGMENT_PATH,
     summary="Segments - Delete a segment",
     description="Soft delete: `record_state` becomes deleted, the name is free again, and the segment is no "
-                "longer listed or served (404) until restored. System segments can't be deleted (403). Header "
-                "`Idempotency-Key` makes a retry return the first response.",
-    responses={**_ok("The segment as deleted"),
-               **error_responses(400, 401, 403, 404, 409, 500, 503, notes={
-                   400: "Idempotency-Key invalid or reused with another request", 403: FORBIDDEN, 404: NOT_FOUND,
-                   409: "A request with this Idempotency-Key is in progress"})},
+    "longer listed or served (404) until restored. System segments can't be deleted (403). Header "
+    "`Idempotency-Key` makes a retry return the first response.",
+    responses={
+        **_ok("The segment as deleted"),
+        **error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            500,
+            503,
+            notes={
+                400: "Idempotency-Key invalid or reused with another request",
+                403: FORBIDDEN,
+                404: NOT_FOUND,
+                409: "A request with this Idempotency-Key is in progress",
+            },
+        ),
+    },
     security=SECURITY,
     tags=TAGS,
 )
@@ -195,15 +225,27 @@ def delete_segment(
     SEGMENT_PATH + "/restore",
     summary="Segments - Restore a deleted segment",
     description="Back to `record_state` active, taking its name again in the same transaction: 409 when another "
-                "segment has the name now (rename or delete that one first) or when the segment is not deleted. "
-                "A rule or uri based segment is `build_state` building again. Header `Idempotency-Key` makes a "
-                "retry return the first response.",
-    responses={**_ok("The segment as restored"),
-               **error_responses(400, 401, 403, 404, 409, 500, 503, notes={
-                   400: "Idempotency-Key invalid or reused with another request",
-                   404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
-                   409: "The name is used by another segment now; the segment is not deleted; or a request with "
-                        "this Idempotency-Key is in progress"})},
+    "segment has the name now (rename or delete that one first) or when the segment is not deleted. "
+    "A rule or uri based segment is `build_state` building again. Header `Idempotency-Key` makes a "
+    "retry return the first response.",
+    responses={
+        **_ok("The segment as restored"),
+        **error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            500,
+            503,
+            notes={
+                400: "Idempotency-Key invalid or reused with another request",
+                404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
+                409: "The name is used by another segment now; the segment is not deleted; or a request with "
+                "this Idempotency-Key is in progress",
+            },
+        ),
+    },
     security=SECURITY,
     tags=TAGS,
 )

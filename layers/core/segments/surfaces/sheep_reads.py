@@ -27,14 +27,23 @@ TAGS = ["SheepCRM segments"]
 PAGE_SIZE_MAX = 200
 PAGE_MAX = 1_000_000
 NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
-LIST_ERRORS = error_responses(400, 401, 403, 404, 500, 503, notes={
-    400: "Validation error (a bad `page`, `page_size` or `name`)", 404: "No such endpoint"})
-SEGMENT_ERRORS = error_responses(400, 401, 403, 404, 500, 503, notes={
-    400: "Validation error (a bad `page` or `page_size`)", 404: NOT_FOUND})
+LIST_ERRORS = error_responses(
+    400,
+    401,
+    403,
+    404,
+    500,
+    503,
+    notes={400: "Validation error (a bad `page`, `page_size` or `name`)", 404: "No such endpoint"},
+)
+SEGMENT_ERRORS = error_responses(
+    400, 401, 403, 404, 500, 503, notes={400: "Validation error (a bad `page` or `page_size`)", 404: NOT_FOUND}
+)
 
 _Page = Annotated[int, Query(ge=1, le=PAGE_MAX, description="1-based page (default 1)")]
-_PageSize = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description=f"Items a page (default 50, at most "
-                                                                      f"{PAGE_SIZE_MAX})")]
+_PageSize = Annotated[
+    int, Query(ge=1, le=PAGE_SIZE_MAX, description=f"Items a page (default 50, at most {PAGE_SIZE_MAX})")
+]
 
 
 class Page(BaseModel):
@@ -90,8 +99,9 @@ def _json(body: dict[str, Any]) -> Response[Any]:
 
 
 def _segments(bucket: str, *, include_inactive: bool, name: str | None, page: int, page_size: int) -> Response[Any]:
-    found = usecase.browse(bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page,
-                           page_size=page_size)
+    found = usecase.browse(
+        bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page, page_size=page_size
+    )
     items = found.pop("items")
     return _json({**found, "results": [sheep_body(s) for s in items]})
 
@@ -112,7 +122,7 @@ def list_active(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Resp
     BASE + "/all",
     summary="Segments - List all segments",
     description="The bucket's segments, inactive ones (`active` false) included, by name. Deleted segments are "
-                "not listed (restore one by its uid).",
+    "not listed (restore one by its uid).",
     responses={**_ok(SegmentPage), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
@@ -125,7 +135,7 @@ def list_all(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Respons
     BASE + "/find",
     summary="Segments - Find segments by name",
     description="Segments (active or not, not deleted) whose name contains `name`, compared as uniqueness "
-                "compares names (trimmed, NFC, case-folded), by name.",
+    "compares names (trimmed, NFC, case-folded), by name.",
     responses={**_ok(SegmentPage), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
@@ -143,7 +153,7 @@ def find(
     BASE + "/trees",
     summary="Segments - Segment trees",
     description="The hierarchy: auxiliary segments and segments with a `parent_segment`, as nested nodes "
-                "(children by name). A segment whose parent is deleted is a root.",
+    "(children by name). A segment whose parent is deleted is a root.",
     responses={**_ok(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
     security=SECURITY,
     tags=TAGS,
@@ -156,7 +166,7 @@ def trees(bucket: str) -> Response[Any]:
     BASE + "/segment/<uid>/count",
     summary="Segments - Count a segment's records",
     description="`count` is the segment's current number of members (exact); while `build_state` is building it "
-                "follows the membership as the rebuild converges.",
+    "follows the membership as the rebuild converges.",
     responses={**_ok(Count), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
     security=SECURITY,
     tags=TAGS,
@@ -164,15 +174,21 @@ def trees(bucket: str) -> Response[Any]:
 def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (32 hex)")]) -> Response[Any]:
     who = bucket_actor(bucket)
     segment = usecase.get_segment(who, segment_id_of_uid(uid))
-    return _json({"count": int(segment.get("current_size", 0)), "description": segment.get("description"),
-                  "segment": uri_of(bucket, segment["segment_id"]), "build_state": segment["build_state"]})
+    return _json(
+        {
+            "count": int(segment.get("current_size", 0)),
+            "description": segment.get("description"),
+            "segment": uri_of(bucket, segment["segment_id"]),
+            "build_state": segment["build_state"],
+        }
+    )
 
 
 @read_routes.get(
     BASE + "/segment/<uid>/all",
     summary="Segments - A segment's records",
     description="The segment's members as person records (`/{bucket}/person/{pid}/`), in PID order; past the "
-                "end `results` is empty.",
+    "end `results` is empty.",
     responses={**_ok(MemberPage), **SEGMENT_ERRORS},
     security=SECURITY,
     tags=TAGS,
@@ -186,12 +202,20 @@ def members(
     who = bucket_actor(bucket)
     segment_id = segment_id_of_uid(uid)
     found = member_reads.list_members(who, segment_id, page=page, cursor=None, page_size=page_size)
-    return _json({
-        "count": found["total_count"],
-        "page": page,
-        "page_size": page_size,
-        "next_page": page + 1 if found["list_continues"] else None,
-        "segment": uri_of(bucket, segment_id),
-        "results": [{"uri": f"/{bucket}/person/{m['minerva_pid']}/", "minerva_pid": m["minerva_pid"],
-                     "first_added_at": sheep_time(m["first_added_at"])} for m in found["items"]],
-    })
+    return _json(
+        {
+            "count": found["total_count"],
+            "page": page,
+            "page_size": page_size,
+            "next_page": page + 1 if found["list_continues"] else None,
+            "segment": uri_of(bucket, segment_id),
+            "results": [
+                {
+                    "uri": f"/{bucket}/person/{m['minerva_pid']}/",
+                    "minerva_pid": m["minerva_pid"],
+                    "first_added_at": sheep_time(m["first_added_at"]),
+                }
+                for m in found["items"]
+            ],
+        }
+    )

@@ -52,14 +52,16 @@ class SheepCreateBody(BaseModel):
     view_context: list[ViewContext] = Field(default_factory=list, max_length=VIEW_CONTEXT_MAX)
     parent_segment: str | None = Field(default=None, max_length=URI_MAX)
     active: bool = True
-    rules: list[Rule] = Field(default_factory=list, max_length=RULES_MAX,
-                              description=f"At most {RULES_MAX} rules, each value at most 16 KB")
+    rules: list[Rule] = Field(
+        default_factory=list, max_length=RULES_MAX, description=f"At most {RULES_MAX} rules, each value at most 16 KB"
+    )
     uris_include: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
     uris_exclude: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
     resource_type: ResourceType
     system_segment: bool = Field(default=False, description="Only false: system segments are made by operators")
-    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX)]] = Field(default_factory=list,
-                                                                                max_length=TAGS_MAX)
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX)]] = Field(
+        default_factory=list, max_length=TAGS_MAX
+    )
     mailchimp_sync: bool = False
 
     @field_validator("name")
@@ -114,8 +116,9 @@ def check_uris(bucket: str, body: BaseModel) -> None:
     for name in ("uris_include", "uris_exclude"):
         for uri in getattr(body, name, None) or ():
             if not person.match(uri):
-                raise errors.ValidationFailed(f"Invalid '{name}': {uri!r} is not a URI of bucket {bucket} "
-                                              f"(/{bucket}/<resource_type>/<uid>/)")
+                raise errors.ValidationFailed(
+                    f"Invalid '{name}': {uri!r} is not a URI of bucket {bucket} (/{bucket}/<resource_type>/<uid>/)"
+                )
 
 
 def bucket_actor(bucket: str) -> Actor:
@@ -151,8 +154,10 @@ _q = Annotated[str | None, Query()]
     "fields: static `uris_include`; dynamic `rules`; hybrid `rules`, `uris_include`, `uris_exclude`; auxiliary "
     "none (400 otherwise). `parent_segment` must be a live segment of the bucket. A rule or uri based segment "
     "starts with `build_state` building (definition_version 1).",
-    responses={201: {"description": "The segment created", "content": {JSON: {"model": SheepSegment}}},
-               **error_responses(400, 401, 403, 404, 409, 500, 503)},
+    responses={
+        201: {"description": "The segment created", "content": {JSON: {"model": SheepSegment}}},
+        **error_responses(400, 401, 403, 404, 409, 500, 503),
+    },
     security=SECURITY,
     tags=["SheepCRM segments"],
 )
@@ -175,10 +180,21 @@ def create_segment(
 ) -> Response[Any]:
     who = bucket_actor(bucket)
     query = _from_query(
-        dict(name=name, description=description, segment_type=segment_type, view_context=view_context,
-             parent_segment=parent_segment, active=active, rules=rules, uris_include=uris_include,
-             uris_exclude=uris_exclude, resource_type=resource_type, system_segment=system_segment, tags=tags,
-             mailchimp_sync=mailchimp_sync)
+        dict(
+            name=name,
+            description=description,
+            segment_type=segment_type,
+            view_context=view_context,
+            parent_segment=parent_segment,
+            active=active,
+            rules=rules,
+            uris_include=uris_include,
+            uris_exclude=uris_exclude,
+            resource_type=resource_type,
+            system_segment=system_segment,
+            tags=tags,
+            mailchimp_sync=mailchimp_sync,
+        )
     )
     given = body.model_dump(exclude_unset=True) if body is not None else {}
     try:
@@ -186,8 +202,9 @@ def create_segment(
     except ValidationError as exc:
         raise errors.ValidationFailed(field_message(exc.errors(include_url=False))) from exc
     check_uris(bucket, request)
-    new = NewSegment(source="sheepcrm", **request.model_dump(exclude={"rules"}),
-                     rules=[r.model_dump() for r in request.rules])
+    new = NewSegment(
+        source="sheepcrm", **request.model_dump(exclude={"rules"}), rules=[r.model_dump() for r in request.rules]
+    )
     try:
         new = storable_segment(new)
     except limits.LimitExceeded as exc:

@@ -50,8 +50,9 @@ def ingest_message(body: str, *, message_id: str) -> Ingested:
         return ingest(event)
     except errors.Retryable:
         metrics.add_metric(name="PersonEventsRetried", unit=MetricUnit.Count, value=1)
-        logger.warning("store busy; the message will be retried", extra={"message_id": message_id,
-                                                                           "event_id": event.event_id})
+        logger.warning(
+            "store busy; the message will be retried", extra={"message_id": message_id, "event_id": event.event_id}
+        )
         raise
 
 
@@ -75,8 +76,15 @@ def fact_of(event: PersonEvent) -> dict[str, Any]:
 def feed_entries(fact: dict[str, Any], segments: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """The feed entries of a fact in (org_id, segment_id) segments."""
     return [
-        {"org_id": org_id, "segment_id": segment_id, "minerva_pid": fact["minerva_pid"], "type": fact["type"],
-         "event_id": fact["event_id"], "first_observed_at": fact["observed_at"], "data": fact["data"]}
+        {
+            "org_id": org_id,
+            "segment_id": segment_id,
+            "minerva_pid": fact["minerva_pid"],
+            "type": fact["type"],
+            "event_id": fact["event_id"],
+            "first_observed_at": fact["observed_at"],
+            "data": fact["data"],
+        }
         for org_id, segment_id in segments
     ]
 
@@ -102,16 +110,24 @@ def _lifecycle(event: PersonEvent) -> Ingested:
     store.put_feed(feed_entries(fact, live))
     name, sets = lifecycle_sets(fact)
     updated = sum(
-        store.set_lifecycle_fact(org_id, event.minerva_pid, fact=name, sets=sets, observed_at=fact["observed_at"],
-                                 event_id=fact["event_id"])
+        store.set_lifecycle_fact(
+            org_id, event.minerva_pid, fact=name, sets=sets, observed_at=fact["observed_at"], event_id=fact["event_id"]
+        )
         for org_id in sorted(set(holders.person_orgs))
     )
     if stored:
         metrics.add_metric(name="SignalsStored", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SignalFeedEntries", unit=MetricUnit.Count, value=len(live))
-    logger.info("person event ingested", extra={"event_id": event.event_id, "type": event.type,
-                                                "duplicate": not stored, "segments": len(live),
-                                                "records_updated": updated})
+    logger.info(
+        "person event ingested",
+        extra={
+            "event_id": event.event_id,
+            "type": event.type,
+            "duplicate": not stored,
+            "segments": len(live),
+            "records_updated": updated,
+        },
+    )
     return Ingested(event_id=event.event_id, duplicate=not stored, segments=len(live), records_updated=updated)
 
 
@@ -119,6 +135,7 @@ def _profile(event: PersonEvent) -> Ingested:
     assert event.org_id is not None  # the model requires it for profile events
     attributes = event.stored_data()["attributes"]
     merged = store.merge_profile(event.org_id, event.minerva_pid, attributes, observed_at=event.observed_at)
-    logger.info("person event ingested", extra={"event_id": event.event_id, "type": event.type,
-                                                "records_updated": int(merged)})
+    logger.info(
+        "person event ingested", extra={"event_id": event.event_id, "type": event.type, "records_updated": int(merged)}
+    )
     return Ingested(event_id=event.event_id, duplicate=False, segments=0, records_updated=int(merged))

@@ -13,8 +13,9 @@ from segments.store import segments as segment_store
 from segments.usecases.segments import live_record
 
 
-def list_members(actor: Actor, segment_id: str, *, page: int | None, cursor: str | None,
-                 page_size: int | None = None) -> dict[str, Any]:
+def list_members(
+    actor: Actor, segment_id: str, *, page: int | None, cursor: str | None, page_size: int | None = None
+) -> dict[str, Any]:
     """One page of members in PID order (§2.4), by 1-based `page` or by opaque `cursor`; `page_size`
     defaults to the settings' members_page_size."""
     if page is not None and cursor is not None:
@@ -66,8 +67,13 @@ def history(actor: Actor, segment_id: str, *, cursor: str | None, limit: int) ->
     start_sk, offset = None, 0
     if cursor is not None:
         position = cursors.decode(cursor, "history", segment_id)
-        if (not isinstance(position, list) or len(position) != 2 or not ledger.is_position(position[0])
-                or type(position[1]) is not int or not 0 <= position[1] < 1_000_000):
+        if (
+            not isinstance(position, list)
+            or len(position) != 2
+            or not ledger.is_position(position[0])
+            or type(position[1]) is not int
+            or not 0 <= position[1] < 1_000_000
+        ):
             raise errors.ValidationFailed(cursors.INVALID)
         start_sk, offset = position
     entries: list[dict[str, Any]] = []
@@ -79,10 +85,15 @@ def history(actor: Actor, segment_id: str, *, cursor: str | None, limit: int) ->
             if len(entries) == limit:
                 next_cursor = cursors.encode("history", segment_id, [item["sk"], i])
                 break
-            entries.append({
-                "minerva_pid": pids[i], "change": item["change"], "at": item["at"],
-                "api_request_id": item["api_request_id"], "reason": item.get("reason", "api"),
-            })
+            entries.append(
+                {
+                    "minerva_pid": pids[i],
+                    "change": item["change"],
+                    "at": item["at"],
+                    "api_request_id": item["api_request_id"],
+                    "reason": item.get("reason", "api"),
+                }
+            )
         if next_cursor:
             break
     return {"items": entries, "next_cursor": next_cursor}

@@ -95,28 +95,49 @@ def _apply(
         at = iso(now())
         # A segment that never had a member item (the first fill after create) has nothing to read.
         existing = members.get_many(segment_id, pids) if pids and not held.pristine else {}
-        plan = planning.plan(org_id=org_id, segment_id=segment_id, pids=pids, existing=existing, change=change,
-                             token=token, at=at)
+        plan = planning.plan(
+            org_id=org_id, segment_id=segment_id, pids=pids, existing=existing, change=change, token=token, at=at
+        )
         logged: set[str] = set()
         for earlier in sorted(set(plan.done_before.values())):
             logged |= {p for e in ledger.written_at(segment_id, earlier) if e["change"] == change for p in e["pids"]}
-        entries = planning.ledger_entries(change=change, pids=planning.to_log(pids, plan, logged), at=at,
-                                          request_id=actor.request_id, reason=actor.reason)
+        entries = planning.ledger_entries(
+            change=change,
+            pids=planning.to_log(pids, plan, logged),
+            at=at,
+            request_id=actor.request_id,
+            reason=actor.reason,
+        )
         if plan.writes or entries:
             wrote = True
             # Members first, then the ledger: a ledger entry never names a PID whose item was not written.
             members.put(plan.writes)
             ledger.put(segment_id, entries, org_id=org_id)
-        size = _commit(org_id, segment_id, held, delta=plan.delta, base=base,
-                       updated_at=at if plan.changed else None, wrote_members=bool(plan.writes))
+        size = _commit(
+            org_id,
+            segment_id,
+            held,
+            delta=plan.delta,
+            base=base,
+            updated_at=at if plan.changed else None,
+            wrote_members=bool(plan.writes),
+        )
     except BaseException:
         _release(org_id, segment_id, held.owner, dirty=held.dirty or wrote)
         raise
     logger.info(
         "members changed",
-        extra={"segment_id": segment_id, "change": change, "reason": actor.reason, "n_changed": len(plan.changed),
-               "n_done_before": len(plan.done_before), "n_redundant": plan.redundant,
-               "n_invalid": len(invalid), "recounted": held.dirty, "new_current_size": size},
+        extra={
+            "segment_id": segment_id,
+            "change": change,
+            "reason": actor.reason,
+            "n_changed": len(plan.changed),
+            "n_done_before": len(plan.done_before),
+            "n_redundant": plan.redundant,
+            "n_invalid": len(invalid),
+            "recounted": held.dirty,
+            "new_current_size": size,
+        },
     )
     return MembersChanged(
         invalid_minerva_pids=invalid,
@@ -135,12 +156,14 @@ def _acquire(org_id: str, segment_id: str, owner: str, types: Sequence[str]) -> 
     while True:
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + settings.lease_seconds * 1000
-        taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=True,
-                           types=types)
+        taken = lease.take(
+            org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=True, types=types
+        )
         dirty = taken.outcome == "dirty"
         if dirty:
-            taken = lease.take(org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=False,
-                               types=types)
+            taken = lease.take(
+                org_id, segment_id, owner=owner, now_ms=now_ms, until_ms=until_ms, clean_only=False, types=types
+            )
         if taken.outcome == "missing":
             raise errors.NotFound(SEGMENT_NOT_FOUND)
         if taken.outcome == "refused":
@@ -158,11 +181,27 @@ def _acquire(org_id: str, segment_id: str, owner: str, types: Sequence[str]) -> 
         time.sleep(min(remaining, random.uniform(cap / 2, cap)))
 
 
-def _commit(org_id: str, segment_id: str, held: _Lease, *, delta: int, base: int | None, updated_at: str | None,
-            wrote_members: bool) -> int:
+def _commit(
+    org_id: str,
+    segment_id: str,
+    held: _Lease,
+    *,
+    delta: int,
+    base: int | None,
+    updated_at: str | None,
+    wrote_members: bool,
+) -> int:
     try:
-        return lease.commit(org_id, segment_id, owner=held.owner, now_ms=int(time.time() * 1000), delta=delta,
-                            base=base, updated_at=updated_at, wrote_members=wrote_members)
+        return lease.commit(
+            org_id,
+            segment_id,
+            owner=held.owner,
+            now_ms=int(time.time() * 1000),
+            delta=delta,
+            base=base,
+            updated_at=updated_at,
+            wrote_members=wrote_members,
+        )
     except lease.Lost as exc:
         # Only a lease held past lease_seconds can be lost; size_dirty stays true for the next writer.
         raise errors.Retryable("The member update took too long; retry it") from exc

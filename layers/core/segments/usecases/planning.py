@@ -65,16 +65,23 @@ def plan(
             else:
                 result.changed.append(pid)
                 result.delta += 1
-                result.writes.append({
-                    **(member or {}), **base, "minerva_pid": pid, "active": True,
-                    "first_added_at": (member or {}).get("first_added_at") or at,
-                    "last_added_at": at, "last_op": last_op,
-                })
+                result.writes.append(
+                    {
+                        **(member or {}),
+                        **base,
+                        "minerva_pid": pid,
+                        "active": True,
+                        "first_added_at": (member or {}).get("first_added_at") or at,
+                        "last_added_at": at,
+                        "last_op": last_op,
+                    }
+                )
         elif member is not None and active:
             result.changed.append(pid)
             result.delta -= 1
-            result.writes.append({**member, **base, "minerva_pid": pid, "active": False, "removed_at": at,
-                                  "last_op": last_op})
+            result.writes.append(
+                {**member, **base, "minerva_pid": pid, "active": False, "removed_at": at, "last_op": last_op}
+            )
         elif member is not None and mine:
             result.done_before[pid] = op_at
     return result
@@ -92,7 +99,13 @@ def ledger_entries(
 ) -> list[dict[str, Any]]:
     """The ledger entries of one change: one per LEDGER_CHUNK PIDs, numbered from `first_n`."""
     return [
-        {"n": first_n + n, "change": change, "pids": list(pids[i : i + LEDGER_CHUNK]), "at": at,
-         "api_request_id": request_id, "reason": reason}
+        {
+            "n": first_n + n,
+            "change": change,
+            "pids": list(pids[i : i + LEDGER_CHUNK]),
+            "at": at,
+            "api_request_id": request_id,
+            "reason": reason,
+        }
         for n, i in enumerate(range(0, len(pids), LEDGER_CHUNK))
     ]

@@ -77,9 +77,16 @@ def _after(phase: Phase, definition: Definition) -> Phase:
 
 
 def first_message(definition: Definition, *, run: str) -> dict[str, Any]:
-    return {"org_id": definition.org_id, "segment_id": definition.segment_id,
-            "definition_version": definition.version, "run": run, "chunk": 0,
-            "phase": first_phase(definition), "cursor": None, "counts": dict.fromkeys(COUNTS, 0)}
+    return {
+        "org_id": definition.org_id,
+        "segment_id": definition.segment_id,
+        "definition_version": definition.version,
+        "run": run,
+        "chunk": 0,
+        "phase": first_phase(definition),
+        "cursor": None,
+        "counts": dict.fromkeys(COUNTS, 0),
+    }
 
 
 def start(definition: Definition, *, run: str) -> None:
@@ -119,8 +126,12 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
 
     phase: Phase = message["phase"]
     counts = {k: int((message.get("counts") or {}).get(k, 0)) for k in COUNTS}
-    actor = Actor(org_id=org_id, bucket=definition.bucket or "-", reason="rule",
-                  request_id="req_" + _digest(segment_id, str(version), run, str(chunk)))
+    actor = Actor(
+        org_id=org_id,
+        bucket=definition.bucket or "-",
+        reason="rule",
+        request_id="req_" + _digest(segment_id, str(version), run, str(chunk)),
+    )
     key = "rb_" + _digest("rebuild", segment_id, str(version), run, str(chunk))
     cursor = message.get("cursor")
     next_cursor: str | None = None
@@ -152,14 +163,31 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
         return _dropped("duplicate", message)
 
     done = next_phase == "done"
-    recorded_progress = {"run": run, "definition_version": version, "chunk": chunk + 1, "phase": next_phase,
-                         "cursor": next_cursor, **counts}
-    if not rule_index.record_progress(org_id, segment_id, definition_version=version, run=run, chunk=chunk,
-                                      progress=recorded_progress, ready=done):
+    recorded_progress = {
+        "run": run,
+        "definition_version": version,
+        "chunk": chunk + 1,
+        "phase": next_phase,
+        "cursor": next_cursor,
+        **counts,
+    }
+    if not rule_index.record_progress(
+        org_id, segment_id, definition_version=version, run=run, chunk=chunk, progress=recorded_progress, ready=done
+    ):
         return _dropped("lost race", message)
     metrics.add_metric(name="RebuildChunks", unit=MetricUnit.Count, value=1)
-    logger.info("rebuild chunk done", extra={"segment_id": segment_id, "definition_version": version, "run": run,
-                                             "chunk": chunk, "phase": phase, **counts, "ready": done})
+    logger.info(
+        "rebuild chunk done",
+        extra={
+            "segment_id": segment_id,
+            "definition_version": version,
+            "run": run,
+            "chunk": chunk,
+            "phase": phase,
+            **counts,
+            "ready": done,
+        },
+    )
     if done:
         metrics.add_metric(name="RebuildsReady", unit=MetricUnit.Count, value=1)
         return Outcome("ready", message)
@@ -168,8 +196,9 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
     return Outcome("chunk done", message, nxt)
 
 
-def _converge(actor: Actor, definition: Definition, wanted: Mapping[str, bool], key: str,
-              counts: dict[str, int]) -> None:
+def _converge(
+    actor: Actor, definition: Definition, wanted: Mapping[str, bool], key: str, counts: dict[str, int]
+) -> None:
     """Make each PID's membership what `wanted` says, writing only what differs. A member this
     chunk's earlier attempt already changed (its last_op names this chunk's key) is counted, not
     written again."""
@@ -193,8 +222,7 @@ def _converge(actor: Actor, definition: Definition, wanted: Mapping[str, bool], 
     for batch in _batches(to_add, limit):
         counts["added"] += members.add_members(actor, definition.segment_id, batch, idempotency_key=key).n_changed
     for batch in _batches(to_remove, limit):
-        counts["removed"] += members.remove_members(actor, definition.segment_id, batch,
-                                                    idempotency_key=key).n_changed
+        counts["removed"] += members.remove_members(actor, definition.segment_id, batch, idempotency_key=key).n_changed
 
 
 def _batches(pids: list[str], size: int) -> Iterable[list[str]]:
@@ -203,17 +231,29 @@ def _batches(pids: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _message(message: Mapping[str, Any], progress: Mapping[str, Any]) -> dict[str, Any]:
-    return {"org_id": message["org_id"], "segment_id": message["segment_id"],
-            "definition_version": int(message["definition_version"]), "run": str(message["run"]),
-            "chunk": int(progress["chunk"]), "phase": progress["phase"], "cursor": progress.get("cursor"),
-            "counts": {k: int(progress.get(k, 0)) for k in COUNTS}}
+    return {
+        "org_id": message["org_id"],
+        "segment_id": message["segment_id"],
+        "definition_version": int(message["definition_version"]),
+        "run": str(message["run"]),
+        "chunk": int(progress["chunk"]),
+        "phase": progress["phase"],
+        "cursor": progress.get("cursor"),
+        "counts": {k: int(progress.get(k, 0)) for k in COUNTS},
+    }
 
 
 def _dropped(status: Any, message: Mapping[str, Any]) -> Outcome:
     metrics.add_metric(name="RebuildMessagesDropped", unit=MetricUnit.Count, value=1)
-    logger.info("rebuild message dropped", extra={"status": status, "segment_id": message.get("segment_id"),
-                                                  "definition_version": message.get("definition_version"),
-                                                  "chunk": message.get("chunk")})
+    logger.info(
+        "rebuild message dropped",
+        extra={
+            "status": status,
+            "segment_id": message.get("segment_id"),
+            "definition_version": message.get("definition_version"),
+            "chunk": message.get("chunk"),
+        },
+    )
     return Outcome(status, message)
 
 

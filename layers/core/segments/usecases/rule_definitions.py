@@ -60,10 +60,17 @@ class Definition:
     @classmethod
     def of_entry(cls, org_id: str, segment_id: str, entry: Mapping[str, Any]) -> Definition:
         """From a rule index entry."""
-        return cls(org_id=org_id, segment_id=segment_id, bucket="", segment_type=str(entry["segment_type"]),
-                   rules=tuple(entry.get("rules") or ()), include=frozenset(entry.get("include") or ()),
-                   exclude=frozenset(entry.get("exclude") or ()), version=int(entry["definition_version"]),
-                   live=True)
+        return cls(
+            org_id=org_id,
+            segment_id=segment_id,
+            bucket="",
+            segment_type=str(entry["segment_type"]),
+            rules=tuple(entry.get("rules") or ()),
+            include=frozenset(entry.get("include") or ()),
+            exclude=frozenset(entry.get("exclude") or ()),
+            version=int(entry["definition_version"]),
+            live=True,
+        )
 
     @property
     def indexed(self) -> bool:
@@ -78,7 +85,13 @@ class Definition:
     def same_as(self, other: Definition) -> bool:
         """The same membership definition (what a rebuild depends on)."""
         return (self.segment_type, _canonical(self.rules), self.include, self.exclude, self.version, self.live) == (
-            other.segment_type, _canonical(other.rules), other.include, other.exclude, other.version, other.live)
+            other.segment_type,
+            _canonical(other.rules),
+            other.include,
+            other.exclude,
+            other.version,
+            other.live,
+        )
 
     def fields(self) -> frozenset[str]:
         """The index keys it is filed under: the top-level record fields its rules read, or
@@ -92,8 +105,11 @@ class Definition:
 
     def entry(self) -> dict[str, Any]:
         """The rule index entry."""
-        out: dict[str, Any] = {"segment_type": self.segment_type, "rules": list(self.rules),
-                               "definition_version": self.version}
+        out: dict[str, Any] = {
+            "segment_type": self.segment_type,
+            "rules": list(self.rules),
+            "definition_version": self.version,
+        }
         if self.segment_type == "hybrid":
             out |= {"include": sorted(self.include), "exclude": sorted(self.exclude)}
         return out

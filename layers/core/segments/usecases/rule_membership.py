@@ -65,8 +65,9 @@ def derived_id(prefix: str, *parts: str) -> str:
     return f"{prefix}{digest[:32]}"
 
 
-def reevaluate(org_id: str, pid: str, old: Mapping[str, Any], new: Mapping[str, Any], *, change_id: str,
-               created: bool = False) -> Evaluated:
+def reevaluate(
+    org_id: str, pid: str, old: Mapping[str, Any], new: Mapping[str, Any], *, change_id: str, created: bool = False
+) -> Evaluated:
     """Re-evaluate the org's rule segments that read a changed field of this person record."""
     changed = changed_fields(old, new)
     fields = set(changed) | ({keys.ANY_FIELD} if created else set())
@@ -93,13 +94,20 @@ def reevaluate(org_id: str, pid: str, old: Mapping[str, Any], new: Mapping[str, 
         (result.added if wanted else result.removed).append(segment_id)
     metrics.add_metric(name="RuleSegmentsEvaluated", unit=MetricUnit.Count, value=result.segments_evaluated)
     if result.added or result.removed:
-        metrics.add_metric(name="RuleMembershipChanges", unit=MetricUnit.Count,
-                           value=len(result.added) + len(result.removed))
-    logger.info("person record re-evaluated", extra={"org_id": org_id, "minerva_pid": pid,
-                                                      "changed_fields": len(changed),
-                                                      "segments_evaluated": result.segments_evaluated,
-                                                      "added_to": len(result.added),
-                                                      "removed_from": len(result.removed)})
+        metrics.add_metric(
+            name="RuleMembershipChanges", unit=MetricUnit.Count, value=len(result.added) + len(result.removed)
+        )
+    logger.info(
+        "person record re-evaluated",
+        extra={
+            "org_id": org_id,
+            "minerva_pid": pid,
+            "changed_fields": len(changed),
+            "segments_evaluated": result.segments_evaluated,
+            "added_to": len(result.added),
+            "removed_from": len(result.removed),
+        },
+    )
     return result
 
 
@@ -128,12 +136,19 @@ def segment_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, ch
     if now.needs_build:
         rebuild.start(now, run=derived_id("", "run", change_id)[:16])
         started = True
-    logger.info("rule segment definition changed", extra={"segment_id": now.segment_id, "org_id": now.org_id,
-                                                          "definition_version": now.version,
-                                                          "segment_type": now.segment_type, "live": now.live,
-                                                          "filed": len(fields_now),
-                                                          "unfiled": len(fields_before - fields_now),
-                                                          "rebuild": started})
+    logger.info(
+        "rule segment definition changed",
+        extra={
+            "segment_id": now.segment_id,
+            "org_id": now.org_id,
+            "definition_version": now.version,
+            "segment_type": now.segment_type,
+            "live": now.live,
+            "filed": len(fields_now),
+            "unfiled": len(fields_before - fields_now),
+            "rebuild": started,
+        },
+    )
     return Reindexed(now.segment_id, len(fields_now), len(fields_before - fields_now), started)
 
 
@@ -150,8 +165,14 @@ def apply(record: Mapping[str, Any]) -> Evaluated | Reindexed | None:
     old = from_item(old_raw) if old_raw else {}
     new = new_image(record)
     if keys.is_person_key(pk, sk):
-        return reevaluate(keys.org_of_people_pk(pk), keys.pid_of(sk), old, new, change_id=change_id,
-                          created=record.get("eventName") == "INSERT")
+        return reevaluate(
+            keys.org_of_people_pk(pk),
+            keys.pid_of(sk),
+            old,
+            new,
+            change_id=change_id,
+            created=record.get("eventName") == "INSERT",
+        )
     if keys.is_segment_key(pk, sk) and new.get("segment_id") and new.get("org_id"):
         return segment_changed(old or None, new, change_id=change_id)
     return None
@@ -164,7 +185,8 @@ def process_stream(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         try:
             apply(record)
         except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
-            logger.exception("rule membership failed; the stream will retry",
-                             extra={"sequence_number": sequence_number(record)})
+            logger.exception(
+                "rule membership failed; the stream will retry", extra={"sequence_number": sequence_number(record)}
+            )
             return {"batchItemFailures": [{"itemIdentifier": sequence_number(record)}]}
     return {"batchItemFailures": []}

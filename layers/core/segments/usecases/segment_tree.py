@@ -48,7 +48,8 @@ def parent_chain(actor: Actor, segment_id: str | None, parent: str) -> list[tupl
     while current is not None:
         if current == segment_id:
             raise errors.ValidationFailed(
-                f"Invalid 'parent_segment': {parent!r} is inside this segment's own tree; the move would make a cycle")
+                f"Invalid 'parent_segment': {parent!r} is inside this segment's own tree; the move would make a cycle"
+            )
         if len(chain) == MAX_DEPTH:
             raise errors.ValidationFailed(f"Invalid 'parent_segment': trees may nest at most {MAX_DEPTH} levels")
         record = store.get_any(actor.org_id, current)

@@ -31,8 +31,21 @@ STALE_RETRIES = 3
 BUSY = "The segment is being changed by another request; retry later"
 _LISTING_KEY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 # What an update may change (system_segment, resource_type, source and identity never change).
-EDITABLE = frozenset({"name", "description", "segment_type", "rules", "tags", "uris_include", "uris_exclude",
-                      "parent_segment", "active", "view_context", "mailchimp_sync"})
+EDITABLE = frozenset(
+    {
+        "name",
+        "description",
+        "segment_type",
+        "rules",
+        "tags",
+        "uris_include",
+        "uris_exclude",
+        "parent_segment",
+        "active",
+        "view_context",
+        "mailchimp_sync",
+    }
+)
 _EMPTY_DEFINITION: dict[str, Any] = {"segment_type": "static", "rules": [], "uris_include": [], "uris_exclude": []}
 
 
@@ -103,8 +116,11 @@ def get_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
 
 
 def with_build_fields(segment: dict[str, Any]) -> dict[str, Any]:
-    return {**segment, "definition_version": segment.get("definition_version", 1),
-            "build_state": segment.get("build_state", "ready")}
+    return {
+        **segment,
+        "definition_version": segment.get("definition_version", 1),
+        "build_state": segment.get("build_state", "ready"),
+    }
 
 
 def list_segments(actor: Actor, *, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -158,21 +174,33 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> di
             if problem:
                 raise errors.ValidationFailed(problem)
             building = needs_build(old["segment_type"], old) or needs_build(new["segment_type"], new)
-            sets |= {"definition_version": int(record.get("definition_version", 1)) + 1,
-                     "build_state": "building" if building else "ready"}
+            sets |= {
+                "definition_version": int(record.get("definition_version", 1)) + 1,
+                "build_state": "building" if building else "ready",
+            }
             removes.append("build_progress")
         to_auxiliary = new["segment_type"] == "auxiliary" and old["segment_type"] != "auxiliary"
         if to_auxiliary and int(record.get("current_size", 0)) > 0:
-            raise errors.Conflict(f"Segment {sid} has {record['current_size']} members: remove them before making "
-                                  f"it auxiliary (auxiliary segments have no members)")
+            raise errors.Conflict(
+                f"Segment {sid} has {record['current_size']} members: remove them before making "
+                f"it auxiliary (auxiliary segments have no members)"
+            )
         checks: dict[str, dict[str, Any]] = {}
         parent = changes.get("parent_segment")
         if parent is not None and parent != record.get("parent_segment"):
             checks = tree.chain_checks(actor, tree.parent_chain(actor, sid, parent), whole=True)
         try:
-            store.update(actor.org_id, sid, old_name_key=_name_key_of(record), sets=sets, removes=removes,
-                         new_name_key=new_key, version=record.get("definition_version"), checks=checks,
-                         empty_at_ms=int(time.time() * 1000) if to_auxiliary else None)
+            store.update(
+                actor.org_id,
+                sid,
+                old_name_key=_name_key_of(record),
+                sets=sets,
+                removes=removes,
+                new_name_key=new_key,
+                version=record.get("definition_version"),
+                checks=checks,
+                empty_at_ms=int(time.time() * 1000) if to_auxiliary else None,
+            )
         except store.Stale:
             continue  # renamed, redefined, moved or deleted meanwhile: read it again
         metrics.add_metric(name="SegmentsUpdated", unit=MetricUnit.Count, value=1)
@@ -198,7 +226,8 @@ def delete_segment_record(actor: Actor, segment_id: str) -> dict[str, Any]:
             continue
         metrics.add_metric(name="SegmentsDeleted", unit=MetricUnit.Count, value=1)
         return with_build_fields(
-            store.public({**record, "record_state": "deleted", "deleted_at": at, "updated_at": at}))
+            store.public({**record, "record_state": "deleted", "deleted_at": at, "updated_at": at})
+        )
     raise errors.Retryable(BUSY)
 
 
@@ -219,8 +248,10 @@ def restore_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
         try:
             store.restore(actor.org_id, sid, name_key=_name_key_of(record), sets=sets, name=record["name"])
         except errors.NameTaken as exc:
-            raise errors.Conflict(f"Segment name {record['name']!r} is used by another segment now: rename or "
-                                  f"delete that one, then restore this one") from exc
+            raise errors.Conflict(
+                f"Segment name {record['name']!r} is used by another segment now: rename or "
+                f"delete that one, then restore this one"
+            ) from exc
         except store.Stale:
             continue
         metrics.add_metric(name="SegmentsRestored", unit=MetricUnit.Count, value=1)
@@ -236,8 +267,9 @@ def _type_and_definition(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 # ------------------------------------------------------------------ browsing (SheepCRM listings)
 
 
-def browse(actor: Actor, *, include_inactive: bool, name_contains: str | None, page: int,
-           page_size: int) -> dict[str, Any]:
+def browse(
+    actor: Actor, *, include_inactive: bool, name_contains: str | None, page: int, page_size: int
+) -> dict[str, Any]:
     """The org's live segments by name (case-insensitive, then id), one 1-based page:
     {count, page, page_size, items, next_page}. Without `include_inactive`, only active=true ones;
     `name_contains` compares folded names (as uniqueness does)."""
@@ -278,7 +310,7 @@ def members_refused(segment_id: str, segment_type: str | None) -> errors.DomainE
     why = {
         "dynamic": "its members come from its rules; change the rules instead",
         "hybrid": "its members come from its rules and uris_include; to add or remove a person by hand, put their "
-                  "uri in uris_include or uris_exclude (PUT /segments/v2/{bucket}/segment/{uid})",
+        "uri in uris_include or uris_exclude (PUT /segments/v2/{bucket}/segment/{uid})",
         "auxiliary": "it groups child segments and has no members",
     }.get(segment_type or "", "its members are maintained by the rules engine")
     return errors.ValidationFailed(f"Segment {segment_id} is {segment_type}: {why}")

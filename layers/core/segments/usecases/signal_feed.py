@@ -53,8 +53,16 @@ def apply_ledger_entry(entry: Mapping[str, Any]) -> Reconciled:
         store.delete_feed(entries)
     if entries:
         metrics.add_metric(name="SignalFeedReconciled", unit=MetricUnit.Count, value=len(entries))
-    logger.info("signal feed reconciled", extra={"segment_id": segment_id, "change": change, "pids": len(pids),
-                                                 "pids_with_signals": len(holders), "entries": len(entries)})
+    logger.info(
+        "signal feed reconciled",
+        extra={
+            "segment_id": segment_id,
+            "change": change,
+            "pids": len(pids),
+            "pids_with_signals": len(holders),
+            "entries": len(entries),
+        },
+    )
     return Reconciled(segment_id, change, len(holders), len(entries))
 
 
@@ -69,7 +77,9 @@ def reconcile_stream(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         try:
             apply_ledger_entry(outbox.new_image(record))
         except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
-            logger.exception("signal feed reconciliation failed; the stream will retry",
-                             extra={"sequence_number": sequence_number(record)})
+            logger.exception(
+                "signal feed reconciliation failed; the stream will retry",
+                extra={"sequence_number": sequence_number(record)},
+            )
             return {"batchItemFailures": [{"itemIdentifier": sequence_number(record)}]}
     return {"batchItemFailures": []}

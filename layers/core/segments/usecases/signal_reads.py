@@ -33,8 +33,9 @@ def parse_time(value: str | None, name: str) -> str | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise errors.ValidationFailed(f"Invalid '{name}': must be an ISO-8601 timestamp, e.g. "
-                                      "2024-01-15T10:30:45.123456Z") from exc
+        raise errors.ValidationFailed(
+            f"Invalid '{name}': must be an ISO-8601 timestamp, e.g. 2024-01-15T10:30:45.123456Z"
+        ) from exc
     if parsed.tzinfo is None:
         if len(value) != 10:
             raise errors.ValidationFailed(f"Invalid '{name}': the timestamp needs a zone (Z or an offset)")
@@ -44,8 +45,16 @@ def parse_time(value: str | None, name: str) -> str | None:
     return iso(parsed)
 
 
-def list_signals(actor: Actor, segment_id: str, signal_type: SignalType, *, since: str | None = None,
-                 until: str | None = None, limit: int = 1000, cursor: str | None = None) -> dict[str, Any]:
+def list_signals(
+    actor: Actor,
+    segment_id: str,
+    signal_type: SignalType,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     """{"results": [...], "next_cursor": str | None} for one type of a live segment of the actor's org."""
     low_at, high_at = parse_time(since, "since"), parse_time(until, "until")
     if low_at and high_at and low_at > high_at:
