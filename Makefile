@@ -1,7 +1,7 @@
 # Segments - developer and CI entry points.
 #
 #   make local    start the whole stack on this machine (moto + API on http://127.0.0.1:3000)
-#   make test     ruff, sam validate --lint, pytest
+#   make test     ruff (lint + format check), mypy, sam validate --lint, pytest
 #   make test-unit  the fast tier alone (tests/unit: pure logic, no moto), in seconds
 #   make build    sam build (no Docker)
 #   make bench    performance figures (docs/performance.md)
@@ -46,9 +46,9 @@ PYTEST_ARGS ?= -n 2
 
 help:
 	@echo "make local      start moto + the API on http://127.0.0.1:3000"
-	@echo "make test       ruff, sam validate --lint, pytest"
+	@echo "make test       ruff (lint + format check), mypy, sam validate --lint, pytest"
 	@echo "make test-unit  the fast tier alone: tests/unit, no moto, in seconds"
-	@echo "make lint       ruff + mypy"
+	@echo "make lint       ruff (lint + format check) + mypy"
 	@echo "make build      sam build (arm64 layer, no Docker)"
 	@echo "make bench      cold-import and DynamoDB-call benchmarks (docs/performance.md)"
 	@echo "make openapi    regenerate docs/openapi.json"
@@ -87,6 +87,8 @@ local: venv
 
 test: venv sam-venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(SAM) validate --lint
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
@@ -98,6 +100,7 @@ test-unit: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 build: venv sam-venv
