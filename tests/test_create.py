@@ -1,4 +1,4 @@
-"""POST /v2/segments/create, every row of the contract's §2.1 table, through the authorizer."""
+"""POST /v2/segments/create, every row of the table in docs/api.md#minerva-create, through the authorizer."""
 
 from __future__ import annotations
 

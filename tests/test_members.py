@@ -1,4 +1,4 @@
-"""POST /v2/segments/members/add and /remove (§2.2, §2.3), memberships of a PID, through the authorizer."""
+"""POST /v2/segments/members/add and /remove (docs/api.md#minerva-add-members), memberships, via the authorizer."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from segments import store
 from segments.store import members as members_store
 from segments.store import people
 
-# ------------------------------------------------------------------ §2.2 add
+# ------------------------------------------------------------------ add (docs/api.md#minerva-add-members)
 
 
 def test_add_returns_the_contract_body(api: Api, org: Org) -> None:
@@ -255,7 +255,7 @@ def test_registry_mode_removal_checks_format_only(api: Api, org: Org, monkeypatc
     }
 
 
-# ------------------------------------------------------------------ §2.3 remove
+# ------------------------------------------------------------------ remove (docs/api.md#minerva-remove-members)
 
 
 def test_remove_counts_only_members(api: Api, org: Org) -> None:

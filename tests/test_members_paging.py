@@ -1,4 +1,4 @@
-"""GET /v2/segments/members by page and by cursor (§2.4), and the history ledger's paging (§2.6)."""
+"""GET /v2/segments/members by page and by cursor (docs/api.md#minerva-members), and the history ledger's paging."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PublisherFunction over moto's DynamoDB stream: events out (§4.2), each once, in batches of at
+"""PublisherFunction over moto's DynamoDB stream: events out (docs/api.md#segment-events), each once, in batches of at
 most 10, throttled entries retried, and the stream resumed from the first record not published."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Segment metadata (§2.6): list, get, PATCH (rename keeps names unique), soft DELETE."""
+"""Segment metadata (docs/api.md#minerva-segment-metadata): list, get, PATCH (names stay unique), soft DELETE."""
 
 from __future__ import annotations
 

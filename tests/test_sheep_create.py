@@ -1,4 +1,4 @@
-"""POST /segments/v2/{bucket}/create (§3.1): the SheepCRM surface over the same core."""
+"""POST /segments/v2/{bucket}/create (docs/api.md#sheepcrm-create): the SheepCRM surface over the same core."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SheepCRM §3.3 endpoints: listings, find, trees, count, members, update, delete, restore; the
+"""SheepCRM endpoints (docs/api.md#sheepcrm-surface): listings, find, trees, count, members, update, delete, restore;
 bucket check, system segments, foreign and malformed uids."""
 
 from __future__ import annotations

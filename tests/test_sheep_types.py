@@ -1,4 +1,4 @@
-"""Segment types (API.md §3.2) on both surfaces: the fields each type uses, who may write members
+"""Segment types (docs/api.md#segment-types) on both surfaces: the fields each type uses, who may write members
 of which type, and the membership definition's version and build state."""
 
 from __future__ import annotations

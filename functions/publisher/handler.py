@@ -1,4 +1,4 @@
-"""Events out (§4.2): the table's stream (feed-entry and ledger INSERTs) onto the event bus."""
+"""Events out (docs/api.md#segment-events): the table's stream (feed-entry and ledger INSERTs) onto the event bus."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Rule segments in real time (§3.2): person-record and segment-item writes from the table's
+"""Rule segments in real time (docs/api.md#keeping-membership-current): record and segment writes from the table's
 stream re-evaluate the rule segments that read a changed field, and keep the rule index and the
 rebuilds in step with segment definitions."""
 

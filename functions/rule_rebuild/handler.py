@@ -1,4 +1,4 @@
-"""Rebuilds of rule segments (§3.2): one RebuildQueue message = one chunk, reported per message."""
+"""Rule segment rebuilds (docs/api.md#keeping-membership-current): a RebuildQueue message per chunk, failing alone."""
 
 from typing import Any
 

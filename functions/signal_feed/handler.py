@@ -1,4 +1,4 @@
-"""Late joiners and removals (§2.5): the table's stream (ledger INSERTs) keeps signal feeds current."""
+"""Late joiners and removals (docs/api.md#signals): the table's stream (ledger INSERTs) keeps signal feeds current."""
 
 from typing import Any
 

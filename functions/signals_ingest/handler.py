@@ -1,4 +1,4 @@
-"""Person events in (§4.1): the PersonEventsQueue consumer, reporting per-message failures."""
+"""Person events in (docs/api.md#person-events): the PersonEventsQueue consumer, reporting per-message failures."""
 
 from typing import Any
 

@@ -15,7 +15,7 @@ from segments.observability import metrics
 from segments.surfaces import minerva, sheep
 from segments.surfaces.http import request_id
 
-# The contract's status for each kind of domain error, per surface (API.md §1 and §3).
+# The contract's status for each kind of domain error, per surface (docs/api.md#errors).
 MINERVA = {
     "validation": 422,
     "not_found": 404,

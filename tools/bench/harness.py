@@ -307,7 +307,7 @@ def stream_inserts(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def person_event(kind: str, pid: str, event_id: str, observed_at: str) -> dict[str, Any]:
-    """A lifecycle person event (§4.1), the `detail` of a bus event."""
+    """A lifecycle person event (docs/api.md#person-events), the `detail` of a bus event."""
     data = {
         "death": {
             "obituary_id": f"obit-{event_id}",

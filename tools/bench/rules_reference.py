@@ -1,4 +1,4 @@
-"""A slow, obvious interpreter of the rule semantics (API.md §3.2, docs/decisions.md "Rules").
+"""A slow, obvious interpreter of the rule semantics (docs/api.md#rules, docs/decisions.md "Rules").
 
 The yardstick of `segments.rules`' evaluator: the property tests (tests/unit/test_rules_properties.py)
 check that both always agree, and the `rules-eval` benchmark measures the evaluator against it.

@@ -150,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "publish-event",
         help="put person events (one JSON object, or JSON lines) on the event bus, or on the queue",
-        description="Put person events (API.md §4.1) on the bus as source segments.people, detail-type "
+        description="Put person events (docs/api.md#person-events) on the bus as source segments.people, detail-type "
         "Person Event, in PutEvents batches of 10; or, with --queue, as bare messages on the queue. "
         "Every line is checked before anything is sent.",
     )

@@ -1,4 +1,4 @@
-"""`segments-admin publish-event`: person events (API.md §4.1) onto the bus or straight onto the queue.
+"""`segments-admin publish-event`: person events (docs/api.md#person-events) onto the bus or straight onto the queue.
 
 Input is one JSON object (it may span lines) or JSON lines (one object a line, blank lines
 skipped). Everything is read and checked first; if any line is not a JSON object carrying the
@@ -8,7 +8,7 @@ PutEvents on the bus (`source` segments.people, `detail-type` Person Event, the 
 `detail`), or SendMessageBatch on the queue (the bare event as the body). Entries a batch reports
 failed are retried with backoff; what still fails is reported with its line number.
 
-The consumer is idempotent on `event_id` (API.md §4.1), so re-running a file after a partial
+The consumer is idempotent on `event_id` (docs/api.md#person-events), so re-running a file after a partial
 failure is safe.
 """
 
@@ -78,7 +78,7 @@ def _checked(line: int, value: Any) -> Event:
         raise EventInputError(f"line {line}: a person event is a JSON object, not {type(value).__name__}")
     missing = [name for name in REQUIRED if not isinstance(value.get(name), str) or not value[name]]
     if missing:
-        raise EventInputError(f"line {line}: missing {', '.join(missing)} (API.md §4.1)")
+        raise EventInputError(f"line {line}: missing {', '.join(missing)} (docs/api.md#person-events)")
     event = Event(line, value)
     if len(event.text.encode()) > MAX_ENTRY_BYTES - 1024:  # room for the EventBridge envelope
         raise EventInputError(f"line {line}: event {value['event_id']} is larger than 255 KB")

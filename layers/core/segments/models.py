@@ -18,7 +18,7 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 SegmentType = Literal["dynamic", "static", "hybrid", "auxiliary"]
 BuildState = Literal["building", "ready"]
 
-# What decides a segment's membership (API.md §3.2): a change of any of these is a new definition
+# What decides a segment's membership (docs/api.md#segment-types): a change of any of these is a new definition
 # (definition_version + 1), which the rebuild engine applies.
 DEFINITION_FIELDS = ("segment_type", "rules", "uris_include", "uris_exclude")
 # Which definition fields each type may use: static = uris_include plus PIDs added by hand;

@@ -1,5 +1,5 @@
 """`segments-admin import-people --org ORG FILE.jsonl`: person records into an org's people
-registry, as `profile` events through the person-events queue (§4.1), so that they take the
+registry, as `profile` events through the person-events queue (docs/api.md#person-events), so that they take the
 same path as any producer's: validation, the registry, real-time rule membership.
 
 Each line of the file is a JSON object `{"minerva_pid": "p-...", ...attributes}`. A line is

@@ -1,4 +1,4 @@
-"""Person events in (§4.1): the event, its per-type data, and how an SQS message carries it.
+"""Person events in (docs/api.md#person-events): the event, its per-type data, and how an SQS message carries it.
 
 Everything a producer sends is validated here before anything is stored: PID format, an
 ISO-8601 `observed_at` with a zone (normalised to UTC, microseconds, `Z`), bounded strings,

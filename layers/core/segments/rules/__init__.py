@@ -1,4 +1,4 @@
-"""Rules of rule-based segments (API.md §3.2), pure, no I/O.
+"""Rules of rule-based segments (docs/api.md#rules), pure, no I/O.
 
 - `grammar`: what a rule may say (`Rule`, `Operator`, `validate_rules`), checked before storing;
 - `values`: the typed values rules compare (numbers, ISO dates, lists, `near` triples);

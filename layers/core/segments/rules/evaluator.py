@@ -1,4 +1,4 @@
-"""The rule evaluator (API.md §3.2): does a person record satisfy a segment's rules? Pure, no I/O.
+"""The rule evaluator (docs/api.md#rules): does a person record satisfy a segment's rules? Pure, no I/O.
 
 `compile_rules` validates the rules once and turns each into a predicate with its value already
 parsed (lists split, dates parsed, `near` read, strings case-folded); `matches` is a one-off use of

@@ -1,4 +1,4 @@
-"""The rule grammar of rule-based segments (API.md §3.2): what a rule may say, checked before a
+"""The rule grammar of rule-based segments (docs/api.md#rules): what a rule may say, checked before a
 segment is stored. Pure, no I/O.
 
 A rule is {field, operator, value}; a segment's rules are ANDed. `field` is a dotted path of

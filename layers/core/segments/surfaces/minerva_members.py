@@ -1,4 +1,4 @@
-"""Minerva routes for members: add (§2.2), remove (§2.3), list (§2.4), memberships and history (§2.6).
+"""Minerva routes for members (docs/api.md#minerva-surface): add, remove, list, memberships and history.
 
 Three route sets, one per function of template.yaml: `add_routes` (AddMembersFunction),
 `remove_routes` (RemoveMembersFunction) and `members_routes` (the reads, SegmentQueryFunction).

@@ -1,4 +1,4 @@
-"""Minerva routes for segments: creation (§2.1) and metadata (§2.6).
+"""Minerva routes for segments: creation (docs/api.md#minerva-create), metadata (docs/api.md#minerva-segment-metadata).
 
 Route sets, one per function of template.yaml: `create_routes` (CreateSegmentFunction), `query_routes`
 (list and get, SegmentQueryFunction) and `manage_routes` (PATCH and DELETE, SegmentManageFunction).
@@ -90,7 +90,7 @@ def create_v1():
     return minerva.error(404, "Segments create endpoint only supports v2 API version")
 
 
-# ------------------------------------------------------------------ metadata (§2.6)
+# ------------------------------------------------------------------ metadata (docs/api.md#minerva-segment-metadata)
 
 SEGMENT_PATH = "/v2/segments/<segment_id>"
 NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"

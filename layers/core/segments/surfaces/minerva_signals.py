@@ -1,4 +1,4 @@
-"""Minerva routes for signals (§2.5): deaths, job changes and relocations of a segment's current
+"""Minerva routes for signals (docs/api.md#signals): deaths, job changes and relocations of a segment's current
 members, newest first (SignalsApiFunction)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SheepCRM routes that change a segment [ours, API.md §3.3]: PUT (update), DELETE (soft delete)
+"""SheepCRM routes that change a segment [ours, docs/api.md#sheepcrm-update]: PUT (update), DELETE (soft delete)
 and POST .../restore, under /segments/v2/{bucket}/segment/{uid}."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SheepCRM reads (API.md §3.3): the bucket's segments (active, all, found by name), its trees, a
+"""SheepCRM reads (docs/api.md#sheepcrm-listings): the bucket's segments (active, all, found by name), its trees, a
 segment's count and its member records. Listings are 1-based pages in one envelope:
 `{"count", "page", "page_size", "next_page", "results"}` (`count` counts every match, `next_page` is
 null on the last page)."""

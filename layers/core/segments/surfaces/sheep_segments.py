@@ -1,4 +1,4 @@
-"""SheepCRM route for creating segments (§3.1), and what the SheepCRM routes share: the bucket
+"""SheepCRM route for creating segments (docs/api.md#sheepcrm-create), and what the SheepCRM routes share: the bucket
 check, uids, the field rules of a segment's body. Updates, deletes and restores are in
 sheep_manage.py; the reads in sheep_reads.py."""
 

@@ -1,4 +1,4 @@
-"""Ingest a person event (§4.1): store the signal once, fan it out to every segment holding the
+"""Ingest a person event (docs/api.md#person-events): store the signal once, fan it out to every segment holding the
 person, in every org, and keep every org's person record current. Called by the queue consumer
 (functions/signals_ingest) with a validated event; no boto3 and no SQS here.
 
@@ -90,7 +90,7 @@ def feed_entries(fact: dict[str, Any], segments: list[tuple[str, str]]) -> list[
 
 
 def lifecycle_sets(fact: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(fact name, attributes) a lifecycle fact sets on a person record (§4.3)."""
+    """(fact name, attributes) a lifecycle fact sets on a person record (docs/api.md#people-registry)."""
     data = fact["data"]
     if fact["type"] == "death":
         return "death", {"deceased": True, "date_of_death": data.get("date_of_death")}

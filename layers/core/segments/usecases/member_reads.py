@@ -1,5 +1,5 @@
-"""Member reads: a segment's members by page or cursor (§2.4), the segments holding a PID, and a
-segment's membership ledger (§2.6)."""
+"""Member reads: a segment's members by page or cursor (docs/api.md#minerva-members), the segments holding a PID, and a
+segment's membership ledger (docs/api.md#minerva-history)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from segments.usecases.segments import live_record
 def list_members(
     actor: Actor, segment_id: str, *, page: int | None, cursor: str | None, page_size: int | None = None
 ) -> dict[str, Any]:
-    """One page of members in PID order (§2.4), by 1-based `page` or by opaque `cursor`; `page_size`
+    """One page of members in PID order (docs/api.md#minerva-members), by 1-based `page` or opaque `cursor`; `page_size`
     defaults to the settings' members_page_size."""
     if page is not None and cursor is not None:
         raise errors.ValidationFailed("Give either 'page' or 'cursor', not both")

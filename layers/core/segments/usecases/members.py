@@ -52,7 +52,7 @@ class _Lease:
 def add_members(
     actor: Actor, segment_id: str, pids: Sequence[str], *, idempotency_key: str | None = None
 ) -> MembersChanged:
-    """Add PIDs to a segment (§2.2). Invalid PIDs are reported; the rest are added exactly once."""
+    """Add PIDs to a segment (docs/api.md#minerva-add-members); invalid PIDs are reported, the rest added once."""
     unique, invalid = _screen(pids)
     if get_settings().pid_validation == "registry" and unique:
         known = people.registered(actor.org_id, unique)
@@ -66,7 +66,7 @@ def add_members(
 def remove_members(
     actor: Actor, segment_id: str, pids: Sequence[str], *, idempotency_key: str | None = None
 ) -> MembersChanged:
-    """Remove PIDs from a segment (§2.3); only PIDs that were members count. History is kept."""
+    """Remove PIDs from a segment (docs/api.md#minerva-remove-members); only members count; history is kept."""
     unique, invalid = _screen(pids)
     result = _apply(actor, segment_id, unique, invalid, "removed", idempotency_key)
     metrics.add_metric(name="MembersRemoved", unit=MetricUnit.Count, value=result.n_changed)

@@ -1,4 +1,4 @@
-"""What a rule segment's membership is made of (API.md §3.2), read from a segment record or an
+"""What a rule segment's membership is made of (docs/api.md#segment-types), read from a segment record or an
 index entry, and the membership it asks for one person record. Pure: no I/O.
 
 | type      | members                                                   | kept current by           |

@@ -1,4 +1,4 @@
-"""Real-time membership of rule segments (API.md §3.2), driven by the table's stream.
+"""Real-time membership of rule segments (docs/api.md#keeping-membership-current), driven by the table's stream.
 
 A person record written (a `profile` merged, a lifecycle fact set: INSERT or MODIFY of
 `ORG#{org}#PERSON` / `PID#{pid}`):

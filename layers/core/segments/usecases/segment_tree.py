@@ -1,4 +1,4 @@
-"""Segment trees (API.md §3.2): `parent_segment` links a segment to its parent by uri
+"""Segment trees (docs/api.md#segment-trees): `parent_segment` links a segment to its parent by uri
 (`/{bucket}/segment/{uid}/`). Cycles are refused on create and update by walking the new parent's
 chain; the walk's reads are re-checked in the write's transaction, so two concurrent moves can't
 close a cycle between them. The forest of a bucket is built here, in memory, without recursion.

@@ -1,4 +1,4 @@
-"""Keep a segment's signal feed in step with its members (§2.5: every signal of a *current* member,
+"""Keep a segment's signal feed in step with its members (docs/api.md#signals: every signal of a *current* member,
 whenever that member joined).
 
 Driven by the ledger: each ledger entry (written exactly once per stored change, in the

@@ -1,4 +1,4 @@
-"""Read a segment's signals (§2.5): newest first, by type, optionally since/until (on
+"""Read a segment's signals (docs/api.md#signals): newest first, by type, optionally since/until (on
 first_observed_at), `limit` a page with an opaque cursor; only signals of current members.
 
 Cost: one GetItem (the live segment), then per round one Query of the feed (Limit = what is
@@ -91,7 +91,7 @@ def list_signals(
 
 
 def render(entry: dict[str, Any]) -> dict[str, Any]:
-    """A feed entry in §2.5's shape for its type."""
+    """A feed entry in the shape of its type (docs/api.md#signals)."""
     data = entry.get("data") or {}
     common = {"minerva_pid": entry["minerva_pid"]}
     if entry["type"] == "death":
