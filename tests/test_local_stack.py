@@ -142,6 +142,30 @@ class TestProjectTemplate:
         assert page.status == 200
         assert page.headers["Content-Type"].startswith("text/html")
         assert b"/v2/docs/openapi.json" in page.body and b"SwaggerUIBundle" in page.body
+        assert_gateway_ids(page)
         spec = call(stack.api_url, "GET", "/v2/docs/openapi.json")
         assert spec.status == 200  # docs/openapi.json is committed
         assert spec.json == json.loads((ROOT / "docs/openapi.json").read_text())
+        assert_gateway_ids(spec)
+
+    def test_docs_page_loads_only_local_assets(self, stack: StackInfo) -> None:
+        """Swagger UI works offline: every script, stylesheet and icon is served by the stack."""
+        page = call(stack.api_url, "GET", "/v2/docs").body.decode()
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert urls and all(url.startswith("/v2/docs/assets/") for url in urls), urls
+        assert "://" not in page
+        kinds = {"css": "text/css", "js": "text/javascript", "png": "image/png"}
+        for url in urls:
+            asset = call(stack.api_url, "GET", url)
+            assert asset.status == 200, url
+            assert asset.headers["Content-Type"].split(";")[0] == kinds[url.rsplit(".", 1)[1]]
+            assert len(asset.body) > 100
+            assert_gateway_ids(asset)
+        script = call(stack.api_url, "GET", "/v2/docs/assets/swagger-ui-bundle.js").body
+        assert b"SwaggerUIBundle" in script
+
+    @pytest.mark.parametrize("path", ["/v2/docs/assets/index.html", "/v2/docs/assets/../../etc/passwd"])
+    def test_docs_assets_outside_the_list_are_404(self, stack: StackInfo, path: str) -> None:
+        reply = call(stack.api_url, "GET", path)
+        assert reply.status == 404
+        assert_gateway_ids(reply)
