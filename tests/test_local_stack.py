@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,6 +129,43 @@ class TestProjectTemplate:
         assert again.status == 404
         assert again.json["error"] == "Segment name My first segment already exists"
         assert again.json["status_code"] == 404
+
+    @pytest.mark.parametrize(
+        ("surface", "method", "path", "body"),
+        [
+            ("minerva", "POST", "/v2/segments/create", {"name": "Replayed minerva"}),
+            ("minerva", "POST", "/v2/segments/members/add", None),
+            ("sheep", "POST", "/segments/v2/demo/create", {"name": "Replayed sheep", "resource_type": "person"}),
+            ("sheep", "PUT", "/segments/v2/demo/segment/{uid}", {"description": "replayed"}),
+        ],
+    )
+    def test_an_idempotent_replay_names_this_request_in_its_header(
+        self, stack: StackInfo, surface: str, method: str, path: str, body: dict | None
+    ) -> None:
+        """The rule (docs/decisions.md: idempotent replays): the body is the first response's JSON,
+        unchanged; x-api-request-id names this HTTP request, as its log lines do; the replay says so."""
+        key = stack.demo_key or ""
+        minerva = {"x-api-key": key, "content-type": "application/json"}
+        sheep = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+        made = {"name": f"Target {uuid.uuid4().hex[:8]}", "resource_type": "person", "segment_type": "static"}
+        target = call(stack.api_url, "POST", "/segments/v2/demo/create", made, sheep).json
+        segment_id = str(uuid.UUID(target["uid"]))
+        path = path.format(uid=target["uid"])
+        if body is None:
+            body = {"segment_id": segment_id, "minerva_pids": ["p-replay0001", "p-replay0002"]}
+        headers = {**(minerva if surface == "minerva" else sheep), "Idempotency-Key": f"replay {path}"}
+
+        first = call(stack.api_url, method, path, body, headers)
+        again = call(stack.api_url, method, path, body, headers)
+        assert first.status == again.status and first.status in (200, 201), first.body
+        assert again.json == first.json
+        first_id, again_id = assert_gateway_ids(first), assert_gateway_ids(again)
+        assert first_id != again_id
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        if surface == "minerva":
+            assert first.json["api_request_id"] == first.headers["x-api-request-id"]
+            assert again.json["api_request_id"] == first.headers["x-api-request-id"]
 
     def test_sheep_create_with_demo_key(self, stack: StackInfo) -> None:
         headers = {"Authorization": f"Bearer {stack.demo_key}", "content-type": "application/json"}
