@@ -100,6 +100,17 @@ def test_a_cancelled_transaction_is_undone_in_place(aws: None) -> None:
     assert after["kept"]["colour"] == {"S": "red"} and after["new"] is None and after["upd"] is None
 
 
+def test_a_transaction_naming_its_table_by_arn_is_undone_too(aws: None) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    arn = client.describe_table(TableName=TABLE)["Table"]["TableArn"]
+    client.transact_write_items(TransactItems=[put("by-arn-kept")])
+    by_arn = put("by-arn-new")
+    by_arn["Put"]["TableName"] = arn
+    with pytest.raises(ClientError):
+        client.transact_write_items(TransactItems=[by_arn, put("by-arn-kept")])
+    assert "Item" not in client.get_item(TableName=TABLE, Key=key("by-arn-new"))
+
+
 def test_an_item_named_twice_is_undone_in_place(aws: None) -> None:
     client = boto3.client("dynamodb", region_name=REGION)
     table = backend_table()

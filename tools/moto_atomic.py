@@ -62,9 +62,10 @@ class _Undo:
         seen: set[tuple[str, Any, Any]] = set()
         for entry in transact_items:
             for op_type, op in entry.items() if isinstance(entry, dict) else ():
-                table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-                if table is None:
-                    continue
+                try:
+                    table = backend.get_table(op["TableName"])  # a name or an ARN
+                except Exception:
+                    continue  # no such table: moto refuses the operation before it writes
                 shard = table.stream_shard
                 if table.name not in self.shards and shard is not None:
                     self.shards[table.name] = (shard, len(shard.items))
