@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,43 @@ class TestProjectTemplate:
         assert again.json["error"] == "Segment name My first segment already exists"
         assert again.json["status_code"] == 404
 
+    @pytest.mark.parametrize(
+        ("surface", "method", "path", "body"),
+        [
+            ("minerva", "POST", "/v2/segments/create", {"name": "Replayed minerva"}),
+            ("minerva", "POST", "/v2/segments/members/add", None),
+            ("sheep", "POST", "/segments/v2/demo/create", {"name": "Replayed sheep", "resource_type": "person"}),
+            ("sheep", "PUT", "/segments/v2/demo/segment/{uid}", {"description": "replayed"}),
+        ],
+    )
+    def test_an_idempotent_replay_names_this_request_in_its_header(
+        self, stack: StackInfo, surface: str, method: str, path: str, body: dict | None
+    ) -> None:
+        """The rule (docs/decisions.md: idempotent replays): the body is the first response's JSON,
+        unchanged; x-api-request-id names this HTTP request, as its log lines do; the replay says so."""
+        key = stack.demo_key or ""
+        minerva = {"x-api-key": key, "content-type": "application/json"}
+        sheep = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+        made = {"name": f"Target {uuid.uuid4().hex[:8]}", "resource_type": "person", "segment_type": "static"}
+        target = call(stack.api_url, "POST", "/segments/v2/demo/create", made, sheep).json
+        segment_id = str(uuid.UUID(target["uid"]))
+        path = path.format(uid=target["uid"])
+        if body is None:
+            body = {"segment_id": segment_id, "minerva_pids": ["p-replay0001", "p-replay0002"]}
+        headers = {**(minerva if surface == "minerva" else sheep), "Idempotency-Key": f"replay {path}"}
+
+        first = call(stack.api_url, method, path, body, headers)
+        again = call(stack.api_url, method, path, body, headers)
+        assert first.status == again.status and first.status in (200, 201), first.body
+        assert again.json == first.json
+        first_id, again_id = assert_gateway_ids(first), assert_gateway_ids(again)
+        assert first_id != again_id
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        if surface == "minerva":
+            assert first.json["api_request_id"] == first.headers["x-api-request-id"]
+            assert again.json["api_request_id"] == first.headers["x-api-request-id"]
+
     def test_sheep_create_with_demo_key(self, stack: StackInfo) -> None:
         headers = {"Authorization": f"Bearer {stack.demo_key}", "content-type": "application/json"}
         reply = call(
@@ -142,6 +180,30 @@ class TestProjectTemplate:
         assert page.status == 200
         assert page.headers["Content-Type"].startswith("text/html")
         assert b"/v2/docs/openapi.json" in page.body and b"SwaggerUIBundle" in page.body
+        assert_gateway_ids(page)
         spec = call(stack.api_url, "GET", "/v2/docs/openapi.json")
         assert spec.status == 200  # docs/openapi.json is committed
         assert spec.json == json.loads((ROOT / "docs/openapi.json").read_text())
+        assert_gateway_ids(spec)
+
+    def test_docs_page_loads_only_local_assets(self, stack: StackInfo) -> None:
+        """Swagger UI works offline: every script, stylesheet and icon is served by the stack."""
+        page = call(stack.api_url, "GET", "/v2/docs").body.decode()
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert urls and all(url.startswith("/v2/docs/assets/") for url in urls), urls
+        assert "://" not in page
+        kinds = {"css": "text/css", "js": "text/javascript", "png": "image/png"}
+        for url in urls:
+            asset = call(stack.api_url, "GET", url)
+            assert asset.status == 200, url
+            assert asset.headers["Content-Type"].split(";")[0] == kinds[url.rsplit(".", 1)[1]]
+            assert len(asset.body) > 100
+            assert_gateway_ids(asset)
+        script = call(stack.api_url, "GET", "/v2/docs/assets/swagger-ui-bundle.js").body
+        assert b"SwaggerUIBundle" in script
+
+    @pytest.mark.parametrize("path", ["/v2/docs/assets/index.html", "/v2/docs/assets/../../etc/passwd"])
+    def test_docs_assets_outside_the_list_are_404(self, stack: StackInfo, path: str) -> None:
+        reply = call(stack.api_url, "GET", path)
+        assert reply.status == 404
+        assert_gateway_ids(reply)

@@ -22,6 +22,14 @@ log = logging.getLogger("local_stack")
 MAX_BODY_BYTES = 6_291_456  # Lambda's 6 MB payload limit (API Gateway's own is 10 MB)
 DOCS_PATH = "/v2/docs"
 OPENAPI_PATH = "/v2/docs/openapi.json"
+# Swagger UI's own files, served from the swagger-ui-bundle-v2 package (Apache-2.0, its licence in
+# the package's metadata), so that the docs page works offline.
+DOCS_ASSETS = "/v2/docs/assets/"
+ASSET_TYPES = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
 
 
 class Gateway:
@@ -40,8 +48,10 @@ class Gateway:
         request_id = str(uuid.uuid4())
         started = time.time()
         split = urlsplit(request.raw_path)
-        if request.method in ("GET", "HEAD") and split.path.rstrip("/") in (DOCS_PATH, OPENAPI_PATH):
-            response = self._docs(split.path.rstrip("/"), request_id)
+        docs = split.path.rstrip("/")
+        if request.method in ("GET", "HEAD") and (docs in (DOCS_PATH, OPENAPI_PATH) or docs.startswith(DOCS_ASSETS)):
+            response = self._docs(docs, request_id)
+            response.headers.append(("x-api-request-id", "req_" + request_id.replace("-", "")))
         else:
             response = self._route(request, split.path, split.query, request_id, started)
         response.headers.append(("x-amzn-RequestId", request_id))
@@ -169,6 +179,14 @@ class Gateway:
     def _docs(self, path: str, request_id: str) -> Response:
         if path == DOCS_PATH:
             return Response(200, [("Content-Type", "text/html; charset=utf-8")], SWAGGER_HTML.encode())
+        if path.startswith(DOCS_ASSETS):
+            name = path[len(DOCS_ASSETS) :]
+            if name not in ASSET_TYPES:
+                return self.gateway_response(self.router.api_for(path), "RESOURCE_NOT_FOUND", request_id, path=path)
+            from swagger_ui_bundle import swagger_ui_path
+
+            body = (swagger_ui_path / name).read_bytes()
+            return Response(200, [("Content-Type", ASSET_TYPES[name]), ("Cache-Control", "max-age=3600")], body)
         spec = self.root / "docs" / "openapi.json"
         if not spec.is_file():
             return self.gateway_response(self.router.api_for(path), "RESOURCE_NOT_FOUND", request_id, path=path)
@@ -180,11 +198,12 @@ SWAGGER_HTML = f"""<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>Segments API</title>
-  <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
+  <link rel="stylesheet" href="{DOCS_ASSETS}swagger-ui.css">
+  <link rel="icon" type="image/png" href="{DOCS_ASSETS}favicon-32x32.png">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
+  <script src="{DOCS_ASSETS}swagger-ui-bundle.js"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#swagger-ui"}});
   </script>

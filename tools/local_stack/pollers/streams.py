@@ -21,6 +21,11 @@ from tools.local_stack.pollers.base import Poller, client, failed_identifiers, l
 from tools.local_stack.runtime import Runtime
 
 STREAM_IDLE_WAIT = 0.25  # Lambda polls a stream's shards about four times a second
+# An idle shard's iterator is taken afresh this often. moto's iterators hold the shard object they
+# were taken from; were that object ever replaced (moto's own rollback of a cancelled transaction
+# swaps in a copy of the table, shard included - tools/moto_atomic.py prevents it), an old
+# iterator would read a shard nothing is written to any more, with no error to notice, forever.
+ITERATOR_REFRESH = 2.0
 
 
 def _attribute(value: Any) -> Any:
@@ -78,6 +83,8 @@ class _Shard:
     splits: list[int] = field(default_factory=list)  # sizes of the next batches after a bisection
     attempts: int = 0  # failed invocations of the current batch (its retries so far)
     ended: bool = False  # the shard is closed and read to its end
+    start: str = "TRIM_HORIZON"  # the iterator type the shard was first read from
+    idle_since: float | None = None  # of the first empty page since records last came
 
 
 class StreamPoller(Poller):
@@ -119,8 +126,8 @@ class StreamPoller(Poller):
                 continue
             if parent and parent in ids and parent not in self.done_shards:
                 continue
-            state = _Shard(shard_id)
             position = self.source.starting_position if shard_id in self._known_at_start else "TRIM_HORIZON"
+            state = _Shard(shard_id, start=position)
             state.iterator = self._iterator(shard_id, position)
             self.shards[shard_id] = state
 
@@ -136,6 +143,14 @@ class StreamPoller(Poller):
             shard.iterator = self._iterator(shard.shard_id, "TRIM_HORIZON")
         else:
             shard.iterator = self._iterator(shard.shard_id, "AFTER_SEQUENCE_NUMBER", shard.last_sequence)
+
+    def _refresh(self, shard: _Shard) -> None:
+        """Take a new iterator at the same position (from the stream's current shard object)."""
+        if shard.last_sequence is not None:
+            shard.iterator = self._iterator(shard.shard_id, "AFTER_SEQUENCE_NUMBER", shard.last_sequence)
+        elif shard.start == "TRIM_HORIZON":
+            shard.iterator = self._iterator(shard.shard_id, "TRIM_HORIZON")
+        # else LATEST and nothing read yet: its position is not known here; the iterator stays
 
     def _read(self, shard: _Shard) -> None:
         if shard.ended or shard.iterator is None:
@@ -154,6 +169,12 @@ class StreamPoller(Poller):
             shard.ended = True
         elif records:  # an empty page keeps its iterator (moto keeps every iterator it hands out)
             shard.iterator = next_iterator
+            shard.idle_since = None
+        elif shard.idle_since is None:
+            shard.idle_since = time.monotonic()
+        elif time.monotonic() - shard.idle_since >= ITERATOR_REFRESH:
+            shard.idle_since = time.monotonic()
+            self._refresh(shard)
         for raw in records:
             record = stream_record(raw, self.stream_arn)
             shard.last_sequence = record["dynamodb"].get("SequenceNumber")

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnection
 
 from segments import errors
 from segments.config import get_settings
@@ -37,6 +39,10 @@ RETRYABLE_CODES = frozenset(
         "TransactionInProgressException",
     }
 )
+# No answer from DynamoDB once botocore's own retries are spent: read and connect timeouts, refused,
+# closed or unreachable connections (ReadTimeoutError, ConnectionClosedError, ConnectTimeoutError,
+# EndpointConnectionError...). The store may be fine a moment later: Retryable, never a 500.
+UNANSWERED = (HTTPClientError, NoConnection)
 # Cancellation reasons (per transaction item) that say "try again", not "your condition failed".
 _TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
@@ -130,6 +136,17 @@ def translate(exc: ClientError) -> Exception:
     return exc
 
 
+@contextmanager
+def answered() -> Iterator[None]:
+    """Around every DynamoDB call: no answer (UNANSWERED) becomes Retryable (503 with Retry-After).
+    A write that timed out may or may not have been applied; a retry with the same
+    Idempotency-Key, or of an idempotent write, settles it."""
+    try:
+        yield
+    except UNANSWERED as exc:
+        raise errors.Retryable() from exc
+
+
 def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
     """Full-jitter exponential backoff."""
     time.sleep(random.uniform(0, min(cap, base * (2**attempt))))
@@ -138,7 +155,8 @@ def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
 def call(operation: str, **kwargs: Any) -> dict[str, Any]:
     """Call a DynamoDB operation; throttling that outlives botocore's retries becomes Retryable."""
     try:
-        result: dict[str, Any] = getattr(client(), operation)(**kwargs)
+        with answered():
+            result: dict[str, Any] = getattr(client(), operation)(**kwargs)
         return result
     except ClientError as exc:
         raise translate(exc) from exc
@@ -150,7 +168,8 @@ def call_through_conflicts(operation: str, **kwargs: Any) -> dict[str, Any]:
     jittered; a failed condition is left to the caller (ClientError)."""
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            result: dict[str, Any] = getattr(client(), operation)(**kwargs)
+            with answered():
+                result: dict[str, Any] = getattr(client(), operation)(**kwargs)
             return result
         except ClientError as exc:
             if error_code(exc) != "TransactionConflictException" or attempt == CONFLICT_ATTEMPTS - 1:
@@ -202,7 +221,8 @@ def transact(items: Mapping[str, dict[str, Any]], *, token: str | None = None) -
         request["ClientRequestToken"] = token
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            client().transact_write_items(**request)
+            with answered():
+                client().transact_write_items(**request)
             return
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
@@ -246,7 +266,8 @@ def _in_rounds(round_: Callable[[], bool], busy: str) -> None:
     attempt = 0
     while True:
         try:
-            left = round_()
+            with answered():
+                left = round_()
         except ClientError as exc:
             if not is_retryable(exc) or attempt >= MAX_ATTEMPTS:
                 raise translate(exc) from exc

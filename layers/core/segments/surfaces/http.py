@@ -18,9 +18,11 @@ from segments.timefmt import request_id_from
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _event: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("event")
+_replayed: contextvars.ContextVar[bool] = contextvars.ContextVar("replayed", default=False)
 
 JSON = "application/json"
 IDEMPOTENCY_HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def request_id() -> str:
@@ -57,13 +59,31 @@ def idempotency_key() -> str | None:
 
 
 def run_idempotent(operation: str, payload: Any, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run a mutating use case once per Idempotency-Key (when the header is present)."""
+    """Run a mutating use case once per Idempotency-Key (when the header is present).
+
+    A replay answers the first response's body verbatim (a Minerva body's `api_request_id` names
+    the request that did the work) under this request's own `x-api-request-id`, the id its log
+    lines carry, with `Idempotent-Replayed: true` (docs/decisions.md: idempotent replays)."""
     key = idempotency_key()
     if key is None:
         return fn()
     from segments import idempotency  # lazy: its import is paid only by requests that use it
 
-    return idempotency.run_once(org_id=actor().org_id, operation=operation, key=key, payload=payload, fn=fn)
+    ran = False
+
+    def once() -> dict[str, Any]:
+        nonlocal ran
+        ran = True
+        return fn()
+
+    result = idempotency.run_once(org_id=actor().org_id, operation=operation, key=key, payload=payload, fn=once)
+    if not ran:
+        _replayed.set(True)
+        logger.info(
+            "idempotent replay",
+            extra={"operation": operation, "first_api_request_id": result.get("api_request_id")},
+        )
+    return result
 
 
 # ------------------------------------------------------------------ request bodies
@@ -146,7 +166,7 @@ def _json_body_event(event: Mapping[str, Any]) -> dict[str, Any]:
 def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Resolve an API Gateway event with request id, correlation id and JSON-only bodies."""
     rid = request_id_from((event.get("requestContext") or {}).get("requestId"))
-    tokens = (_request_id.set(rid), _event.set(event))
+    tokens = (_request_id.set(rid), _event.set(event), _replayed.set(False))
     set_correlation_id(rid)
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     append_request_keys(org_id=authorizer.get("org_id"), key_id=authorizer.get("key_id"))
@@ -156,13 +176,15 @@ def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         idempotency.register_lambda_context(context)
     try:
         result: dict[str, Any] = app.resolve(_json_body_event(event), context)
+        added = {"x-api-request-id": rid, **({REPLAYED_HEADER: "true"} if _replayed.get() else {})}
     finally:
         _request_id.reset(tokens[0])
         _event.reset(tokens[1])
+        _replayed.reset(tokens[2])
     if result.get("multiValueHeaders") is not None:
-        result["multiValueHeaders"]["x-api-request-id"] = [rid]
+        result["multiValueHeaders"].update({name: [value] for name, value in added.items()})
     else:
-        result["headers"] = {**(result.get("headers") or {}), "x-api-request-id": rid}
+        result["headers"] = {**(result.get("headers") or {}), **added}
     logger.info(
         "request handled",
         extra={"method": event.get("httpMethod"), "path": event.get("path"), "status": result.get("statusCode")},
