@@ -42,15 +42,31 @@ def _exact(item: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ facts and markers
 
 
-def put_fact(fact: Mapping[str, Any]) -> bool:
-    """Store a fact ({type, minerva_pid, event_id, observed_at, data}) and the person's marker in one
-    transaction; False when a fact with this event id is already stored (nothing is written)."""
+class EventIdTaken(Exception):
+    """The event id is already stored for another person or for other content."""
+
+
+def put_fact(fact: Mapping[str, Any], *, digest: str) -> bool:
+    """Store a fact ({type, minerva_pid, event_id, observed_at, data}), the person's marker and the
+    event id's claim (its PID and `digest`, the content's) in one transaction; False when this fact
+    is already stored (nothing new is written). EventIdTaken when the id is claimed by another PID
+    or another content: the claim's condition decides it, so two consumers racing with colliding
+    events cannot both win."""
     pid, event_id = fact["minerva_pid"], fact["event_id"]
     item = {**fact, **_raw_key(keys.fact_key(pid, event_id))}
     marker = {**_raw_key(keys.marker_key(pid)), "minerva_pid": pid}
+    claim = {**_raw_key(keys.event_claim_key(event_id)), "minerva_pid": pid, "digest": digest}
     try:
         transact(
             {
+                "claim": {
+                    "Put": {
+                        "TableName": table(),
+                        "Item": to_item(claim),
+                        "ConditionExpression": "attribute_not_exists(pk) OR (minerva_pid = :pid AND digest = :digest)",
+                        "ExpressionAttributeValues": values(pid=pid, digest=digest),
+                    }
+                },
                 "fact": {
                     "Put": {
                         "TableName": table(),
@@ -62,6 +78,8 @@ def put_fact(fact: Mapping[str, Any]) -> bool:
             }
         )
     except Cancelled as exc:
+        if exc.failed("claim"):
+            raise EventIdTaken(event_id) from None
         if exc.failed("fact"):
             return False
         raise

@@ -16,6 +16,8 @@ profile; the record is created when missing (so PID_VALIDATION=registry accepts 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,12 @@ def ingest_message(body: str, *, message_id: str) -> Ingested:
         raise
     try:
         return ingest(event)
+    except InvalidEvent as exc:
+        metrics.add_metric(name="PersonEventsInvalid", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "invalid person event", extra={"message_id": message_id, "event_id": event.event_id, "reason": exc.reason}
+        )
+        raise
     except errors.Retryable:
         metrics.add_metric(name="PersonEventsRetried", unit=MetricUnit.Count, value=1)
         logger.warning(
@@ -99,9 +107,23 @@ def lifecycle_sets(fact: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "location", {"location": data.get("new_location")}
 
 
+def digest_of(fact: dict[str, Any]) -> str:
+    """The content of a fact, as its event id's claim holds it: the same event delivered again
+    has the same digest; another fact reusing the id has another."""
+    content = {k: fact[k] for k in ("type", "minerva_pid", "observed_at", "data")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _lifecycle(event: PersonEvent) -> Ingested:
     fact = fact_of(event)
-    stored = store.put_fact(fact)
+    try:
+        stored = store.put_fact(fact, digest=digest_of(fact))
+    except store.EventIdTaken:
+        metrics.add_metric(name="PersonEventIdCollisions", unit=MetricUnit.Count, value=1)
+        raise InvalidEvent(
+            "event_id: already stored for another fact (another person or other content); ids are unique per fact"
+        ) from None
     if not stored:
         fact = store.get_fact(event.minerva_pid, event.event_id) or fact  # the first delivery wins
         metrics.add_metric(name="SignalDuplicates", unit=MetricUnit.Count, value=1)
