@@ -77,8 +77,8 @@ def test_one_id_for_other_content_of_the_same_person_is_refused(api: Api, org: O
 def test_the_same_fact_again_is_a_duplicate_not_a_collision(api: Api, org: Org, signals: Any) -> None:
     _two_people(api, org, signals)
     event = person_event("death", A, event_id="evt-again")
-    same_instant_other_spelling = {**event, "observed_at": "2024-01-15T11:30:45.123456+01:00"}
-    outcomes = [ingest_usecase.ingest_message(json.dumps(e), message_id="m") for e in (event, same_instant_other_spelling)]
+    respelt = {**event, "observed_at": "2024-01-15T11:30:45.123456+01:00"}  # the same instant
+    outcomes = [ingest_usecase.ingest_message(json.dumps(e), message_id="m") for e in (event, respelt)]
     assert [o.duplicate for o in outcomes] == [False, True]
 
 
