@@ -279,6 +279,26 @@ def test_profile_events_merge_and_older_ones_do_not(org: Org, signals: Any) -> N
     assert record is not None and (record["name"], record["city"]) == ("Ada", "York")
 
 
+def test_an_ignored_older_profile_is_logged_and_counted(org: Org, signals: Any) -> None:
+    stored = "2026-05-01T00:00:00.000000Z"
+    newer = person_event("profile", PID, org_id=org.org_id, observed_at=stored, data={"attributes": {"tier": "gold"}})
+    older = {**newer, "event_id": "evt-older", "observed_at": "2026-01-01T00:00:00Z", "data": {"attributes": {"x": 1}}}
+    assert ingest_usecase.ingest_message(json.dumps(newer), message_id="m1").ignored_as_older == 0
+    with captured_log_lines() as lines:
+        outcome = ingest_usecase.ingest_message(json.dumps(older), message_id="m2")
+    assert (outcome.records_updated, outcome.ignored_as_older) == (0, 1)
+    [line] = [line for line in lines if line["message"].startswith("profile ignored")]
+    assert line["level"] == "INFO"
+    assert (line["event_id"], line["observed_at"], line["stored_observed_at"]) == (
+        "evt-older",
+        "2026-01-01T00:00:00.000000Z",
+        stored,
+    )
+    with captured_log_lines() as lines:
+        assert ingest_usecase.ingest_message(json.dumps({**newer, "event_id": "e3"}), message_id="m3").records_updated
+    assert not [line for line in lines if line["message"].startswith("profile ignored")]
+
+
 @pytest.mark.parametrize(
     "attributes", [{}, {"": 1}, {"x" * 101: 1}, {"pk": "X"}, {"job_observed_at": "x"}, {"big": "x" * 70_000}]
 )

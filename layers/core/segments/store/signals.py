@@ -291,6 +291,20 @@ def merge_profile(org_id: str, pid: str, attributes: Mapping[str, Any], *, obser
     )
 
 
+def profile_observed_at(org_id: str, pid: str) -> str | None:
+    """The `profile_observed_at` an org's person record holds (one consistent GetItem, projected)."""
+    item = call(
+        "get_item",
+        TableName=table(),
+        Key=keys.person_key(org_id, pid),
+        ProjectionExpression="#obs",
+        ExpressionAttributeNames={"#obs": "profile_observed_at"},
+        ConsistentRead=True,
+    ).get("Item")
+    stored = (item or {}).get("profile_observed_at", {}).get("S")
+    return str(stored) if stored is not None else None
+
+
 def person(org_id: str, pid: str) -> dict[str, Any] | None:
     """An org's person record (tests and tools)."""
     item = call("get_item", TableName=table(), Key=keys.person_key(org_id, pid), ConsistentRead=True).get("Item")

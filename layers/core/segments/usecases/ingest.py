@@ -35,6 +35,7 @@ class Ingested:
     duplicate: bool  # the fact was already stored
     segments: int  # feed entries written (live segments holding the person)
     records_updated: int  # person records that took the fact (or the profile)
+    ignored_as_older: int = 0  # a profile not applied: the record holds a newer one (0 or 1)
 
 
 def ingest_message(body: str, *, message_id: str) -> Ingested:
@@ -157,7 +158,25 @@ def _profile(event: PersonEvent) -> Ingested:
     assert event.org_id is not None  # the model requires it for profile events
     attributes = event.stored_data()["attributes"]
     merged = store.merge_profile(event.org_id, event.minerva_pid, attributes, observed_at=event.observed_at)
+    if not merged:
+        # Not an error (events arrive out of order), but a producer sending older data than the
+        # registry holds should be able to see why nothing changed.
+        metrics.add_metric(name="ProfilesIgnoredAsOlder", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "profile ignored: the person record holds a newer profile",
+            extra={
+                "event_id": event.event_id,
+                "observed_at": event.observed_at,
+                "stored_observed_at": store.profile_observed_at(event.org_id, event.minerva_pid),
+            },
+        )
     logger.info(
         "person event ingested", extra={"event_id": event.event_id, "type": event.type, "records_updated": int(merged)}
     )
-    return Ingested(event_id=event.event_id, duplicate=False, segments=0, records_updated=int(merged))
+    return Ingested(
+        event_id=event.event_id,
+        duplicate=False,
+        segments=0,
+        records_updated=int(merged),
+        ignored_as_older=int(not merged),
+    )
