@@ -169,6 +169,28 @@ def test_membership_events_are_chunked_well_under_256_kb() -> None:
         assert entry.detail["org_id"] == "org#with#hashes"
 
 
+@pytest.mark.parametrize("kind", ["MODIFY", "REMOVE"])
+def test_a_ledger_or_feed_record_that_is_not_an_insert_publishes_nothing(
+    api: Api, org: Org, signals: Any, kind: str
+) -> None:
+    """Only an INSERT is news: a rewrite (MODIFY) of a ledger entry or feed entry, as a retried
+    write or a redelivered event makes, or a delete, is never published (the stream's filter
+    already drops them; the outbox must not rely on it)."""
+    sid = create_segment(api, org.key, "Rewrites")
+    add(api, org.key, sid, PID)
+    assert failures(ingest(person_event("death", PID))) == []
+    inserts = [r for r in signals.stream_batch() if outbox.is_ledger_insert(r) or outbox.is_feed_insert(r)]
+    assert len(inserts) == 2  # one ledger entry, one feed entry
+    rewritten = [
+        {**r, "eventName": kind, "dynamodb": {**r["dynamodb"], "OldImage": r["dynamodb"]["NewImage"]}} for r in inserts
+    ]
+    assert [outbox.entries_of(r) for r in rewritten] == [[], []]
+    assert failures(run("PublisherFunction", {"Records": rewritten})) == []
+    assert signals.bus.published() == []
+    assert failures(run("PublisherFunction", {"Records": inserts})) == []  # the inserts themselves do publish
+    assert len(signals.bus.published()) == 2
+
+
 def _matches(pattern: Any, value: Any) -> bool:
     """EventBridge-style matching for the pattern features the template uses (exact values, prefix)."""
     if isinstance(pattern, dict):
