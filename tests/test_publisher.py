@@ -202,7 +202,8 @@ def _matches(pattern: Any, value: Any) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("function", "wanted"), [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger"})]
+    ("function", "wanted"),
+    [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger", "segment restored"})],
 )
 def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: set[str]) -> None:
     event = template()["Resources"][function]["Properties"]["Events"]
@@ -217,14 +218,19 @@ def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: se
         "fact": ("INSERT", "PID#p-1", "SIG#evt-1"),
         "member": ("INSERT", seg, "PID#p-1"),
         "segment": ("INSERT", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"),
+        "segment restored": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "deleted", "active"),
+        "segment deleted": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "active", "deleted"),
+        "segment renamed": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "active", "active"),
+        "held entry": ("INSERT", seg, "HELD#SIG#death#2024-01-01T00:00:00.000000Z#evt-1"),
     }
-    selected = {
-        name
-        for name, (kind, pk, sk) in samples.items()
-        if any(
-            _matches(p, {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}}) for p in patterns
-        )
-    }
+
+    def record(kind: str, pk: str, sk: str, old: str | None = None, new: str | None = None) -> dict[str, Any]:
+        images = {}
+        if old is not None:
+            images = {"OldImage": {"record_state": {"S": old}}, "NewImage": {"record_state": {"S": new}}}
+        return {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, **images}}
+
+    selected = {name for name, sample in samples.items() if any(_matches(p, record(*sample)) for p in patterns)}
     assert selected == wanted
     assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

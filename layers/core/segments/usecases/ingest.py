@@ -8,7 +8,8 @@ A lifecycle event (death, job change, relocation), in order:
       because a crash after (a) and before (c) must not lose the fan-out;
   (b) one Query of gsi3: every org's active memberships and person records of the PID;
   (c) a feed entry for each live segment holding it (BatchWriteItem, deterministic keys: a
-      repeat rewrites the same items, which is not an INSERT and publishes nothing);
+      repeat rewrites the same items, which is not an INSERT and publishes nothing); for each
+      deleted one, a held entry (store/held.py), fed and published when it is restored;
   (d) each org's person record gets the fact unless it holds a newer one (conditional update).
 A profile event merges its attributes into one org's person record unless that holds a newer
 profile; the record is created when missing (so PID_VALIDATION=registry accepts the PID).
@@ -24,6 +25,7 @@ from typing import Any
 from segments import errors
 from segments.observability import MetricUnit, logger, metrics
 from segments.person_events import InvalidEvent, PersonEvent, parse_message
+from segments.store import held
 from segments.store import signals as store
 
 
@@ -35,6 +37,7 @@ class Ingested:
     duplicate: bool  # the fact was already stored
     segments: int  # feed entries written (live segments holding the person)
     records_updated: int  # person records that took the fact (or the profile)
+    held: int = 0  # entries held for deleted segments holding the person (fed on their restore)
     ignored_as_older: int = 0  # a profile not applied: the record holds a newer one (0 or 1)
 
 
@@ -129,8 +132,16 @@ def _lifecycle(event: PersonEvent) -> Ingested:
         fact = store.get_fact(event.minerva_pid, event.event_id) or fact  # the first delivery wins
         metrics.add_metric(name="SignalDuplicates", unit=MetricUnit.Count, value=1)
     holders = store.holders(event.minerva_pid)
-    live = sorted(store.live_segments(holders.memberships)) if holders.memberships else []
+    states = store.segment_states(holders.memberships) if holders.memberships else {}
+    live = sorted(pair for pair, state in states.items() if state == "active")
     store.put_feed(feed_entries(fact, live))
+    # A deleted segment's members stay stored (it can be restored): their signals are held for
+    # it, and become feed entries (served and published) when it is restored. A segment restored
+    # between the read above and the hold takes the entry in its feed at once.
+    held_for = sorted(pair for pair, state in states.items() if state == "deleted")
+    reopened = [entry for entry in feed_entries(fact, held_for) if not held.hold(entry)]
+    store.put_feed(reopened)
+    live += [(str(e["org_id"]), str(e["segment_id"])) for e in reopened]
     name, sets = lifecycle_sets(fact)
     updated = sum(
         store.set_lifecycle_fact(
@@ -148,10 +159,17 @@ def _lifecycle(event: PersonEvent) -> Ingested:
             "type": event.type,
             "duplicate": not stored,
             "segments": len(live),
+            "held": len(held_for) - len(reopened),
             "records_updated": updated,
         },
     )
-    return Ingested(event_id=event.event_id, duplicate=not stored, segments=len(live), records_updated=updated)
+    return Ingested(
+        event_id=event.event_id,
+        duplicate=not stored,
+        segments=len(live),
+        records_updated=updated,
+        held=len(held_for) - len(reopened),
+    )
 
 
 def _profile(event: PersonEvent) -> Ingested:
