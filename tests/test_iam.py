@@ -435,6 +435,18 @@ def test_every_aws_call_of_the_event_consumers_is_allowed_by_the_functions_polic
     assert failures(functions().invoke("SignalsIngestFunction", sqs_batch(records))) == []
     add(api, org.key, segment_id, late)  # a late joiner: its signals are copied by the feed function
     remove(api, org.key, segment_id, pid)  # a removal: its feed entries are deleted
+    paused = create_segment(api, org.key, "Paused")  # a signal held while deleted, fed on its restore
+    add(api, org.key, paused, late)
+    assert api.delete(f"/v2/segments/{paused}", key=org.key).status == 200
+    assert (
+        failures(functions().invoke("SignalsIngestFunction", sqs_batch([sqs_record(person_event("death", late))])))
+        == []
+    )
+    older = {**profile, "event_id": "evt-older", "observed_at": "2020-01-01T00:00:00Z"}  # ignored as older
+    assert failures(functions().invoke("SignalsIngestFunction", sqs_batch([sqs_record(older)]))) == []
+    assert (
+        api.post(f"/segments/v2/{org.bucket}/segment/{paused.replace('-', '')}/restore", bearer=org.key).status == 200
+    )
     batch = signals.stream_batch()
     assert failures(functions().invoke("SignalFeedFunction", {"Records": batch})) == []
     batch += signals.stream_batch()
@@ -442,6 +454,8 @@ def test_every_aws_call_of_the_event_consumers_is_allowed_by_the_functions_polic
     ran = {c.function for c in recorder.calls}
     assert ran >= {"SignalsIngestFunction", "SignalFeedFunction", "PublisherFunction"}, ran
     assert any(c.action == "events:PutEvents" for c in recorder.calls)
+    assert ("SignalsIngestFunction", "dynamodb:ConditionCheckItem") in {(c.function, c.action) for c in recorder.calls}
+    assert ("SignalFeedFunction", "dynamodb:GetItem") in {(c.function, c.action) for c in recorder.calls}
     tpl = template()
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"

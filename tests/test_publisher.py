@@ -20,6 +20,7 @@ from helpers.signals import (
 
 from conftest import Api, Org, template
 from segments.events import bus, outbox
+from tools.local_stack import filters
 
 PID = "p-a1b2c3d4e5f6"
 
@@ -169,6 +170,28 @@ def test_membership_events_are_chunked_well_under_256_kb() -> None:
         assert entry.detail["org_id"] == "org#with#hashes"
 
 
+@pytest.mark.parametrize("kind", ["MODIFY", "REMOVE"])
+def test_a_ledger_or_feed_record_that_is_not_an_insert_publishes_nothing(
+    api: Api, org: Org, signals: Any, kind: str
+) -> None:
+    """Only an INSERT is news: a rewrite (MODIFY) of a ledger entry or feed entry, as a retried
+    write or a redelivered event makes, or a delete, is never published (the stream's filter
+    already drops them; the outbox must not rely on it)."""
+    sid = create_segment(api, org.key, "Rewrites")
+    add(api, org.key, sid, PID)
+    assert failures(ingest(person_event("death", PID))) == []
+    inserts = [r for r in signals.stream_batch() if outbox.is_ledger_insert(r) or outbox.is_feed_insert(r)]
+    assert len(inserts) == 2  # one ledger entry, one feed entry
+    rewritten = [
+        {**r, "eventName": kind, "dynamodb": {**r["dynamodb"], "OldImage": r["dynamodb"]["NewImage"]}} for r in inserts
+    ]
+    assert [outbox.entries_of(r) for r in rewritten] == [[], []]
+    assert failures(run("PublisherFunction", {"Records": rewritten})) == []
+    assert signals.bus.published() == []
+    assert failures(run("PublisherFunction", {"Records": inserts})) == []  # the inserts themselves do publish
+    assert len(signals.bus.published()) == 2
+
+
 def _matches(pattern: Any, value: Any) -> bool:
     """EventBridge-style matching for the pattern features the template uses (exact values, prefix)."""
     if isinstance(pattern, dict):
@@ -180,7 +203,8 @@ def _matches(pattern: Any, value: Any) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("function", "wanted"), [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger"})]
+    ("function", "wanted"),
+    [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger", "segment restored"})],
 )
 def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: set[str]) -> None:
     event = template()["Resources"][function]["Properties"]["Events"]
@@ -195,14 +219,21 @@ def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: se
         "fact": ("INSERT", "PID#p-1", "SIG#evt-1"),
         "member": ("INSERT", seg, "PID#p-1"),
         "segment": ("INSERT", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"),
+        "segment restored": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "deleted", "active"),
+        "segment deleted": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "active", "deleted"),
+        "segment renamed": ("MODIFY", "ORG#org-a", "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab", "active", "active"),
+        "held entry": ("INSERT", seg, "HELD#SIG#death#2024-01-01T00:00:00.000000Z#evt-1"),
     }
-    selected = {
-        name
-        for name, (kind, pk, sk) in samples.items()
-        if any(
-            _matches(p, {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}}) for p in patterns
-        )
-    }
+
+    def record(kind: str, pk: str, sk: str, old: str | None = None, new: str | None = None) -> dict[str, Any]:
+        images = {}
+        if old is not None:
+            images = {"OldImage": {"record_state": {"S": old}}, "NewImage": {"record_state": {"S": new}}}
+        return {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, **images}}
+
+    selected = {name for name, sample in samples.items() if any(_matches(p, record(*sample)) for p in patterns)}
+    # the local stack's filter (what `make local` delivers) selects the same records
+    assert {name for name, sample in samples.items() if filters.matches_any(patterns, record(*sample))} == selected
     assert selected == wanted
     assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

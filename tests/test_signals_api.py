@@ -207,6 +207,9 @@ def _forged(position: Any, scope: str, kind: str = "signals:death") -> str:
         {"limit": "x"},
         {"since": "yesterday"},
         {"until": "2024-01-01T00:00:00"},
+        {"since": "9999-12-31T23:59:59-05:00"},  # past year 9999 in UTC: the conversion would overflow
+        {"until": "9999-12-31T23:59:59-05:00"},
+        {"since": "1900-01-01T00:30:00+01:00"},  # 1899 in UTC
         {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"},
         {"cursor": "%%%"},
         {"cursor": "e30"},

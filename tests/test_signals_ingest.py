@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from helpers.logs import captured_log_lines
 from helpers.signals import (
     add,
     create_segment,
@@ -76,10 +77,15 @@ def test_duplicate_event_yields_one_signal_and_one_event_per_segment(
     signals.publish()  # the membership events: not what this test counts
     signals.bus.published()
     event = person_event("death", PID, event_id="evt-dup")
-    if mode == "sequential":
-        assert failures(ingest(event)) == [] and failures(ingest(eventbridge(event))) == []
-    elif mode == "same batch":
-        assert failures(ingest(event, event)) == []
+    if mode != "concurrent":
+        with captured_log_lines() as lines:
+            if mode == "sequential":
+                assert failures(ingest(event)) == [] and failures(ingest(eventbridge(event))) == []
+            else:
+                assert failures(ingest(event, event)) == []
+        # the second delivery was told apart as a duplicate (the fact's condition), not stored again
+        ingested = [line["duplicate"] for line in lines if line.get("message") == "person event ingested"]
+        assert ingested == [False, True]
     else:
         barrier = threading.Barrier(4)
         outcomes: list[Any] = []
@@ -108,8 +114,8 @@ def test_a_redelivered_event_keeps_the_first_delivery_data(api: Api, org: Org, s
     sid = create_segment(api, org.key, "First wins")
     add(api, org.key, sid, PID)
     first = person_event("job_change", PID, event_id="evt-same")
-    second = {**first, "data": {**first["data"], "new_employer": "Initech"}}
-    assert failures(ingest(first)) == [] and failures(ingest(second)) == []
+    second = {**first, "data": {**first["data"], "new_employer": "Initech"}}  # other content: refused
+    assert failures(ingest(first)) == [] and len(failures(ingest(second))) == 1
     resp = api.get("/v2/segments/signals/job_changes", key=org.key, query={"segment_id": sid})
     assert [r["new_employer"] for r in resp.json["results"]] == ["Globex"]
 
@@ -271,6 +277,26 @@ def test_profile_events_merge_and_older_ones_do_not(org: Org, signals: Any) -> N
     )
     record = signal_store.person(org.org_id, PID)
     assert record is not None and (record["name"], record["city"]) == ("Ada", "York")
+
+
+def test_an_ignored_older_profile_is_logged_and_counted(org: Org, signals: Any) -> None:
+    stored = "2026-05-01T00:00:00.000000Z"
+    newer = person_event("profile", PID, org_id=org.org_id, observed_at=stored, data={"attributes": {"tier": "gold"}})
+    older = {**newer, "event_id": "evt-older", "observed_at": "2026-01-01T00:00:00Z", "data": {"attributes": {"x": 1}}}
+    assert ingest_usecase.ingest_message(json.dumps(newer), message_id="m1").ignored_as_older == 0
+    with captured_log_lines() as lines:
+        outcome = ingest_usecase.ingest_message(json.dumps(older), message_id="m2")
+    assert (outcome.records_updated, outcome.ignored_as_older) == (0, 1)
+    [line] = [line for line in lines if line["message"].startswith("profile ignored")]
+    assert line["level"] == "INFO"
+    assert (line["event_id"], line["observed_at"], line["stored_observed_at"]) == (
+        "evt-older",
+        "2026-01-01T00:00:00.000000Z",
+        stored,
+    )
+    with captured_log_lines() as lines:
+        assert ingest_usecase.ingest_message(json.dumps({**newer, "event_id": "e3"}), message_id="m3").records_updated
+    assert not [line for line in lines if line["message"].startswith("profile ignored")]
 
 
 @pytest.mark.parametrize(

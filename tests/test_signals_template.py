@@ -83,8 +83,15 @@ def test_stream_consumers() -> None:
         assert p["Stream"] == {"Fn::GetAtt": ["SegmentsTable", "StreamArn"]}
         assert p["MaximumRetryAttempts"] >= 1 and p["BisectBatchOnFunctionError"] is True
         assert p["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["StreamFailuresDLQ", "Arn"]}
-        for f in p["FilterCriteria"]["Filters"]:
-            assert json.loads(f["Pattern"])["eventName"] == ["INSERT"]
+        patterns = [json.loads(f["Pattern"]) for f in p["FilterCriteria"]["Filters"]]
+        inserts = [x for x in patterns if x["eventName"] == ["INSERT"]]
+        # the feed function also takes a segment's restore (deleted -> active), nothing else modified
+        restores = [x for x in patterns if x["eventName"] == ["MODIFY"]]
+        assert len(inserts) + len(restores) == len(patterns)
+        assert len(restores) == (function == "SignalFeedFunction")
+        for x in restores:
+            assert x["dynamodb"]["OldImage"] == {"record_state": {"S": ["deleted"]}}
+            assert x["dynamodb"]["NewImage"] == {"record_state": {"S": ["active"]}}
 
 
 def test_policies_are_exactly_what_each_function_calls() -> None:
@@ -99,6 +106,7 @@ def test_policies_are_exactly_what_each_function_calls() -> None:
     ingest = statements("SignalsIngestFunction")
     assert ingest[0]["Resource"] == table and set(ingest[0]["Action"]) == {
         "dynamodb:PutItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
@@ -116,7 +124,7 @@ def test_policies_are_exactly_what_each_function_calls() -> None:
     assert statements("SignalFeedFunction") == [
         {
             "Effect": "Allow",
-            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:GetItem"],
             "Resource": table,
         }
     ]

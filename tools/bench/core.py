@@ -139,10 +139,11 @@ def signal_fact(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def store_fact(fact: dict[str, Any]) -> bool:
-    """Store a fact and its person's marker (one transaction); False when already stored."""
+    """Store a fact, its person's marker and its id's claim (one transaction); False when already stored."""
     from segments.store import signals
+    from segments.usecases.ingest import digest_of
 
-    return signals.put_fact(fact)
+    return signals.put_fact(fact, digest=digest_of(fact))
 
 
 def write_feed(fact: dict[str, Any], segments: list[tuple[str, str]]) -> None:

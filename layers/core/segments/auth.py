@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from segments import errors
-from segments.models import BUCKET_RE, Actor, NewSegment, Segment, storable_segment
+from segments.models import (
+    Actor,
+    NewSegment,
+    Segment,
+    check_org_and_bucket,
+    storable_segment,
+    valid_bucket,
+    valid_org_id,
+)
+from segments.observability import logger
 from segments.store import api_keys
 from segments.timefmt import iso, now
 
@@ -33,16 +42,20 @@ class Principal:
     bucket: str
 
 
+def _check_org_and_bucket(org_id: str, bucket: str) -> None:
+    try:
+        check_org_and_bucket(org_id, bucket)
+    except ValueError as exc:
+        raise errors.ValidationFailed(str(exc)) from None
+
+
 def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
 def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKeyCreated:
     """Mint a random key (256 bits), store only its hash, and return the key once."""
-    if not org_id or len(org_id) > 128:
-        raise errors.ValidationFailed("org must be 1-128 characters")
-    if not BUCKET_RE.fullmatch(bucket):
-        raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
+    _check_org_and_bucket(org_id, bucket)
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
     api_keys.put(
@@ -68,10 +81,7 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
     from segments import limits
     from segments.usecases import segments as usecase
 
-    if not org_id or len(org_id) > 128:
-        raise errors.ValidationFailed("org must be 1-128 characters")
-    if not BUCKET_RE.fullmatch(bucket):
-        raise errors.ValidationFailed("bucket must match ^[a-z0-9][a-z0-9-]{1,62}$")
+    _check_org_and_bucket(org_id, bucket)
     owner = api_keys.bucket_owner(bucket)
     if owner is not None and owner != org_id:
         raise errors.Conflict(f"Bucket {bucket} belongs to another organisation")
@@ -114,6 +124,10 @@ def authenticate(api_key: str | None) -> Principal | None:
         return None
     record = api_keys.by_hash(hash_key(api_key))
     if not record or record.get("status") != "active":
+        return None
+    if not valid_org_id(record.get("org_id")) or not valid_bucket(record.get("bucket")):
+        # A key minted before org ids were checked, for an org id no storage key can hold safely.
+        logger.warning("API key refused: its org id or bucket is malformed", extra={"key_id": record.get("key_id")})
         return None
     return Principal(key_id=record["key_id"], org_id=record["org_id"], bucket=record["bucket"])
 

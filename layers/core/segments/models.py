@@ -14,6 +14,29 @@ NAME_MAX = 255
 DESCRIPTION_MAX = 4096
 PID_RE = re.compile(r"^p-[A-Za-z0-9]{1,64}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# Org ids sit inside storage keys ("ORG#{org}#PERSON", "MEMBER#{org}#{segment}"), where '#' separates
+# parts: letters, digits, '.', '_', '-', starting with a letter or digit, 1-128 characters
+# (docs/limits.md). Checked wherever an org id enters: keys minted, the authorizer, person events.
+ORG_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ORG_ID_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+BUCKET_RULE = "2-63 lowercase letters, digits or '-', starting with a letter or digit"
+
+
+def valid_org_id(org_id: object) -> bool:
+    return isinstance(org_id, str) and ORG_ID_RE.fullmatch(org_id) is not None
+
+
+def valid_bucket(bucket: object) -> bool:
+    return isinstance(bucket, str) and BUCKET_RE.fullmatch(bucket) is not None
+
+
+def check_org_and_bucket(org_id: str, bucket: str | None = None) -> None:
+    """ValueError saying which of `org_id` (and `bucket`, when given) is malformed, and the rule."""
+    if not valid_org_id(org_id):
+        raise ValueError(f"org must be {ORG_ID_RULE}")
+    if bucket is not None and not valid_bucket(bucket):
+        raise ValueError(f"bucket must be {BUCKET_RULE}")
+
 
 SegmentType = Literal["dynamic", "static", "hybrid", "auxiliary"]
 BuildState = Literal["building", "ready"]

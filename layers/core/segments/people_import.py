@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from segments import queues
+from segments.models import check_org_and_bucket
 from segments.person_events import InvalidEvent, parse_message
 from segments.timefmt import iso
 
@@ -134,6 +135,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_org_and_bucket(args.org)
+    except ValueError as exc:
+        print(f"segments-admin: {exc}", file=sys.stderr)
+        return 2
     queue_url = args.queue or os.environ.get("PERSON_EVENTS_QUEUE_URL")
     if not queue_url:
         print("segments-admin: give --queue or set PERSON_EVENTS_QUEUE_URL", file=sys.stderr)

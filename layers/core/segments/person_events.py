@@ -8,10 +8,8 @@ numbers as Decimal (DynamoDB takes no float), and for `profile` a bounded map of
 from __future__ import annotations
 
 import json
-import math
 import re
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,8 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from segments.models import PID_RE
-from segments.timefmt import iso
+from segments import limits
+from segments.models import PID_RE, check_org_and_bucket
+from segments.timefmt import instant
 
 EventType = Literal["death", "job_change", "relocation", "profile"]
 LifecycleType = Literal["death", "job_change", "relocation"]
@@ -36,7 +35,6 @@ EVENTBRIDGE_SOURCE = "segments.people"
 EVENTBRIDGE_DETAIL_TYPE = "Person Event"
 
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")  # no '#': it sits in sort keys
-ORG_ID_MAX = 128
 TEXT_MAX = 1_000
 URL_MAX = 2_048
 MESSAGE_MAX_BYTES = 256 * 1024  # SQS and EventBridge limits alike
@@ -85,16 +83,14 @@ def _iso_date(value: str) -> str:
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date)]
-OrgId = Annotated[str, StringConstraints(min_length=1, max_length=ORG_ID_MAX), AfterValidator(_unicode)]
 
 
-def _decimal(value: float | int | Decimal) -> Decimal:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    number = Decimal(str(value))
-    if not number.is_finite():
-        raise ValueError("must be a finite number")
-    return number
+def _org_id(value: str) -> str:
+    check_org_and_bucket(value)
+    return value
+
+
+OrgId = Annotated[str, AfterValidator(_org_id)]
 
 
 class _Data(BaseModel):
@@ -210,15 +206,7 @@ class PersonEvent(BaseModel):
     @field_validator("observed_at")
     @classmethod
     def _observed_at(cls, value: str) -> str:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except (ValueError, TypeError) as exc:
-            raise ValueError("must be an ISO-8601 timestamp with a zone (Z or an offset)") from exc
-        if parsed.tzinfo is None:
-            raise ValueError("must be an ISO-8601 timestamp with a zone (Z or an offset)")
-        if not 1900 <= parsed.year <= 9999:
-            raise ValueError("year out of range")
-        return iso(parsed)
+        return instant(value)
 
     @model_validator(mode="after")
     def _per_type(self) -> PersonEvent:
@@ -226,27 +214,20 @@ class PersonEvent(BaseModel):
         self.data = model.model_validate(self.data).model_dump(exclude_none=True)
         if self.type == "profile" and self.org_id is None:
             raise ValueError("a profile event needs org_id")
+        if self.type != "profile" and self.org_id is not None:
+            # A lifecycle fact is about the person, not an org's record of them: it reaches every
+            # org holding the PID. An org_id would promise a scoping that is not applied.
+            raise ValueError(f"a {self.type} event is not org-scoped: org_id must be null or absent")
+        try:  # what DynamoDB can store, as for segment values (limits.py): numbers' range and digits, empty keys
+            limits.storable(self.data, "data")
+        except limits.LimitExceeded as exc:
+            raise ValueError(f"{exc.field}: {exc.message}") from None
         return self
 
     def stored_data(self) -> dict[str, Any]:
-        """`data` as DynamoDB stores it: numbers as Decimal."""
-        return _storable(self.data)
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return Decimal(str(value))
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
+        """`data` as DynamoDB stores it: numbers as Decimal (exactly, as limits.py converts them)."""
+        stored: dict[str, Any] = limits.storable(self.data, "data")
+        return stored
 
 
 class InvalidEvent(Exception):

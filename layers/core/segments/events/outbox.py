@@ -54,6 +54,20 @@ def is_ledger_insert(record: Mapping[str, Any]) -> bool:
     )
 
 
+def restored_segment(record: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(org_id, segment_id) of a segment item's MODIFY from deleted to active (a restore), else None.
+    Not an event out: the feed function releases what the segment was held while deleted."""
+    k = _keys(record)
+    if record.get("eventName") != "MODIFY" or k is None or not keys.is_segment_key(*k):
+        return None
+    images = record.get("dynamodb") or {}
+    old = ((images.get("OldImage") or {}).get("record_state") or {}).get("S")
+    new = ((images.get("NewImage") or {}).get("record_state") or {}).get("S")
+    if (old, new) != ("deleted", "active"):
+        return None
+    return keys.org_of_org_pk(k[0]), keys.segment_id_of(k[1])
+
+
 def new_image(record: Mapping[str, Any]) -> dict[str, Any]:
     return from_item((record.get("dynamodb") or {}).get("NewImage") or {})
 

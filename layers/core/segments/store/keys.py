@@ -11,6 +11,8 @@
 | signal fact  | PID#{pid}          | SIG#{event_id}       |                                              |
 | signal marker| PID#{pid}          | SIGNALS              |                                              |
 | feed entry   | SEG#{segment_id}   | SIG#{type}#{first_observed_at}#{event_id} |                         |
+| held entry   | SEG#{segment_id}   | HELD#{type}#{first_observed_at}#{event_id} (a deleted segment's) |     |
+| event claim  | EVENTID#{event_id} | CLAIM                |                                              |
 | api key      | KEY#{sha256}       | KEY                  |                                              |
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
@@ -211,6 +213,19 @@ FEED_END = "#~"  # appended to a time: above every event id at that time ("~" so
 
 def feed_key(segment_id: str, signal_type: str, first_observed_at: str, event_id: str) -> dict[str, Any]:
     return key(member_pk(segment_id), feed_sk(signal_type, first_observed_at, event_id))
+
+
+HELD = "HELD#"
+
+
+def held_key(segment_id: str, signal_type: str, first_observed_at: str, event_id: str) -> dict[str, Any]:
+    """A feed entry that reached the segment while it was deleted, kept apart until its restore."""
+    return key(member_pk(segment_id), f"{HELD}{feed_sk(signal_type, first_observed_at, event_id)}")
+
+
+def event_claim_key(event_id: str) -> dict[str, Any]:
+    """Which person and content an event id was first stored for (ids are unique per fact)."""
+    return key(f"EVENTID#{event_id}", "CLAIM")
 
 
 def is_feed_key(pk: str, sk: str) -> bool:

@@ -34,7 +34,7 @@ FEED_FIELDS = ("org_id", "segment_id", "minerva_pid", "type", "event_id", "first
 _deser = TypeDeserializer()
 
 
-def _exact(item: Mapping[str, Any]) -> dict[str, Any]:
+def exact(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item with its numbers kept as Decimal (facts are written again, into feed entries)."""
     return {k: _deser.deserialize(v) for k, v in item.items()}
 
@@ -42,15 +42,31 @@ def _exact(item: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ facts and markers
 
 
-def put_fact(fact: Mapping[str, Any]) -> bool:
-    """Store a fact ({type, minerva_pid, event_id, observed_at, data}) and the person's marker in one
-    transaction; False when a fact with this event id is already stored (nothing is written)."""
+class EventIdTaken(Exception):
+    """The event id is already stored for another person or for other content."""
+
+
+def put_fact(fact: Mapping[str, Any], *, digest: str) -> bool:
+    """Store a fact ({type, minerva_pid, event_id, observed_at, data}), the person's marker and the
+    event id's claim (its PID and `digest`, the content's) in one transaction; False when this fact
+    is already stored (nothing new is written). EventIdTaken when the id is claimed by another PID
+    or another content: the claim's condition decides it, so two consumers racing with colliding
+    events cannot both win."""
     pid, event_id = fact["minerva_pid"], fact["event_id"]
     item = {**fact, **_raw_key(keys.fact_key(pid, event_id))}
     marker = {**_raw_key(keys.marker_key(pid)), "minerva_pid": pid}
+    claim = {**_raw_key(keys.event_claim_key(event_id)), "minerva_pid": pid, "digest": digest}
     try:
         transact(
             {
+                "claim": {
+                    "Put": {
+                        "TableName": table(),
+                        "Item": to_item(claim),
+                        "ConditionExpression": "attribute_not_exists(pk) OR (minerva_pid = :pid AND digest = :digest)",
+                        "ExpressionAttributeValues": values(pid=pid, digest=digest),
+                    }
+                },
                 "fact": {
                     "Put": {
                         "TableName": table(),
@@ -62,6 +78,8 @@ def put_fact(fact: Mapping[str, Any]) -> bool:
             }
         )
     except Cancelled as exc:
+        if exc.failed("claim"):
+            raise EventIdTaken(event_id) from None
         if exc.failed("fact"):
             return False
         raise
@@ -71,7 +89,7 @@ def put_fact(fact: Mapping[str, Any]) -> bool:
 def get_fact(pid: str, event_id: str) -> dict[str, Any] | None:
     """A stored fact (strongly consistent), storage keys dropped."""
     item = call("get_item", TableName=table(), Key=keys.fact_key(pid, event_id), ConsistentRead=True).get("Item")
-    return _strip(_exact(item)) if item else None
+    return _strip(exact(item)) if item else None
 
 
 def with_signals(pids: Sequence[str]) -> set[str]:
@@ -92,7 +110,7 @@ def facts_of(pid: str) -> list[dict[str, Any]]:
         ExpressionAttributeValues=values(pk=keys.person_signals_pk(pid), prefix=keys.SIG),
         ConsistentRead=True,
     ):
-        found.extend(_strip(_exact(i)) for i in page.get("Items", []))
+        found.extend(_strip(exact(i)) for i in page.get("Items", []))
     return found
 
 
@@ -185,21 +203,21 @@ def feed_bounds(signal_type: str, since: str | None, until: str | None) -> tuple
     return low, high
 
 
-def active_members(segment_id: str, pids: Sequence[str]) -> set[str]:
-    """The PIDs among `pids` that are active members (BatchGetItem, eventually consistent: a read
-    path; a removal shows within the index's usual lag)."""
+def active_members(segment_id: str, pids: Sequence[str], *, consistent: bool = False) -> set[str]:
+    """The PIDs among `pids` that are active members (BatchGetItem; eventually consistent for the
+    read path, where a removal shows within the index's usual lag)."""
     names = {"#sk": "sk", "#active": "active"}
 
     def read(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return batch_get(chunk, projection="#sk, #active", names=names, consistent=False)
+        return batch_get(chunk, projection="#sk, #active", names=names, consistent=consistent)
 
     parts = in_parallel(read, [keys.member_key(segment_id, p) for p in dict.fromkeys(pids)], BATCH_GET_MAX)
     return {keys.pid_of(str(i["sk"]["S"])) for part in parts for i in part if i.get("active", {}).get("BOOL")}
 
 
-def live_segments(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The live segments among (org_id, segment_id) pairs of any orgs (BatchGetItem of the segment
-    items, eventually consistent)."""
+def segment_states(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The record_state of each stored segment among (org_id, segment_id) pairs of any orgs
+    (BatchGetItem of the segment items, eventually consistent); missing segments are left out."""
     names = {"#pk": "pk", "#sk": "sk", "#state": "record_state"}
 
     def read(chunk: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -207,13 +225,18 @@ def live_segments(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
 
     wanted = list(dict.fromkeys(pairs))
     parts = in_parallel(read, [keys.segment_key(org, sid) for org, sid in wanted], BATCH_GET_MAX)
-    live = {
-        (str(i["pk"]["S"]), str(i["sk"]["S"]))
+    state = {
+        (str(i["pk"]["S"]), str(i["sk"]["S"])): str(i.get("record_state", {}).get("S", ""))
         for part in parts
         for i in part
-        if i.get("record_state", {}).get("S") == "active"
     }
-    return {(org, sid) for org, sid in wanted if (keys.org_pk(org), keys.segment_sk(sid)) in live}
+    found = {(org, sid): state.get((keys.org_pk(org), keys.segment_sk(sid))) for org, sid in wanted}
+    return {pair: s for pair, s in found.items() if s is not None}
+
+
+def live_segments(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The live segments among (org_id, segment_id) pairs of any orgs."""
+    return {pair for pair, state in segment_states(pairs).items() if state == "active"}
 
 
 # ------------------------------------------------------------------ person records
@@ -271,6 +294,20 @@ def merge_profile(org_id: str, pid: str, attributes: Mapping[str, Any], *, obser
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values(**vals),
     )
+
+
+def profile_observed_at(org_id: str, pid: str) -> str | None:
+    """The `profile_observed_at` an org's person record holds (one consistent GetItem, projected)."""
+    item = call(
+        "get_item",
+        TableName=table(),
+        Key=keys.person_key(org_id, pid),
+        ProjectionExpression="#obs",
+        ExpressionAttributeNames={"#obs": "profile_observed_at"},
+        ConsistentRead=True,
+    ).get("Item")
+    stored = (item or {}).get("profile_observed_at", {}).get("S")
+    return str(stored) if stored is not None else None
 
 
 def person(org_id: str, pid: str) -> dict[str, Any] | None:

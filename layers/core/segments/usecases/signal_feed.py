@@ -7,6 +7,9 @@ PIDs were added to or removed from which segment. For the PIDs that have a signa
 100 a BatchGetItem) the facts are read (one Query per such PID) and their feed entries written
 (added) or deleted (removed). Both are idempotent: a stream retry repeats them harmlessly.
 
+A restore (the segment item's MODIFY from deleted to active) releases the signals held for the
+segment while it was deleted (release_held).
+
 Reads also drop entries of members who are no longer active (usecases/signal_reads.py), so the
 window before this runs never serves a removed member.
 """
@@ -20,6 +23,8 @@ from typing import Any
 from segments.events import outbox
 from segments.events.publish import sequence_number
 from segments.observability import MetricUnit, logger, metrics
+from segments.store import held
+from segments.store import segments as segments_store
 from segments.store import signals as store
 from segments.usecases.ingest import feed_entries
 
@@ -66,16 +71,43 @@ def apply_ledger_entry(entry: Mapping[str, Any]) -> Reconciled:
     return Reconciled(segment_id, change, len(holders), len(entries))
 
 
+def release_held(org_id: str, segment_id: str) -> Reconciled:
+    """A restored segment takes the signals held for it while deleted: those of its current
+    members become feed entries (INSERTs: served, and published once), then the held entries go.
+    A retry repeats both harmlessly (a rewritten feed entry is a MODIFY: published once only)."""
+    record = segments_store.get_any(org_id, segment_id)
+    if record is None or record.get("record_state") != "active":  # deleted again meanwhile: hold on
+        logger.info("held signals kept: the segment is not live", extra={"segment_id": segment_id})
+        return Reconciled(segment_id, "restored", 0, 0)
+    entries = held.held_entries(segment_id)
+    current = store.active_members(segment_id, [e["minerva_pid"] for e in entries], consistent=True)
+    fed = [e for e in entries if e["minerva_pid"] in current]
+    store.put_feed(fed)
+    held.release(entries)
+    if fed:
+        metrics.add_metric(name="SignalFeedReleased", unit=MetricUnit.Count, value=len(fed))
+    logger.info(
+        "held signals released",
+        extra={"segment_id": segment_id, "held": len(entries), "entries": len(fed)},
+    )
+    return Reconciled(segment_id, "restored", len(current), len(fed))
+
+
 def reconcile_stream(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Apply the ledger INSERTs of a stream batch, in order; the Lambda partial-batch response.
+    """Apply the ledger INSERTs and segment restores of a stream batch, in order; the Lambda
+    partial-batch response.
 
     The first record that fails is reported (its SequenceNumber) and nothing after it is applied:
     Lambda resumes from it, so one segment's changes are never applied out of order."""
     for record in records:
-        if not outbox.is_ledger_insert(record):
+        restored = outbox.restored_segment(record)
+        if restored is None and not outbox.is_ledger_insert(record):
             continue
         try:
-            apply_ledger_entry(outbox.new_image(record))
+            if restored is not None:
+                release_held(*restored)
+            else:
+                apply_ledger_entry(outbox.new_image(record))
         except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
             logger.exception(
                 "signal feed reconciliation failed; the stream will retry",
