@@ -398,6 +398,7 @@ def test_the_use_case_refuses_system_segments_for_any_api_actor(
         ("GET", "/all"),
         ("GET", "/find?name=a"),
         ("GET", "/trees"),
+        ("GET", "/crm"),
         ("GET", "/segment/{uid}/count"),
         ("GET", "/segment/{uid}/all"),
         ("PUT", "/segment/{uid}"),
@@ -412,31 +413,3 @@ def test_a_key_for_another_bucket_is_403(api: Api, org: Org, other_org: Org, met
     assert_sheep_error(resp, 403, "permission_denied")
     assert raw_segment(other_org.org_id, segment_id(theirs))["name"] == "Theirs"
     assert api.request(method, path, body=None).status == 401
-
-
-@pytest.mark.parametrize(
-    ("function", "method", "resource"),
-    [
-        ("SheepQueryFunction", "GET", "/segments/v2/{bucket}"),
-        ("SheepQueryFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/all"),
-        ("SheepSegmentsFunction", "PUT", "/segments/v2/{bucket}/segment/{uid}"),
-        ("SheepSegmentsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/restore"),
-    ],
-)
-def test_functions_check_the_bucket_even_behind_the_gateway(
-    aws: None, org: Org, function: str, method: str, resource: str
-) -> None:
-    from conftest import LambdaContext, apigw_event, function_handler
-
-    uid = uuid.uuid4().hex
-    path = resource.replace("{bucket}", "elsewhere").replace("{uid}", uid)
-    event = apigw_event(
-        method,
-        path,
-        resource=resource,
-        body={"name": "x"},
-        path_params={"bucket": "elsewhere", "uid": uid},
-        headers={"content-type": "application/json"},
-        authorizer={"org_id": org.org_id, "bucket": org.bucket, "key_id": org.key_id},
-    )
-    assert function_handler(function)(event, LambdaContext())["statusCode"] == 403
