@@ -58,19 +58,19 @@ class SegmentPage(Page):
     segments: list[SheepSegment] = Field(description="The vendor's key: this page's segments")
 
 
-class SegmentList(BaseModel):
+class SheepSegmentList(BaseModel):
     segments: list[SheepSegment]
 
 
-class Member(BaseModel):
+class SheepMember(BaseModel):
     uri: str = Field(description="The person's uri, /{bucket}/person/{pid}/")
     minerva_pid: str
     first_added_at: str = Field(description="YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)")
 
 
-class MemberPage(Page):
+class SheepMemberPage(Page):
     segment: str = Field(description="The segment's uri")
-    results: list[Member]
+    results: list[SheepMember]
 
 
 class TreeNode(SheepSegment):
@@ -197,7 +197,7 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
     summary="Segments - A segment's records",
     description="The segment's members as person records (`/{bucket}/person/{pid}/`), in PID order; past the "
     "end `results` is empty.",
-    responses={**_ok(MemberPage), **SEGMENT_ERRORS},
+    responses={**_ok(SheepMemberPage), **SEGMENT_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -240,11 +240,17 @@ RESERVED = frozenset({"all", "find", "trees", "create", "fieldset", "segment"})
     description="The bucket's segments (active or not, not deleted) whose `view_context` holds the one given, by "
     "name, in the vendor's list shape. A value outside the vendor's enumeration is a 400; the vendor's own "
     "path words (create, fieldset, segment) are 404 as any unrouted path.",
-    responses={**_ok(SegmentList), **LIST_ERRORS},
+    responses={**_ok(SheepSegmentList), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
-def view_context_segments(bucket: str, view_context: str) -> Response[Any]:
+def view_context_segments(
+    bucket: str,
+    view_context: Annotated[
+        str,
+        Path(description="One of the vendor's view contexts", json_schema_extra={"enum": sorted(VIEW_CONTEXTS)}),
+    ],
+) -> Response[Any]:
     who = bucket_actor(bucket)
     if view_context in RESERVED:
         return SURFACE.no_route()
