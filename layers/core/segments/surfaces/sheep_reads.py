@@ -150,9 +150,9 @@ def find(
 @read_routes.get(
     BASE + "/trees",
     summary="Segments - Segment trees",
-    description='The hierarchy in the vendor\'s shape, `{"segments": [...]}`: the roots (auxiliary segments '
-    "and segments with a `parent_segment` whose parent is not in the bucket's trees), each a full segment "
-    "with its descendants under `children` (by name). A segment whose parent is deleted is a root.",
+    description="The hierarchy of auxiliary segments and segments with a `parent_segment`, in the vendor's "
+    'shape `{"segments": [...]}`: the roots by name, each a full segment with its descendants under '
+    "`children` (by name). A segment whose parent is deleted is a root.",
     responses={**_ok(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
     security=SECURITY,
     tags=TAGS,
