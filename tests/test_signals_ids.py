@@ -1,6 +1,6 @@
-"""Event ids are unique per fact (§4.1). An id reused for another person, or for other content, is
-refused as an invalid event (logged), decided by a conditional write of the id's claim, so two
-consumers racing with the colliding events cannot both store them."""
+"""Event ids are unique per fact (docs/api.md#person-event-fields). An id reused for another
+person, or for other content, is refused as an invalid event (logged), decided by a conditional
+write of the id's claim, so two consumers racing with the colliding events cannot both store them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Signals that arrive while a segment is deleted are held for it, and a restore feeds them: a
-restored segment serves every current member's signals, each published once (§2.5, §4.2)."""
+restored segment serves every current member's signals, each published once (docs/api.md#signals,
+docs/api.md#segment-signal-detected)."""
 
 from __future__ import annotations
 
