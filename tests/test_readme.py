@@ -284,8 +284,11 @@ def check_using_the_api(text: str) -> None:
     adds = [d["results"] for d in docs if "n_added" in results(d)]
     assert [(a["n_added"], a["invalid_minerva_pids"]) for a in adds] == [(2, ["p-bad!"]), (6_000, [])]
     pages = [d["results"] for d in docs if "items" in results(d) and "total_count" in d["results"]]
-    assert len(pages) == 2 and pages[0]["items"] == pages[1]["items"]  # page 2 by number and by cursor
-    assert pages[0]["total_count"] == 6_001 and len(pages[0]["items"]) == 1_001
+    assert [(p["total_count"], len(p["items"]), p["list_continues"]) for p in pages] == [
+        (6_001, 5_000, True),  # page 1 by number
+        (6_001, 1_001, False),  # page 2 by the cursor page 1 carries
+    ]
+    assert pages[0]["items"][-1]["minerva_pid"] < pages[1]["items"][0]["minerva_pid"]
     renamed = [d for d in docs if d.get("segment_id") == segment_id[1] and d.get("name") == "Renamed"]
     assert renamed, "the rename"
     held = [d["results"]["items"] for d in docs if results(d).get("minerva_pid") == "p-d4e5f6"]
