@@ -214,10 +214,16 @@ def results(doc: Any) -> dict[str, Any]:
 
 
 def untracked() -> set[str]:
+    """Untracked files at the clone's root, where the walk-through's commands run (tests running
+    beside this one write only under ignored or temporary directories)."""
     done = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--untracked-files=normal"], cwd=ROOT, capture_output=True, text=True
     )
-    return set(done.stdout.splitlines()) if done.returncode == 0 else set()
+    return (
+        {line for line in done.stdout.splitlines() if "/" not in line[3:].rstrip("/")}
+        if done.returncode == 0
+        else set()
+    )
 
 
 @pytest.mark.slow
