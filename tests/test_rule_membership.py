@@ -313,3 +313,15 @@ def test_a_new_record_costs_one_index_read_for_its_fields_and_the_any_field_item
     result = rule_membership.reevaluate(org.org_id, PID, {}, new, change_id="c1", created=True)
     # Gold (reads tier) and Not deceased (matches a record without `deceased`); never City
     assert (result.segments_evaluated, rig.evaluations.count, len(result.added)) == (2, 2, 2)
+
+
+def test_one_change_of_two_indexed_fields_reads_both_fields_segments(api: Api, org: Org, rig: Rig) -> None:
+    gold = sheep_segment(api, org, "Gold", rules=GOLD)
+    york = sheep_segment(api, org, "York", rules=[YORK])
+    zeta = sheep_segment(api, org, "Zeta", rules=[{"field": "zeta", "operator": "equals", "value": 1}])
+    ingest(profile(PID, org, {"tier": "silver", "location": {"city": "Leeds"}, "zeta": 0}, observed_at=times(1)))
+    rig.settle()
+    # one profile changes three indexed fields at once: each field's segments are judged
+    ingest(profile(PID, org, {"tier": "gold", "location": {"city": "York"}, "zeta": 1}, observed_at=times(2)))
+    rig.settle()
+    assert [members_of(api, org, s) for s in (gold, york, zeta)] == [[PID], [PID], [PID]]
