@@ -43,8 +43,6 @@ def _rules(field: str, value: str) -> list[dict[str, Any]]:
     "one changed record: only the segments reading a changed field; <= 2 reads, writes only for changed memberships",
 )
 def rule_realtime(opts: Options) -> dict[str, Any]:
-    from segments.usecases import rule_membership
-
     org = ORG["org_id"]
     pid = "p-bench0001"
     with function_env(), moto_in_process(), DynamoCalls() as counted:
@@ -100,13 +98,8 @@ def rule_realtime(opts: Options) -> dict[str, Any]:
         )
         newcomer = "p-bench0002"
         counted.clear()
-        created = rule_membership.reevaluate(
-            org,
-            newcomer,
-            {},
-            core.person_item(org, newcomer, {"tier": "none", "score": 50}),
-            change_id="chg-new",
-            created=True,
+        created = core.reevaluate(
+            org, newcomer, {}, core.person_item(org, newcomer, {"tier": "none", "score": 50}), "chg-new", created=True
         )
         new_calls = [c.operation for c in counted.calls]
 
@@ -132,11 +125,11 @@ def rule_realtime(opts: Options) -> dict[str, Any]:
     say(f"    record joins 1 segment: {dict(_count(move_calls))} (added to {len(moved['added'])})")
     say(
         f"    new record ({SEGMENTS + NEGATIVE:,} segments, {NEGATIVE} of them matching a record without their "
-        f"field): {created.segments_evaluated} evaluated, joins {len(created.added)}; {dict(_count(new_calls))}"
+        f"field): {created['segments_evaluated']} evaluated, joins {len(created['added'])}; {dict(_count(new_calls))}"
     )
     new_met = (
-        created.segments_evaluated == READERS + NEGATIVE
-        and sorted(created.added) == sorted(negative)
+        created["segments_evaluated"] == READERS + NEGATIVE
+        and sorted(created["added"]) == sorted(negative)
         and new_calls.count("BatchGetItem") == 2
     )
     met = reads_index <= 2 and outs["index"]["segments_evaluated"] == READERS and new_met
@@ -148,8 +141,8 @@ def rule_realtime(opts: Options) -> dict[str, Any]:
         "path_ms": {k: v * 1e3 for k, v in med.items()},
         "move_calls": dict(_count(move_calls)),
         "new_record": {
-            "segments_evaluated": created.segments_evaluated,
-            "joined": len(created.added),
+            "segments_evaluated": created["segments_evaluated"],
+            "joined": len(created["added"]),
             "calls": dict(_count(new_calls)),
         },
         "met": met,
