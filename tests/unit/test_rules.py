@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -157,6 +157,7 @@ nodes = st.recursive(
 )
 
 
+@settings(derandomize=True, print_blob=True)  # the same examples every run; a failure prints its blob
 @given(nodes)
 def test_rule_validation_raises_nothing_but_validation_error(tree: Any) -> None:
     for data in (raw(tree), tree):
