@@ -187,18 +187,22 @@ def _one_run(variant: str) -> dict[str, Any]:
     )
     assert proc.stdout is not None
     result: dict[str, Any] = {}
+    errors: list[str] = []
     try:
         for line in proc.stdout:  # the functions' own log lines and EMF blobs are skipped
             if line.startswith('{"started"'):
                 result["launch_to_ready_ms"] = (time.perf_counter() - launched) * 1000
             elif line.startswith('{"variant"'):
                 result.update(json.loads(line))
+            elif '"level":"ERROR"' in line:  # a function's own error line: why it answered 500
+                errors.append(line.strip()[:400])
         proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
     if "variant" not in result:
         raise RuntimeError(f"{variant}: the run printed no figures (exit {proc.returncode})")
+    result["failures"] = [*result["failures"], *errors[:2]]
     return result
 
 
