@@ -56,10 +56,9 @@ def template() -> dict[str, Any]:
 
 
 def _reset_core() -> None:
-    from segments import idempotency, store
+    from segments import aws
 
-    store.reset()
-    idempotency.reset()
+    aws.reset()  # clients, settings and what was built from them
 
 
 @pytest.fixture(autouse=True)

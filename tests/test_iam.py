@@ -39,8 +39,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org, functions, make_org, template
-from segments import idempotency, queues, store
-from segments.events import bus
+from segments import aws, store
 from segments.models import Actor
 from segments.store import people
 from segments.usecases import members
@@ -206,10 +205,7 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
 
 def _reset_clients() -> None:
-    store.reset()
-    idempotency.reset()
-    bus.reset()
-    queues.reset()
+    aws.reset()
 
 
 def exercise_every_route(api: Api, org: Org, other: Org) -> None:

@@ -102,7 +102,7 @@ def test_throttled_entries_are_retried_nothing_lost_nothing_doubled(
     _many_changes(api, org, 23)
     flaky = FlakyBus(bus.client(), ["half", "throttle", "ok", "half", "ok", "ok"])
     monkeypatch.setattr(bus, "client", lambda: flaky)
-    monkeypatch.setattr(bus, "_backoff", lambda attempt: None)
+    monkeypatch.setattr(bus, "backoff", lambda attempt: None)
     assert failures(signals.publish()) == []
     assert max(flaky.calls) <= 10
     changed = by_type(signals.bus.published(), "Segment Membership Changed")
@@ -118,7 +118,7 @@ def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
     # The first batch of 10 goes out; the second keeps failing.
     flaky = FlakyBus(bus.client(), ["ok"] + ["fail"] * bus.MAX_ATTEMPTS)
     monkeypatch.setattr(bus, "client", lambda: flaky)
-    monkeypatch.setattr(bus, "_backoff", lambda attempt: None)
+    monkeypatch.setattr(bus, "backoff", lambda attempt: None)
     result = run("PublisherFunction", {"Records": records})
     assert failures(result) == [records[10]["dynamodb"]["SequenceNumber"]]
     first = by_type(signals.bus.published(), "Segment Membership Changed")

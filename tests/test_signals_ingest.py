@@ -311,10 +311,10 @@ def test_bad_profile_attributes_are_refused(org: Org, signals: Any, attributes: 
 def test_a_profile_event_registers_the_pid_for_registry_validation(
     api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segments.store import dynamo
+    from segments import aws
 
     monkeypatch.setenv("PID_VALIDATION", "registry")
-    dynamo.reset()
+    aws.reset()
     sid = create_segment(api, org.key, "Registry")
     profile = person_event("profile", "p-known", org_id=org.org_id, data={"attributes": {"name": "Ada"}})
     assert failures(ingest(eventbridge(profile))) == []

@@ -119,13 +119,13 @@ class Rig:
 @pytest.fixture(name="rig")
 def rig_fixture(signals: Signals, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The rule engine's rig (import it as `rig_fixture` beside `signals_fixture`)."""
-    from segments import queues
+    from segments import aws
 
     url = signals.bus.queues["RebuildQueue"]
     monkeypatch.setenv("REBUILD_QUEUE_URL", url)
-    queues.reset()
+    aws.reset()
     yield Rig(signals=signals, queue_url=url, evaluations=install_evaluator(monkeypatch))
-    queues.reset()
+    aws.reset()
 
 
 # ------------------------------------------------------------------ API helpers

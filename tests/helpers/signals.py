@@ -230,12 +230,12 @@ class Signals:
 def signals_fixture(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The bus, queues and capture rule of events out, and the table's stream (import it as
     `signals_fixture`; tests ask for `signals`)."""
-    from segments.events import bus
+    from segments import aws
 
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    bus.reset()
+    aws.reset()
     yield Signals(bus=make_bus(), stream=Stream())
-    bus.reset()
+    aws.reset()
 
 
 def create_segment(api: Any, key: str, name: str) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from segments import admin_events, auth, errors, people_import
+from segments.config import get_settings
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -85,10 +85,11 @@ def _read_input(source: str) -> str:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    import boto3  # only this command needs EventBridge and SQS clients
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bus: str = args.bus or os.environ.get("EVENT_BUS_NAME") or ""
+    from segments import aws  # only this command needs EventBridge and SQS clients
+
+    bus: str = args.bus or get_settings().event_bus_name or ""
     if not args.queue and not bus:
         raise admin_events.EventInputError("no event bus: set EVENT_BUS_NAME or pass --bus NAME (or --queue URL)")
     events = admin_events.parse(_read_input(args.file))  # everything checked before anything is sent
@@ -97,14 +98,13 @@ def _publish(args: argparse.Namespace) -> int:
         if args.check
         else None
     )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     try:
         if args.queue:
             target = {"queue": args.queue}
-            outcome = admin_events.send_to_queue(events, args.queue, boto3.client("sqs", region_name=region))
+            outcome = admin_events.send_to_queue(events, args.queue, aws.sqs())
         else:
             target = {"bus": bus}
-            outcome = admin_events.publish_to_bus(events, bus, boto3.client("events", region_name=region))
+            outcome = admin_events.publish_to_bus(events, bus, aws.events())
     except (BotoCoreError, ClientError) as exc:
         raise admin_events.EventInputError(f"nothing more could be sent: {exc}") from None
     where = f"queue {args.queue}" if args.queue else f"bus {bus}"
@@ -211,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     args = parser().parse_args(argv)
+    get_settings.cache_clear()  # one command, one reading of the environment (as a process of its own)
     try:
         return int(args.func(args))
     except errors.DomainError as exc:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segments import person_events
+from segments.aws import delay
 
 SOURCE = "segments.people"
 DETAIL_TYPE = "Person Event"
@@ -113,7 +114,7 @@ def _send(
             if not retry or attempt == MAX_ATTEMPTS:
                 break
             pending = retry
-            sleep(min(5.0, 0.2 * 2 ** (attempt - 1)))
+            sleep(delay(attempt - 1, base=0.2, cap=5.0, jitter=False))  # no jitter: one client, one file
     return outcome
 
 

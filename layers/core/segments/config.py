@@ -1,4 +1,9 @@
-"""Configuration, read once from the environment (the functions' variables in template.yaml)."""
+"""Configuration: one model of every environment variable the functions and `segments-admin` read,
+built from os.environ once per process (get_settings, cached; aws.reset() forgets it).
+
+Each field names its variable (its alias) and carries the one default. Variables read by libraries
+themselves (POWERTOOLS_*, LOG_LEVEL, AWS_ENDPOINT_URL, credentials) are not in the model.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,66 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
-    table_name: str = Field(min_length=1)
-    idempotency_table_name: str = "IdempotencyTable"
-    max_pids_per_request: int = Field(default=10_000, ge=1)
-    pid_validation: Literal["format", "registry"] = "format"
-    members_page_size: int = Field(default=5_000, ge=1)
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    # The segments table, and the table of Idempotency-Key records.
+    table_name: str = Field(default="SegmentsTable", min_length=1, alias="TABLE_NAME")
+    idempotency_table_name: str = Field(default="IdempotencyTable", alias="IDEMPOTENCY_TABLE_NAME")
+    # PIDs accepted by one add/remove (413 above).
+    max_pids_per_request: int = Field(default=10_000, ge=1, alias="MAX_PIDS_PER_REQUEST")
+    # `format`: PIDs checked by pattern; `registry`: they must also exist in the org's people registry.
+    pid_validation: Literal["format", "registry"] = Field(default="format", alias="PID_VALIDATION")
+    # Members returned by one page of the members listing.
+    members_page_size: int = Field(default=5_000, ge=1, alias="MEMBERS_PAGE_SIZE")
+    # How long a member-writing request waits for the segment's lease before it answers "busy".
+    lease_wait_seconds: float = Field(default=20.0, alias="LEASE_WAIT_SECONDS")
+    # The region of every client (AWS_REGION as Lambda sets it, else AWS_DEFAULT_REGION).
+    region: str | None = Field(default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    # Rule rebuilds: the queue that carries their chunks, and the people read per chunk (at least 1).
+    rebuild_queue_url: str | None = Field(default=None, alias="REBUILD_QUEUE_URL")
+    rebuild_chunk_size: int = Field(default=500, alias="REBUILD_CHUNK_SIZE")
+    # The bus events go out on; unset, the publisher uses the account's `default` bus and
+    # `segments-admin publish-event` asks for --bus.
+    event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
+    # `segments-admin import-people`: the person-events queue when --queue is not given.
+    person_events_queue_url: str | None = Field(default=None, alias="PERSON_EVENTS_QUEUE_URL")
+
+    # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600
     # A member-writing request holds the segment's lease at most this long; it must exceed the
     # function timeout (28 s) so that a lease can never outlive its holder.
     lease_seconds: int = 60
-    lease_wait_seconds: float = 20.0
-    region: str | None = None
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return value or None
+
+    @field_validator("rebuild_chunk_size")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        return max(1, value)
+
+
+def variables() -> tuple[str, ...]:
+    """Every environment variable the model reads."""
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias or field.alias
+        if isinstance(alias, AliasChoices):
+            names += [str(choice) for choice in alias.choices]
+        elif alias:
+            names.append(str(alias))
+    return tuple(names)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    env = os.environ
-    return Settings(
-        table_name=env.get("TABLE_NAME", "SegmentsTable"),
-        idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME", "IdempotencyTable"),
-        max_pids_per_request=int(env.get("MAX_PIDS_PER_REQUEST", "10000")),
-        pid_validation=env.get("PID_VALIDATION", "format"),  # type: ignore[arg-type]
-        members_page_size=int(env.get("MEMBERS_PAGE_SIZE", "5000")),
-        lease_wait_seconds=float(env.get("LEASE_WAIT_SECONDS", "20")),
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
-    )
+    data = {name: os.environ[name] for name in variables() if name in os.environ}
+    if not data.get("AWS_REGION"):  # an empty AWS_REGION does not hide AWS_DEFAULT_REGION
+        data.pop("AWS_REGION", None)
+    return Settings.model_validate(data)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from segments import aws
 from segments.config import get_settings
 
 _current: contextvars.ContextVar[Callable[[], dict[str, Any]]] = contextvars.ContextVar("idempotent_call")
@@ -33,7 +34,7 @@ def _runner() -> tuple[Callable[..., dict[str, Any]], Any]:
     )
 
     settings = get_settings()
-    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=aws.dynamodb())
     config = IdempotencyConfig(
         event_key_jmespath="[org_id, operation, idempotency_key]",
         payload_validation_jmespath="payload",
@@ -66,3 +67,6 @@ def run_once(
 
 def reset() -> None:
     _runner.cache_clear()
+
+
+aws.on_reset(reset)  # the runner holds a client: forgotten with it

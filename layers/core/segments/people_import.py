@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from segments import admin_events, queues
+from segments.config import get_settings
 from segments.models import check_org_and_bucket
 from segments.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.timefmt import iso
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"segments-admin: {exc}", file=sys.stderr)
         return 2
-    queue_url = args.queue or os.environ.get("PERSON_EVENTS_QUEUE_URL")
+    queue_url = args.queue or get_settings().person_events_queue_url
     if not queue_url:
         print("segments-admin: give --queue or set PERSON_EVENTS_QUEUE_URL", file=sys.stderr)
         return 2

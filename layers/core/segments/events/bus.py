@@ -1,27 +1,21 @@
-"""EventBridge plumbing: the client (created once), PutEvents in batches of 10 with the failed
+"""EventBridge plumbing: the client (segments.aws), PutEvents in batches of 10 with the failed
 entries retried, jittered, and what still failed reported back by position."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from segments import aws
+from segments.aws import backoff  # put() waits through it (tests patch it here)
 from segments.config import get_settings
 
 PUT_EVENTS_MAX = 10  # entries per PutEvents call
 MAX_ATTEMPTS = 6
-_client_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -42,31 +36,12 @@ class Entry:
 
 
 def client() -> Any:
-    """The EventBridge client, created once per container (honours AWS_ENDPOINT_URL)."""
-    return _client()
-
-
-@lru_cache(maxsize=1)
-def _client() -> Any:
-    with _client_lock:
-        return boto3.client(
-            "events",
-            region_name=get_settings().region,
-            config=Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5),
-        )
+    """The EventBridge client (segments.aws: created once per container, honours AWS_ENDPOINT_URL)."""
+    return aws.events()
 
 
 def bus_name() -> str:
-    return os.environ.get("EVENT_BUS_NAME", "default")
-
-
-def reset() -> None:
-    """Forget the cached client (tests switch endpoints)."""
-    _client.cache_clear()
-
-
-def _backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
-    time.sleep(random.uniform(0, min(cap, base * (2**attempt))))
+    return get_settings().event_bus_name or "default"
 
 
 def put(entries: Sequence[Entry]) -> list[int]:
@@ -91,7 +66,7 @@ def put(entries: Sequence[Entry]) -> list[int]:
             if not pending:
                 break
             if attempt < MAX_ATTEMPTS - 1:
-                _backoff(attempt + 1)
+                backoff(attempt + 1)
         if pending:
             return sorted(pending) + list(range(start + PUT_EVENTS_MAX, len(requests)))
     return []

@@ -5,6 +5,6 @@ alone spells key formats; one module per kind of record: `segments`, `members`, 
 `lease`, `api_keys`, `people`.
 """
 
-from segments.store.dynamo import reset
+from segments.aws import reset  # forget the clients and settings (tests switch endpoints and env)
 
 __all__ = ["reset"]

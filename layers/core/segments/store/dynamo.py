@@ -3,23 +3,18 @@ transactions whose cancellation reasons are read by name. No key format and no r
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NoConnection
 
-from segments import errors
+from segments import aws, errors
+from segments.aws import backoff  # the store's retries wait through it (tests patch it here)
 from segments.config import get_settings
 
 BATCH_WRITE_MAX = 25
@@ -48,38 +43,15 @@ _TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "Provi
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
-_client_lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
 def client() -> Any:
-    """The DynamoDB client, created once per container (honours AWS_ENDPOINT_URL).
-
-    Created under a lock: boto3's default session is not safe to build clients from several
-    threads at once (the parallel batch calls)."""
-    settings = get_settings()
-    with _client_lock:
-        return boto3.client(
-            "dynamodb",
-            region_name=settings.region,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": 4},
-                connect_timeout=2,
-                read_timeout=5,
-                tcp_keepalive=True,
-                max_pool_connections=32,
-            ),
-        )
+    """The DynamoDB client (segments.aws: created once per container, honours AWS_ENDPOINT_URL)."""
+    return aws.dynamodb()
 
 
 def table() -> str:
     return get_settings().table_name
-
-
-def reset() -> None:
-    """Forget the cached client and settings (tests switch endpoints and env)."""
-    client.cache_clear()
-    get_settings.cache_clear()
 
 
 # ------------------------------------------------------------------ marshalling
@@ -145,11 +117,6 @@ def answered() -> Iterator[None]:
         yield
     except UNANSWERED as exc:
         raise errors.Retryable() from exc
-
-
-def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
-    """Full-jitter exponential backoff."""
-    time.sleep(random.uniform(0, min(cap, base * (2**attempt))))
 
 
 def call(operation: str, **kwargs: Any) -> dict[str, Any]:

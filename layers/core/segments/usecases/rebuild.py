@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,17 +52,16 @@ from segments.usecases import members
 from segments.usecases.rule_definitions import RULE_TYPES, Definition, person
 
 Phase = Literal["includes", "people", "members", "done"]
-DEFAULT_CHUNK_SIZE = 500
 COUNTS = ("scanned", "matched", "added", "removed")
 VERIFY_ROUNDS = 5  # reads of a chunk's written records before it gives up (and is delivered again)
 
 
 def chunk_size() -> int:
-    return max(1, int(os.environ.get("REBUILD_CHUNK_SIZE", str(DEFAULT_CHUNK_SIZE))))
+    return get_settings().rebuild_chunk_size
 
 
 def queue_url() -> str:
-    url = os.environ.get("REBUILD_QUEUE_URL")
+    url = get_settings().rebuild_queue_url
     if not url:
         raise RuntimeError("REBUILD_QUEUE_URL is not set")
     return url

@@ -1,0 +1,89 @@
+"""The AWS clients and the one retry backoff.
+
+One client per service, created once per container under a lock (boto3's default session is not
+safe to build clients from several threads at once) and honouring AWS_ENDPOINT_URL (the local
+stack, moto). Every client shares botocore's standard retries and short timeouts; per service only
+what differs is set here. `reset()` forgets the clients and the settings (tests switch endpoints
+and environment), and whatever registered itself with `on_reset` (a cache built from them).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from segments.config import get_settings
+
+RETRIES = {"mode": "standard", "max_attempts": 4}  # botocore's own retries, before ours
+CONNECT_TIMEOUT = 2
+SERVICE_CONFIG: dict[str, dict[str, Any]] = {
+    # The parallel batch calls of one request share the pool (PARALLEL_CALLS in store/dynamo.py).
+    "dynamodb": {"read_timeout": 5, "tcp_keepalive": True, "max_pool_connections": 32},
+    "events": {"read_timeout": 5},
+    "sqs": {"read_timeout": 10},
+}
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+_resets: list[Callable[[], None]] = []
+
+
+def client(service: str) -> Any:
+    """The service's client, created once per container (a service of SERVICE_CONFIG)."""
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    region = get_settings().region
+    with _lock:
+        found = _clients.get(service)
+        if found is None:
+            import boto3  # imported with the first client, not with this module
+            from botocore.config import Config
+
+            config = Config(retries=RETRIES, connect_timeout=CONNECT_TIMEOUT, **SERVICE_CONFIG[service])
+            found = _clients[service] = boto3.client(service, region_name=region, config=config)
+        return found
+
+
+def dynamodb() -> Any:
+    return client("dynamodb")
+
+
+def events() -> Any:
+    return client("events")
+
+
+def sqs() -> Any:
+    return client("sqs")
+
+
+def on_reset(forget: Callable[[], None]) -> None:
+    """Call `forget` on every reset() (for caches built from the clients or the settings)."""
+    _resets.append(forget)
+
+
+def reset() -> None:
+    """Forget the clients, the settings and the caches registered with on_reset."""
+    with _lock:
+        _clients.clear()
+    get_settings.cache_clear()
+    for forget in _resets:
+        forget()
+
+
+# ------------------------------------------------------------------ backoff
+
+
+def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = True) -> float:
+    """Exponential: base * 2**attempt, at most `cap`; with full jitter, uniform in [0, that]."""
+    ceiling = min(cap, base * (2**attempt))
+    return random.uniform(0, ceiling) if jitter else ceiling
+
+
+def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
+    """Sleep before retry number `attempt` (full-jitter exponential). Every loop that retries
+    unprocessed items, failed entries or throttling waits through here; each bounds its attempts."""
+    time.sleep(delay(attempt, base, cap))
