@@ -16,13 +16,11 @@ failure is safe.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from segments import person_events
-from segments.aws import delay
+from segments import aws, person_events
 
 SOURCE = "segments.people"
 DETAIL_TYPE = "Person Event"
@@ -96,7 +94,7 @@ def _checked(line: int, value: Any) -> Event:
 def _send(
     events: Sequence[Event],
     call: Callable[[list[Event]], list[tuple[int, str, str] | None]],
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], None] | None,
     retryable: Callable[[str], bool],
 ) -> Outcome:
     """Batches of ≤ 10; `call` returns, per entry, None (done) or (index, code, message)."""
@@ -114,12 +112,12 @@ def _send(
             if not retry or attempt == MAX_ATTEMPTS:
                 break
             pending = retry
-            sleep(delay(attempt - 1, base=0.2, cap=5.0, jitter=False))  # no jitter: one client, one file
+            aws.backoff(attempt - 1, base=0.2, cap=5.0, jitter=False, sleep=sleep)  # one client: no jitter
     return outcome
 
 
 def publish_to_bus(
-    events: Sequence[Event], bus: str, client: Any, sleep: Callable[[float], None] = time.sleep
+    events: Sequence[Event], bus: str, client: Any, sleep: Callable[[float], None] | None = None
 ) -> Outcome:
     def call(batch: list[Event]) -> list[tuple[int, str, str] | None]:
         entries = [
@@ -136,7 +134,7 @@ def publish_to_bus(
 
 
 def send_to_queue(
-    events: Sequence[Event], queue_url: str, client: Any, sleep: Callable[[float], None] = time.sleep
+    events: Sequence[Event], queue_url: str, client: Any, sleep: Callable[[float], None] | None = None
 ) -> Outcome:
     sender_faults: set[str] = set()
 

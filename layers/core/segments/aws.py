@@ -83,7 +83,15 @@ def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = Tru
     return random.uniform(0, ceiling) if jitter else ceiling
 
 
-def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> None:
-    """Sleep before retry number `attempt` (full-jitter exponential). Every loop that retries
-    unprocessed items, failed entries or throttling waits through here; each bounds its attempts."""
-    time.sleep(delay(attempt, base, cap))
+def backoff(
+    attempt: int,
+    base: float = 0.05,
+    cap: float = 2.0,
+    *,
+    jitter: bool = True,
+    sleep: Callable[[float], None] | None = None,
+) -> None:
+    """Sleep before retry number `attempt` (exponential, full jitter unless told). Every loop that
+    retries unprocessed items, failed entries or throttling waits through here; each bounds its
+    attempts. `sleep` replaces time.sleep (a caller that lets its own caller choose)."""
+    (sleep or time.sleep)(delay(attempt, base, cap, jitter))
