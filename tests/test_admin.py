@@ -56,6 +56,18 @@ def test_list_never_shows_keys_or_hashes(aws: None, capsys: pytest.CaptureFixtur
     assert first.api_key not in out and auth.hash_key(first.api_key) not in out
 
 
+def test_list_has_a_header_row_and_aligned_columns(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    first = auth.create_api_key("acme", "acme", label="CRM sync")
+    second = auth.create_api_key("acme", "acme")
+    code, out, _ = run(capsys, "list-api-keys", "--org", "acme")
+    header, *rows = out.splitlines()
+    assert code == 0 and header.split() == ["KEY_ID", "STATUS", "BUCKET", "CREATED_AT", "LABEL"]
+    assert [row.split()[:3] for row in rows] == [[first.key_id, "active", "acme"], [second.key_id, "active", "acme"]]
+    assert rows[0].endswith("CRM sync")
+    assert {line.index("acme") for line in rows} == {header.index("BUCKET")}
+    assert run(capsys, "list-api-keys", "--org", "nobody")[1].strip() == "no keys for org nobody"
+
+
 def test_revoke_stops_the_key(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     created = auth.create_api_key("acme", "acme")
     code, out, _ = run(capsys, "--json", "revoke-api-key", created.key_id)
@@ -203,3 +215,35 @@ def test_create_system_segment_fails_cleanly(
     assert code == 2 and out == ""
     for word in words:
         assert word in err, err
+
+
+@pytest.mark.parametrize(
+    ("unset", "extra", "words"),
+    [
+        (["AWS_DEFAULT_REGION", "AWS_REGION"], {}, ["no AWS region: set AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL="]),
+        (
+            ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"],
+            {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"},
+            ["no AWS credentials: set AWS_ACCESS_KEY_ID"],
+        ),
+        (
+            [],
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"},
+            ["Could not connect", "is the local stack running"],
+        ),
+    ],
+)
+def test_a_missing_environment_is_one_line_not_a_traceback(
+    unset: list[str], extra: dict[str, str], words: list[str]
+) -> None:
+    """As a new user runs it: the console script in a shell without the environment it needs."""
+    script = Path(sys.executable).parent / "segments-admin"
+    env = {k: v for k, v in {**os.environ, **ENV, **extra}.items() if k not in unset}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance metadata lookup for credentials
+    done = subprocess.run(
+        [str(script), "list-api-keys", "--org", "demo-org"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("segments-admin: ") and done.stderr.count("\n") == 1, done.stderr
+    for word in words:
+        assert word in done.stderr

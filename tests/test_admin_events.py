@@ -94,7 +94,8 @@ def test_one_pretty_printed_object_from_stdin(
     event = person_event(1, type="profile", org_id="acme", data={"attributes": {"city": "Zürich 🏔"}})
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(event, indent=2, ensure_ascii=False)))
     code, out, _ = run(capsys, "publish-event", "-")
-    assert code == 0 and out.strip() == "put 1 event(s) on bus segments-bus"
+    assert code == 0 and out.splitlines()[0] == "put 1 event(s) on bus segments-bus"
+    assert "--check counts them" in out.splitlines()[1]  # a profile: how to know whether it will apply
     [delivered] = messages(bus["queue"])
     assert delivered["detail"] == event
 
@@ -210,3 +211,29 @@ def test_honours_aws_endpoint_url(aws_env: None) -> None:
         assert sorted(json.loads(m["Body"])["event_id"] for m in bodies) == ["evt-1", "evt-2"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [  # the reason names the field (the parser's wording is its own)
+        ({"type": "birth"}, "type: "),
+        ({"observed_at": None}, "observed_at: "),  # missing
+        ({"observed_at": "2024-01-15T10:30:45"}, "observed_at: "),  # no zone
+        ({"data": {"date_of_death": "2023-12-15"}}, "obituary_id"),  # a death needs its obituary_id
+        ({"minerva_pid": "p-bad!"}, "minerva_pid: "),
+        ({"type": "profile", "org_id": None, "data": {"attributes": {"a": 1}}}, "org_id"),
+    ],
+)
+def test_events_the_consumer_would_refuse_are_refused_with_its_reason(
+    bus: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], reason: str
+) -> None:
+    """The consumer's own parser decides (segments.person_events): nothing is put, exit 2."""
+    bad = {k: v for k, v in {**person_event(2), **change}.items() if v is not None or k == "org_id"}
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(person_event(1)) + "\n" + json.dumps(bad) + "\n")
+    for target in ([], ["--queue", bus["queue"]]):
+        code, out, err = run(capsys, "publish-event", str(path), *target)
+        assert (code, out) == (2, "")
+        assert err.startswith("segments-admin: line 2: invalid person event: ") and reason in err, err
+        assert "the consumer would refuse it" in err
+    assert messages(bus["queue"]) == []

@@ -104,6 +104,21 @@ def test_unsupported_patterns_are_refused(pattern: Any) -> None:
         filters.validate(pattern)
 
 
-def test_valid_patterns_pass_validation() -> None:
-    filters.validate(LEDGER_INSERT)
-    filters.validate({"f": [{"anything-but": {"prefix": "x"}}, {"numeric": ["<", 1]}, "plain", 3, None]})
+MIXED = {"f": [{"anything-but": {"prefix": "x"}}, {"numeric": ["<", 1]}, "plain", 3, None]}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hit", "miss"),
+    [
+        (LEDGER_INSERT, ddb("INSERT", "LOG#2024#p-1"), ddb("INSERT", "PID#p-1")),
+        (MIXED, {"f": "y"}, {"f": "xy"}),
+        (MIXED, {"f": 0.5}, {"f": "x"}),
+        ({"a": {"b": [{"exists": True}]}}, {"a": {"b": 1}}, {"a": {}}),
+    ],
+)
+def test_valid_patterns_pass_validation_and_filter_as_written(pattern: Any, hit: Any, miss: Any) -> None:
+    filters.validate(pattern)  # accepted ...
+    assert filters.matches(pattern, hit) and not filters.matches(pattern, miss)  # ... and evaluated as written
+    # a nested object is validated too: the same pattern one level down, spoiled, is refused
+    with pytest.raises(filters.InvalidPattern):
+        filters.validate({"outer": {**pattern, "bad": [{"cidr": "10.0.0.0/24"}]}})

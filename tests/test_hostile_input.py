@@ -169,7 +169,7 @@ def test_nesting_up_to_dynamodbs_32_levels_is_storable() -> None:
 def test_the_deepest_rules_the_grammar_allows_are_stored(api: Api, org: Org) -> None:
     # no rule value nests 32 levels any more (equals takes a scalar): the deepest is a raw tree
     value: Any = {"field": "f", "operator": "or_list", "value": ["deep"]}
-    for _ in range(RAW_MAX_DEPTH + 1):
+    for _ in range(RAW_MAX_DEPTH):  # RAW_MAX_DEPTH nested all/any/not nodes, the most allowed
         value = {"all": [value]}
     created = sheep_create(api, org, name="Deep", rules=[{"field": "f", "operator": "raw", "value": value}])
     assert created.status == 201, created.text

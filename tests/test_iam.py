@@ -22,6 +22,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from helpers.faults import inject
 from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
 from helpers.signals import (
     DATA,
@@ -517,6 +518,27 @@ def test_every_aws_call_of_the_rule_segment_consumers_is_allowed_by_the_function
         )
     settle()
     assert "p-i9" in members_of(api, org, dynamic) and "p-i3" not in members_of(api, org, dynamic)
+    # a crash between the member writes and the lease commit: the retried record takes the dirty
+    # lease and recounts (a Query), and the ledger of the dead attempt is read (a Query)
+    ingest(
+        person_event(
+            "profile",
+            "p-i4",
+            org_id=org.org_id,
+            observed_at="2024-02-01T00:00:10.000000Z",
+            data={"attributes": {"tier": "gold"}},
+        )
+    )
+    records = rig.stream()
+    is_commit = lambda request: "current_size" in request.get("UpdateExpression", "")  # noqa: E731
+    with inject("UpdateItem", "ValidationException", when=is_commit, times=1) as crash:
+        assert failures(functions().invoke("RuleMembershipFunction", {"Records": records})) != []
+    assert crash.hits == 1
+    queried = {c for c in recorder.calls if (c.function, c.action) == ("RuleMembershipFunction", "dynamodb:Query")}
+    recorder.calls -= queried  # only the retry's own calls count below
+    assert failures(functions().invoke("RuleMembershipFunction", {"Records": records})) == []
+    assert "p-i4" in members_of(api, org, dynamic)
+    assert any(c.function == "RuleMembershipFunction" and c.action == "dynamodb:Query" for c in recorder.calls)
     assert api.delete(f"/v2/segments/{hybrid}", key=org.key).status == 200
     settle()
     ran = {c.function for c in recorder.calls}

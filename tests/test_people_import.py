@@ -107,3 +107,64 @@ def test_event_ids_are_deterministic_and_content_sensitive() -> None:
     assert event_id("o", "p-1", {"a": 1, "b": 2}) == event_id("o", "p-1", {"b": 2, "a": 1})
     assert event_id("o", "p-1", {"a": 1}) != event_id("o", "p-1", {"a": 2})
     assert event_id("o", "p-1", {"a": 1}) != event_id("o2", "p-1", {"a": 1})
+
+
+def profile_line(n: int, pid: str, observed_at: str, **attributes: Any) -> str:
+    return json.dumps(
+        {
+            "event_id": f"evt-prof-{n}",
+            "type": "profile",
+            "minerva_pid": pid,
+            "observed_at": observed_at,
+            "org_id": "ORG",
+            "data": {"attributes": attributes},
+        }
+    )
+
+
+def test_check_names_the_profiles_the_consumer_will_ignore_as_older(
+    api: Api, org: Org, rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check reads the registry before sending; its verdict is the consumer's (applied or not)."""
+    write_file(tmp_path / "people.jsonl", 4)
+    url = rig.signals.bus.queues["PersonEventsQueue"]
+    imported = ["import-people", "--org", org.org_id, str(tmp_path / "people.jsonl"), "--queue", url]
+    assert admin.main([*imported, "--observed-at", "2025-01-01T00:00:00Z", "--json", "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["older"] == []  # nothing stored yet
+    consume(drain(url))
+
+    lines = [
+        profile_line(1, "p-imp00001", "2024-06-01T00:00:00Z", tier="gold"),  # older than the import
+        profile_line(2, "p-imp00002", "2025-06-01T00:00:00+02:00", tier="gold"),  # newer
+        profile_line(3, "p-imp00099", "2020-01-01T00:00:00Z", tier="gold"),  # nobody stored yet
+    ]
+    (tmp_path / "profiles.jsonl").write_text("\n".join(lines).replace('"ORG"', json.dumps(org.org_id)) + "\n")
+    assert admin.main(["publish-event", str(tmp_path / "profiles.jsonl"), "--queue", url, "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "1 profile event(s) older than the stored profile: the consumer will ignore them" in out
+    assert "line 1: p-imp00001 observed 2024-06-01T00:00:00.000000Z, stored profile of 2025-01-01T00:00:00" in out
+    assert "line 2" not in out and "line 3" not in out
+    consume(drain(url))
+    assert signal_store.person(org.org_id, "p-imp00001")["tier"] == "bronze"  # ignored, as announced
+    assert signal_store.person(org.org_id, "p-imp00002")["tier"] == "gold"
+    assert signal_store.person(org.org_id, "p-imp00099")["tier"] == "gold"
+
+    # the same file again, dated before what is stored: every record is announced as ignored
+    assert admin.main([*imported, "--observed-at", "2024-12-31T23:59:59Z", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "4 profile event(s) older than the stored profile" in out
+    assert "line 1: p-imp00000 observed 2024-12-31T23:59:59.000000Z, stored profile of 2025-01-01" in out
+    assert "line 3: p-imp00002 observed 2024-12-31T23:59:59.000000Z, stored profile of 2025-05-31T22:00:00" in out
+    consume(drain(url))
+    assert signal_store.person(org.org_id, "p-imp00000")["profile_observed_at"] == "2025-01-01T00:00:00.000000Z"
+
+
+def test_without_check_the_output_says_how_to_know(
+    rig: Rig, org: Org, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_file(tmp_path / "p.jsonl", 2)
+    url = rig.signals.bus.queues["PersonEventsQueue"]
+    assert admin.main(["import-people", "--org", org.org_id, str(tmp_path / "p.jsonl"), "--queue", url]) == 0
+    assert "older than the person's stored profile is ignored by the consumer; --check counts them" in (
+        capsys.readouterr().out
+    )

@@ -31,6 +31,12 @@ def add_by_rule(org: Org, segment_id: str, *pids: str) -> None:
     )
 
 
+def history_of(api: Api, org: Org, segment_id: str) -> list[tuple[str, str]]:
+    resp = api.get(f"/v2/segments/{segment_id}/history", key=org.key, query={"limit": 1000})
+    assert resp.status == 200, resp.text
+    return [(e["minerva_pid"], e["change"]) for e in resp.json["results"]["items"]]
+
+
 def seed(org: Org, n: int = N) -> list[str]:
     """n person records, every third gold; the gold PIDs."""
     gold = []
@@ -54,11 +60,16 @@ def gold_rebuild_started(api: Api, org: Org, rig: Rig) -> tuple[list[str], str]:
     return gold, segment_id
 
 
+# What a correct rebuild of N records needs: a chunk per CHUNK records, a chunk per CHUNK members
+# (at most N) plus the last, empty one. A chain that never ends fails at the next chunk.
+MAX_CHUNKS = 2 * -(-N // CHUNK) + 1
+
+
 def run_chain(rig: Rig, *, kill: Any = None) -> list[str]:
     """Run the rebuild messages one by one (the stream first); `kill(body)` may make one fail
-    before it is redelivered. The statuses seen."""
-    seen = []
-    for _ in range(500):
+    before it is redelivered. The chunks run ("phase:chunk"), at most MAX_CHUNKS."""
+    seen: list[str] = []
+    while len(seen) <= MAX_CHUNKS:
         records = rig.stream()
         if records:
             assert rig.rule_function(records)["batchItemFailures"] == []
@@ -72,7 +83,7 @@ def run_chain(rig: Rig, *, kill: Any = None) -> list[str]:
             else:
                 assert rig.rebuild_chunk(body) == []
             seen.append(f"{body['phase']}:{body['chunk']}")
-    raise AssertionError("the rebuild did not end")
+    raise AssertionError(f"the rebuild did not end within the {MAX_CHUNKS} chunks it needs: {seen}")
 
 
 def test_a_rebuild_in_chunks_ends_ready_with_exact_members(api: Api, org: Org, rig: Rig) -> None:
@@ -183,13 +194,51 @@ def test_a_newer_definition_supersedes_an_older_rebuild(api: Api, org: Org, rig:
     redefine(org, segment_id, "tier", "silver")
     from segments.usecases import rebuild
 
+    before = (members_of(api, org, segment_id), history_of(api, org, segment_id))
     assert rebuild.process(old_next[0]).status == "superseded"
+    # dropped means dropped: the older chunk changed no membership and logged nothing
+    assert (members_of(api, org, segment_id), history_of(api, org, segment_id)) == before
+    assert rig.messages() == []  # nor did it continue its chain
     run_chain(rig)
     silver = sorted({f"p-r{i:04d}" for i in range(N)} - set(gold))
     assert members_of(api, org, segment_id) == silver
     view = segment(api, org, segment_id)
     assert view["build_state"] == "ready" and view["build_progress"]["definition_version"] == 2
     assert view["build_progress"]["scanned"] == N
+
+
+def test_a_chunk_whose_definition_changed_while_it_worked_records_no_progress(
+    api: Api, org: Org, rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The definition changes between the chunk's read of the segment and its progress write: the
+    write is refused (it names the version it worked for), so the older chain stops there — no
+    progress of version 1 over version 2's, no next message, never "ready" for the older rules."""
+    gold, segment_id = gold_rebuild_started(api, org, rig)
+    first = rig.messages()[0]
+    assert rig.rebuild_chunk(first) == []
+    [second] = rig.messages()
+    recorded = segment(api, org, segment_id)["build_progress"]
+    from segments.store import rule_index
+    from segments.usecases import rebuild
+
+    real_progress = rule_index.record_progress
+
+    def redefined_first(*args: Any, **kwargs: Any) -> bool:
+        redefine(org, segment_id, "tier", "silver")  # version 2, stored while the chunk worked
+        return real_progress(*args, **kwargs)
+
+    monkeypatch.setattr(rule_index, "record_progress", redefined_first)
+    outcome = rebuild.process(second)
+    monkeypatch.setattr(rule_index, "record_progress", real_progress)
+    assert outcome.status == "lost race" and outcome.next_message is None
+    view = segment(api, org, segment_id)
+    assert view["build_progress"] == recorded and view["build_state"] == "building"
+    assert rig.messages() == []
+    run_chain(rig)  # version 2's own chain, started from the stream
+    silver = sorted({f"p-r{i:04d}" for i in range(N)} - set(gold))
+    assert members_of(api, org, segment_id) == silver
+    view = segment(api, org, segment_id)
+    assert (view["build_state"], view["build_progress"]["definition_version"]) == ("ready", 2)
 
 
 def test_a_deleted_segment_stops_its_rebuild(api: Api, org: Org, rig: Rig) -> None:

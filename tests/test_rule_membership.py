@@ -259,3 +259,69 @@ def test_a_failing_record_is_reported_and_nothing_after_it_is_applied(
     assert rig.rule_function(records)["batchItemFailures"] == []
     assert members_of(api, org, segment_id) == sorted([PID, "p-second"])
     assert json.dumps(segment(api, org, segment_id)["current_size"]) == "2"
+
+
+YORK = {"field": "location.city", "operator": "equals", "value": "York"}
+NEGATIVE = {
+    "not deceased": [{"field": "deceased", "operator": "not_equal_to", "value": True}],
+    "no lapsed tag": [{"field": "tags", "operator": "none_of", "value": ["lapsed", "banned"]}],
+    "not in York": [{"field": "*", "operator": "raw", "value": {"not": YORK}}],
+    "gold, not deceased": [*GOLD, {"field": "deceased", "operator": "not_equal_to", "value": True}],
+}
+
+
+def test_new_records_join_segments_whose_rules_a_missing_field_satisfies(api: Api, org: Org, rig: Rig) -> None:
+    segments = {name: sheep_segment(api, org, name, rules=rules) for name, rules in NEGATIVE.items()}
+    rig.settle()
+    # filed where a record's first write finds them: all but the one that needs tier = gold
+    anywhere = index_item(org.org_id, keys.ANY_FIELD)
+    assert {name for name, sid in segments.items() if f"s_{sid}" in anywhere} == set(NEGATIVE) - {"gold, not deceased"}
+    people = {
+        "p-plain1": {"tier": "gold"},  # none of the fields those rules read: a member of all four
+        "p-dead1": {"tier": "gold", "deceased": True},
+        "p-lapsed1": {"tier": "silver", "tags": ["lapsed"]},
+        "p-york1": {"tier": "bronze", "location": {"city": "york"}},
+    }
+    for n, (pid, attributes) in enumerate(people.items()):
+        ingest(profile(pid, org, attributes, observed_at=times(n)))
+    rig.settle()
+    assert {name: members_of(api, org, sid) for name, sid in segments.items()} == {
+        "not deceased": ["p-lapsed1", "p-plain1", "p-york1"],
+        "no lapsed tag": ["p-dead1", "p-plain1", "p-york1"],
+        "not in York": ["p-dead1", "p-lapsed1", "p-plain1"],
+        "gold, not deceased": ["p-plain1"],
+    }
+    # a later change of a field those rules read moves the person out, and back in
+    ingest(profile("p-plain1", org, {"deceased": True}, observed_at=times(10)))
+    rig.settle()
+    assert "p-plain1" not in members_of(api, org, segments["not deceased"])
+    ingest(profile("p-plain1", org, {"deceased": False}, observed_at=times(11)))
+    rig.settle()
+    assert "p-plain1" in members_of(api, org, segments["not deceased"])
+    assert segment(api, org, segments["not deceased"])["current_size"] == 3
+
+
+def test_a_new_record_costs_one_index_read_for_its_fields_and_the_any_field_item(api: Api, org: Org, rig: Rig) -> None:
+    sheep_segment(api, org, "Not deceased", rules=NEGATIVE["not deceased"])
+    sheep_segment(api, org, "Gold", rules=GOLD)
+    sheep_segment(api, org, "City", rules=[{"field": "city", "operator": "equals", "value": "York"}])
+    rig.settle()
+    from segments.usecases import rule_membership
+
+    new = {"pk": f"ORG#{org.org_id}#PERSON", "sk": f"PID#{PID}", "tier": "gold"}
+    rig.evaluations.count = 0
+    result = rule_membership.reevaluate(org.org_id, PID, {}, new, change_id="c1", created=True)
+    # Gold (reads tier) and Not deceased (matches a record without `deceased`); never City
+    assert (result.segments_evaluated, rig.evaluations.count, len(result.added)) == (2, 2, 2)
+
+
+def test_one_change_of_two_indexed_fields_reads_both_fields_segments(api: Api, org: Org, rig: Rig) -> None:
+    gold = sheep_segment(api, org, "Gold", rules=GOLD)
+    york = sheep_segment(api, org, "York", rules=[YORK])
+    zeta = sheep_segment(api, org, "Zeta", rules=[{"field": "zeta", "operator": "equals", "value": 1}])
+    ingest(profile(PID, org, {"tier": "silver", "location": {"city": "Leeds"}, "zeta": 0}, observed_at=times(1)))
+    rig.settle()
+    # one profile changes three indexed fields at once: each field's segments are judged
+    ingest(profile(PID, org, {"tier": "gold", "location": {"city": "York"}, "zeta": 1}, observed_at=times(2)))
+    rig.settle()
+    assert [members_of(api, org, s) for s in (gold, york, zeta)] == [[PID], [PID], [PID]]

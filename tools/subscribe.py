@@ -5,7 +5,8 @@
 Creates (or reuses) an SQS queue and an EventBridge rule on the service's bus matching `source`
 `segments` (and the org and detail types given), then prints each event that arrives as one JSON
 line. Against the local stack by default (AWS_ENDPOINT_URL=http://127.0.0.1:5000); it is the same
-rule a deployment would use (README: "Subscribing downstream"). Stops after --seconds, or Ctrl-C.
+rule a deployment would use (README: "Subscribing downstream"). Stops after --seconds, or Ctrl-C;
+when the endpoint stops answering (the stack stopped) it says so in one line and exits 1.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 LOCAL = "http://127.0.0.1:5000"
 DETAIL_TYPES = ("Segment Signal Detected", "Segment Membership Changed")
@@ -64,18 +67,27 @@ def main(argv: list[str] | None = None) -> int:
         ("AWS_SECRET_ACCESS_KEY", "testing"),
     ):
         os.environ.setdefault(name, value)
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue_url = subscribe(
-        events, sqs, bus=args.bus, name=args.name, org=args.org, detail_types=args.detail_types or list(DETAIL_TYPES)
-    )
-    print(f"# subscribed: rule {args.name} on bus {args.bus} -> {queue_url}", flush=True)
-    deadline = time.monotonic() + args.seconds
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
     try:
+        sqs, events = boto3.client("sqs"), boto3.client("events")
+        queue_url = subscribe(
+            events,
+            sqs,
+            bus=args.bus,
+            name=args.name,
+            org=args.org,
+            detail_types=args.detail_types or list(DETAIL_TYPES),
+        )
+        print(f"# subscribed: rule {args.name} on bus {args.bus} -> {queue_url}", flush=True)
+        deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
             for event in drain(sqs, queue_url):
                 print(json.dumps({"detail-type": event.get("detail-type"), "detail": event.get("detail")}), flush=True)
     except KeyboardInterrupt:
         pass
+    except (BotoCoreError, ClientError) as exc:  # the stack stopped, or was never there: one line, no traceback
+        print(f"python -m tools.subscribe: {endpoint} does not answer ({exc}); is the stack running?", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,10 +3,9 @@
 from typing import Any
 
 from segments.events import publish
-from segments.observability import logger, metrics
+from segments.observability import observed
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return publish.publish(event.get("Records") or [])

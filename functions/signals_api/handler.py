@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from segments.observability import logger, metrics
+from segments.observability import observed
 from segments.surfaces import app as surface
 from segments.surfaces import http, minerva
 from segments.surfaces.minerva_signals import signals_routes
@@ -10,7 +10,6 @@ from segments.surfaces.minerva_signals import signals_routes
 app = surface.resolver(minerva.SURFACE, signals_routes)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return http.handle(app, event, context)

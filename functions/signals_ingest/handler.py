@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from segments.observability import logger, metrics
+from segments.observability import logger, observed
 from segments.usecases import ingest
 
 
@@ -35,7 +35,6 @@ def record_handler(record: SQSRecord) -> None:
     ingest.ingest_message(record.body, message_id=record.message_id)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -84,8 +84,11 @@ class Rig:
         """RebuildFunction on one message; the failed message ids."""
         return failures(run("RebuildFunction", sqs_batch([sqs_record(body, receive_count=receive_count)])))
 
-    def settle(self, *, rounds: int = 200) -> int:
-        """Run the stream consumer and the rebuild chain until nothing is left; chunks run."""
+    def settle(self, *, rounds: int = 25) -> int:
+        """Run the stream consumer and the rebuild chains until nothing is left; chunks run.
+
+        `rounds` bounds the work: each round runs every waiting chunk, so a chain needs one round per
+        chunk (the tests' rebuilds take a few; a chain that never ends fails in seconds)."""
         chunks = 0
         for _ in range(rounds):
             records = self.stream()

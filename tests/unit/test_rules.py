@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -24,6 +24,19 @@ def nots(levels: int) -> Any:
     for _ in range(levels):
         tree = {"not": tree}
     return tree
+
+
+def alls(levels: int) -> Any:
+    tree: Any = AGE
+    for i in range(levels):
+        tree = {"all": [CITY, tree]} if i % 2 else {"any": [tree]}
+    return tree
+
+
+def test_the_depth_limit_is_ten_all_any_or_not_nodes() -> None:
+    assert RAW_MAX_DEPTH == 10
+    assert Rule.model_validate(raw(nots(10))).value == nots(10)
+    assert "at most 10 levels" in refused(raw(nots(11)))
 
 
 def refused(data: Any) -> str:
@@ -91,7 +104,8 @@ def test_malformed_rules_are_refused(data: Any) -> None:
         {"any": [AGE]},
         {"not": CITY},
         {"all": [{"any": [AGE, {"not": CITY}]}, {"not": {"all": [CITY]}}]},
-        nots(RAW_MAX_DEPTH + 1),
+        nots(RAW_MAX_DEPTH),
+        alls(RAW_MAX_DEPTH),
     ],
 )
 def test_raw_trees_of_plain_rules_are_accepted(tree: Any) -> None:
@@ -115,7 +129,8 @@ def test_raw_trees_of_plain_rules_are_accepted(tree: Any) -> None:
         ({"all": [raw({"not": AGE})]}, "not another raw rule"),
         ({"all": [{**AGE, "operator": "like"}]}, "invalid rule in raw tree"),
         ({"not": {"field": "", "operator": "equals"}}, "invalid rule in raw tree"),
-        (nots(RAW_MAX_DEPTH + 2), f"at most {RAW_MAX_DEPTH} levels"),
+        (nots(RAW_MAX_DEPTH + 1), f"raw rule trees may nest at most {RAW_MAX_DEPTH} levels"),
+        (alls(RAW_MAX_DEPTH + 1), f"raw rule trees may nest at most {RAW_MAX_DEPTH} levels"),
         (nots(5_000), "value must take at most 16,384 bytes"),  # the size bound is met first
     ],
 )
@@ -142,6 +157,7 @@ nodes = st.recursive(
 )
 
 
+@settings(derandomize=True, print_blob=True)  # the same examples every run; a failure prints its blob
 @given(nodes)
 def test_rule_validation_raises_nothing_but_validation_error(tree: Any) -> None:
     for data in (raw(tree), tree):

@@ -4,6 +4,7 @@ test_rules_properties.py."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -156,11 +157,14 @@ def test_raw_trees() -> None:
 
 
 @pytest.mark.parametrize("record", [{}, {"location": "x"}, {"location": {"country": ["GB"]}}, {"name": {"a": 1}}])
-def test_odd_records_never_raise(record: dict[str, Any]) -> None:
+def test_odd_records_never_raise_and_match_only_negative_rules(record: dict[str, Any]) -> None:
+    """None of these records holds a value the rules compare with: every positive rule is false,
+    and the negative one (none_of) true."""
     for operator, value in (
         ("equals", "x"),
         ("greater_than", 1),
         ("greater_than", "2024-01-01"),
+        ("less_than_or_equals", 1),
         ("or_list", "a"),
         ("and_list", "a"),
         ("none_of", "a"),
@@ -168,7 +172,58 @@ def test_odd_records_never_raise(record: dict[str, Any]) -> None:
         ("near", "0,0,1"),
     ):
         for field in ("location.country", "name", "location.country.code"):
-            matches([rule(field, operator, value)], record)
+            assert matches([rule(field, operator, value)], record) is (operator == "none_of"), (operator, field)
+            assert matches([rule(field, "not_equal_to", "x")], record)
+
+
+# Each comparison at a bound below, equal to and above the value: a swapped or loosened operator
+# (<= for >=, < for <=) gets one of the three wrong.
+@pytest.mark.parametrize(
+    ("operator", "below", "equal", "above"),
+    [
+        ("greater_than", True, False, False),
+        ("greater_than_or_equals", True, True, False),
+        ("less_than", False, False, True),
+        ("less_than_or_equals", False, True, True),
+    ],
+)
+@pytest.mark.parametrize(
+    ("field", "bounds"),
+    [
+        ("age", (35, 36, 37)),
+        ("score", (Decimal("0.74"), Decimal("0.75"), 0.76)),
+        ("born", ("1815-12-09", "1815-12-10", "1815-12-11")),
+        ("joined", ("2024-01-15T10:30:45Z", "2024-01-15T10:30:45.123456Z", "2024-01-15T11:30:46+01:00")),
+    ],
+)
+def test_comparisons_at_each_side_of_the_bound(
+    operator: str, below: bool, equal: bool, above: bool, field: str, bounds: tuple[Any, Any, Any]
+) -> None:
+    """`below`: the record's value is above a bound below it, and so on (the value is fixed)."""
+    low, same, high = bounds
+    got = tuple(matches([rule(field, operator, bound)], PERSON) for bound in (low, same, high))
+    assert got == (below, equal, above)
+
+
+def test_near_includes_its_bound_and_not_a_metre_more() -> None:
+    """A record exactly `km` away matches (the bound is inclusive); half a kilometre inside
+    matches, half a kilometre outside does not (a bound moved by 1 km either way fails here)."""
+    from segments.rules.values import EARTH_RADIUS_KM, distance_km
+
+    def north(km: float) -> dict[str, Any]:
+        return {"location": {"lat": math.degrees(km / EARTH_RADIUS_KM), "lon": 0}}
+
+    at = north(100)
+    km = distance_km(0, 0, at["location"]["lat"], 0)
+    assert abs(km - 100) < 1e-6
+    near = [rule("location", "near", f"0,0,{km!r}")]
+    assert matches(near, at)
+    assert matches(near, north(99.5))
+    assert not matches(near, north(100.5))
+    assert not matches(near, north(100 + 1e-3))  # a metre out
+    assert matches([rule("location", "near", "0,0,100.5")], north(100)) and not matches(
+        [rule("location", "near", "0,0,99.5")], north(100)
+    )
 
 
 def test_compiled_rules_match_as_matches_does() -> None:

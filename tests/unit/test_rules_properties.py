@@ -23,7 +23,11 @@ from segments import errors
 from segments.rules import OPERATORS, Rule, compile_rules, fields_read, matches, validate_rules
 from tools.bench import rules_reference as reference
 
-RULES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples on every run, so a failure seen once is seen again; a failure
+# also prints the blob that replays it (@reproduce_failure).
+RULES = settings(
+    max_examples=60, deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # ------------------------------------------------------------------ records
 

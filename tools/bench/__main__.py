@@ -21,6 +21,7 @@ from pathlib import Path
 from tools.bench import (
     cold_import,
     create_calls,
+    environments,
     members_calls,
     members_reads,
     members_speed,
@@ -44,6 +45,7 @@ ORDER = (
     signals_late_joiners,
     rules_eval,
     rule_segments,
+    environments,
 )
 
 

@@ -256,11 +256,13 @@ def person_item(org_id: str, pid: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return {**attrs, "pk": keys.people_pk(org_id), "sk": keys.pid_sk(pid), "org_id": org_id, "minerva_pid": pid}
 
 
-def reevaluate(org_id: str, pid: str, old: dict[str, Any], new: dict[str, Any], change_id: str) -> dict[str, Any]:
-    """The real-time path for one changed record: {segments_evaluated, added, removed}."""
+def reevaluate(
+    org_id: str, pid: str, old: dict[str, Any], new: dict[str, Any], change_id: str, *, created: bool = False
+) -> dict[str, Any]:
+    """The real-time path for one changed (or `created`) record: {segments_evaluated, added, removed}."""
     from segments.usecases import rule_membership
 
-    result = rule_membership.reevaluate(org_id, pid, old, new, change_id=change_id)
+    result = rule_membership.reevaluate(org_id, pid, old, new, change_id=change_id, created=created)
     return {"segments_evaluated": result.segments_evaluated, "added": result.added, "removed": result.removed}
 
 

@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         help="make messages a function failed on visible again after SECONDS instead of the queue's "
         "VisibilityTimeout from the template (local only; AWS always waits the VisibilityTimeout)",
     )
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after SECONDS (scripted runs, e.g. the README's test); default: run until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):  # moto's access log, credential notes
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(banner(info), flush=True)
+    if args.stop_after is not None:
+        timer = threading.Timer(args.stop_after, stopping.set)
+        timer.daemon = True
+        timer.start()
     try:
         while not stopping.wait(0.5):
             pass

@@ -47,10 +47,11 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     keys = auth.list_api_keys(args.org)
-    lines = [
-        f"{k['key_id']}  {k['status']:<8} {k['bucket']:<20} {k['created_at']}  {k.get('label') or ''}" for k in keys
-    ]
-    _print(args, keys, "\n".join(lines) if lines else f"no keys for org {args.org}")
+    rows = [("KEY_ID", "STATUS", "BUCKET", "CREATED_AT", "LABEL")]
+    rows += [(k["key_id"], k["status"], k["bucket"], k["created_at"], k.get("label") or "") for k in keys]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[4]]).rstrip() for row in rows]
+    _print(args, keys, "\n".join(lines) if keys else f"no keys for org {args.org}")
     return 0
 
 
@@ -91,6 +92,11 @@ def _publish(args: argparse.Namespace) -> int:
     if not args.queue and not bus:
         raise admin_events.EventInputError("no event bus: set EVENT_BUS_NAME or pass --bus NAME (or --queue URL)")
     events = admin_events.parse(_read_input(args.file))  # everything checked before anything is sent
+    older = (
+        admin_events.older_profiles([(e.line, e.parsed) for e in events if e.parsed is not None])
+        if args.check
+        else None
+    )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     try:
         if args.queue:
@@ -102,16 +108,22 @@ def _publish(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as exc:
         raise admin_events.EventInputError(f"nothing more could be sent: {exc}") from None
     where = f"queue {args.queue}" if args.queue else f"bus {bus}"
-    data = {"put": outcome.put, "failed": len(outcome.failed), **target}
+    data: dict[str, Any] = {"put": outcome.put, "failed": len(outcome.failed), **target}
+    notes: list[str] = []
+    if older is not None:
+        data["older"] = [o.as_dict() for o in older]
+        notes = admin_events.describe_older(older)
+    elif any(e.body.get("type") == "profile" for e in events):
+        notes = [f"({admin_events.OLDER_HINT})"]
     if outcome.failed:
         data["failures"] = [{"line": line, "code": code, "message": msg} for line, code, msg in outcome.failed]
-        _print(args, data, f"put {outcome.put} of {len(events)} event(s) on {where}")
+        _print(args, data, "\n".join([f"put {outcome.put} of {len(events)} event(s) on {where}", *notes]))
         print(
             f"segments-admin: {len(outcome.failed)} event(s) not put: {admin_events.describe_failures(outcome)}",
             file=sys.stderr,
         )
         return 2
-    _print(args, data, f"put {outcome.put} event(s) on {where}")
+    _print(args, data, "\n".join([f"put {outcome.put} event(s) on {where}", *notes]))
     return 0
 
 
@@ -158,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
     target = e.add_mutually_exclusive_group()
     target.add_argument("--bus", help="event bus name or ARN (default: EVENT_BUS_NAME)")
     target.add_argument("--queue", metavar="URL", help="send straight to this SQS queue URL instead")
+    e.add_argument(
+        "--check",
+        action="store_true",
+        help="first read the people registry (TABLE_NAME) and report the profile events older than the "
+        "profile stored for their person: the consumer ignores those (it keeps the newer one)",
+    )
     e.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     e.set_defaults(func=_publish)
 
@@ -165,7 +183,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# What to set when boto3 cannot start or reach AWS (one line instead of a traceback).
+LOCAL_ENV = (
+    "against the local stack: AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=x "
+    "AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 (README: API keys)"
+)
+
+
+def _aws_problem(exc: Exception) -> str:
+    """One line for an AWS environment or connection problem."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoRegionError):
+        return f"no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION); {LOCAL_ENV}"
+    if isinstance(exc, NoCredentialsError):
+        return f"no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); {LOCAL_ENV}"
+    if isinstance(exc, EndpointConnectionError):
+        return f"{exc} (is the local stack running? AWS_ENDPOINT_URL names where to go)"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        hint = " (TABLE_NAME names the table)" if error.get("Code") == "ResourceNotFoundException" else ""
+        return f"{error.get('Code', 'error')}: {error.get('Message', exc)}{hint}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -174,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except admin_events.EventInputError as exc:
         print(f"segments-admin: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"segments-admin: {_aws_problem(exc)}", file=sys.stderr)
         return 2
 
 

@@ -2,8 +2,9 @@
 
 Input is one JSON object (it may span lines) or JSON lines (one object a line, blank lines
 skipped). Everything is read and checked first; if any line is not a JSON object carrying the
-event's `event_id`, `type` and `minerva_pid`, or is larger than EventBridge and SQS accept, the
-command names the line and sends nothing. Then the events go out in batches of at most 10:
+event's `event_id`, `type` and `minerva_pid`, is larger than EventBridge and SQS accept, or is
+refused by the consumer's own parser (`person_events.parse`: the type, `observed_at`, the data of
+its type), the command names the line and the reason and sends nothing. Then the events go out in batches of at most 10:
 PutEvents on the bus (`source` segments.people, `detail-type` Person Event, the event as
 `detail`), or SendMessageBatch on the queue (the bare event as the body). Entries a batch reports
 failed are retried with backoff; what still fails is reported with its line number.
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from segments import person_events
 
 SOURCE = "segments.people"
 DETAIL_TYPE = "Person Event"
@@ -37,6 +40,7 @@ class EventInputError(ValueError):
 class Event:
     line: int  # 1-based line of the input where the event starts
     body: dict[str, Any]
+    parsed: person_events.PersonEvent | None = field(default=None, compare=False)  # as the consumer reads it
 
     @property
     def text(self) -> str:
@@ -79,10 +83,13 @@ def _checked(line: int, value: Any) -> Event:
     missing = [name for name in REQUIRED if not isinstance(value.get(name), str) or not value[name]]
     if missing:
         raise EventInputError(f"line {line}: missing {', '.join(missing)} (docs/api.md#person-events)")
-    event = Event(line, value)
-    if len(event.text.encode()) > MAX_ENTRY_BYTES - 1024:  # room for the EventBridge envelope
+    if len(Event(line, value).text.encode()) > MAX_ENTRY_BYTES - 1024:  # room for the EventBridge envelope
         raise EventInputError(f"line {line}: event {value['event_id']} is larger than 255 KB")
-    return event
+    try:  # the consumer's own parser: what it would refuse is refused here, for the same reason
+        parsed = person_events.parse(value)
+    except person_events.InvalidEvent as exc:
+        raise EventInputError(f"line {line}: {exc.reason}; the consumer would refuse it") from None
+    return Event(line, value, parsed)
 
 
 def _send(
@@ -150,3 +157,62 @@ def send_to_queue(
 
 def describe_failures(outcome: Outcome) -> str:
     return "; ".join(f"line {line}: {code} {message}".strip() for line, code, message in outcome.failed)
+
+
+# ------------------------------------------------------------------ --check: profiles older than the registry's
+
+OLDER_HINT = "a profile event older than the person's stored profile is ignored by the consumer; --check counts them"
+
+
+@dataclass(frozen=True)
+class Older:
+    """A profile event the consumer will ignore: the org's record holds a newer profile."""
+
+    line: int
+    minerva_pid: str
+    observed_at: str
+    stored_observed_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "minerva_pid": self.minerva_pid,
+            "observed_at": self.observed_at,
+            "stored_observed_at": self.stored_observed_at,
+        }
+
+
+def older_profiles(profiles: Sequence[tuple[int, person_events.PersonEvent]]) -> list[Older]:
+    """The profile events (line, parsed event) that are older than the profile their org's record
+    holds now: the consumer keeps the newer one (store.signals.merge_profile) and ignores them.
+    Reads the registry (TABLE_NAME) as it is: events still on their way are not seen."""
+    from segments.store import people
+
+    by_org: dict[str, list[tuple[int, person_events.PersonEvent]]] = {}
+    for line, event in profiles:
+        if event.type == "profile" and event.org_id:
+            by_org.setdefault(event.org_id, []).append((line, event))
+    older = []
+    for org_id, events in by_org.items():
+        stored = people.profile_times(org_id, [event.minerva_pid for _, event in events])
+        for line, event in events:
+            at = stored.get(event.minerva_pid)
+            if at is not None and at > event.observed_at:
+                older.append(Older(line, event.minerva_pid, event.observed_at, at))
+    return sorted(older, key=lambda o: o.line)
+
+
+def describe_older(older: Sequence[Older], limit: int = 20) -> list[str]:
+    """Text lines for the report of --check."""
+    lines = [
+        f"{len(older)} profile event(s) older than the stored profile: the consumer will ignore them"
+        if older
+        else "no profile event is older than the stored profile"
+    ]
+    lines += [
+        f"  line {o.line}: {o.minerva_pid} observed {o.observed_at}, stored profile of {o.stored_observed_at}"
+        for o in older[:limit]
+    ]
+    if len(older) > limit:
+        lines.append(f"  ... and {len(older) - limit:,} more")
+    return lines

@@ -52,9 +52,10 @@ class _MetricsProxy:
 metrics: Any = _MetricsProxy()
 
 
-def set_correlation_id(value: str | None) -> None:
-    """The correlation id of this invocation's log lines (context-local)."""
-    logger.thread_safe_append_keys(correlation_id=value)
+def correlation_id() -> str | None:
+    """The running invocation's correlation id, as `observed` set it (None outside `observed`)."""
+    value = logger.thread_safe_get_current_keys().get("correlation_id")
+    return str(value) if value else None
 
 
 def append_request_keys(**keys: Any) -> None:
@@ -111,9 +112,9 @@ def observed(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 __all__ = [
     "MetricUnit",
     "append_request_keys",
+    "correlation_id",
     "current_metrics",
     "logger",
     "metrics",
     "observed",
-    "set_correlation_id",
 ]

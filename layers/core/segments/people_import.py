@@ -9,6 +9,10 @@ are reported by line number and reason and not sent. Events go 10 a SendMessageB
 A re-run of the same file is idempotent: each event's `event_id` is a digest of the org, the PID
 and the record's content, and `observed_at` is the file's modification time (or `--observed-at`),
 so the same file sends the same events, and a profile that sets what is stored changes nothing.
+
+A record whose person already holds a newer profile (`profile_observed_at`) is ignored by the
+consumer. `--check` reads the registry first (TABLE_NAME) and reports those records; the queue
+gives the sender no verdict, so without it only the consumer's log says so.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import batched
 from pathlib import Path
 from typing import Any, TextIO
 
-from segments import queues
+from segments import admin_events, queues
 from segments.models import check_org_and_bucket
-from segments.person_events import InvalidEvent, parse_message
+from segments.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.timefmt import iso
 
 BATCH_BYTES_MAX = 256 * 1024  # SendMessageBatch: all messages of one call together
 PROGRESS_EVERY = 1_000
+CHECK_CHUNK = 1_000  # records read from the registry at a time by --check
 
 
 @dataclass
@@ -85,6 +91,25 @@ def events(org_id: str, lines: Iterable[str], *, observed_at: str, report: Repor
         yield body
 
 
+def parsed_events(org_id: str, lines: Iterable[str], *, observed_at: str) -> Iterator[tuple[int, PersonEvent]]:
+    """(line number, event as the consumer reads it) of the valid lines (--check)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_message(json.dumps(event_of(org_id, json.loads(line), observed_at=observed_at)))
+        except (InvalidEvent, ValueError):  # reported by the import itself
+            continue
+
+
+def older_than_stored(org_id: str, lines: Iterable[str], *, observed_at: str) -> list[admin_events.Older]:
+    """The records whose event the consumer will ignore: their person holds a newer profile."""
+    older: list[admin_events.Older] = []
+    for chunk in batched(parsed_events(org_id, lines, observed_at=observed_at), CHECK_CHUNK, strict=False):
+        older += admin_events.older_profiles(chunk)
+    return older
+
+
 def _batches(bodies: Iterable[str]) -> Iterator[list[str]]:
     batch: list[str] = []
     size = 0
@@ -130,6 +155,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--observed-at", default=None, help="the events' observed_at (ISO 8601); default: the file's modification time"
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="first read the people registry (TABLE_NAME) and report the records whose profile is older than "
+        "the one stored for their person: the consumer ignores those (it keeps the newer one)",
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -145,12 +176,17 @@ def run(args: argparse.Namespace) -> int:
         print("segments-admin: give --queue or set PERSON_EVENTS_QUEUE_URL", file=sys.stderr)
         return 2
     observed_at = args.observed_at or iso(datetime.fromtimestamp(args.file.stat().st_mtime, UTC))
+    older = None
+    if args.check:  # before sending: what the registry holds now, not what this import is about to write
+        with args.file.open(encoding="utf-8") as lines:
+            older = older_than_stored(args.org, lines, observed_at=observed_at)
     with args.file.open(encoding="utf-8") as lines:
         report = import_people(
             args.org, lines, queue_url=queue_url, observed_at=observed_at, progress=None if args.json else sys.stderr
         )
     if args.json:
-        print(json.dumps({"org_id": args.org, **asdict(report)}, sort_keys=True))
+        extra = {} if older is None else {"older": [o.as_dict() for o in older]}
+        print(json.dumps({"org_id": args.org, **asdict(report), **extra}, sort_keys=True))
     else:
         print(
             f"read {report.read:,} records: {report.sent:,} sent, {len(report.invalid):,} invalid, "
@@ -160,4 +196,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"  line {bad['line']}: {bad['reason']}")
         if len(report.invalid) > 20:
             print(f"  ... and {len(report.invalid) - 20:,} more")
+        print("\n".join(admin_events.describe_older(older) if older is not None else [f"({admin_events.OLDER_HINT})"]))
     return 1 if report.failed else 0

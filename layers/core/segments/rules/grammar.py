@@ -152,7 +152,7 @@ class Rule(BaseModel):
 
 def _check_tree(node: Any, depth: int, at: str = "") -> None:
     """A `raw` value: {"all": [...]} | {"any": [...]} | {"not": node} over plain rules, never a query string."""
-    if depth > RAW_MAX_DEPTH:
+    if depth >= RAW_MAX_DEPTH:  # depth counts from 0: the tenth all/any/not node is at depth 9
         raise ValueError(f"raw rule trees may nest at most {RAW_MAX_DEPTH} levels")
     if not isinstance(node, dict) or len(node) != 1:
         raise ValueError(

@@ -27,3 +27,14 @@ def put(org_id: str, pid: str, attrs: dict[str, Any] | None = None) -> None:
         "gsi3sk": keys.person_gsi3_sk(org_id),
     }
     call("put_item", TableName=table(), Item=to_item(item))
+
+
+def profile_times(org_id: str, pids: Sequence[str]) -> dict[str, str]:
+    """PID -> `profile_observed_at` of the org's records among `pids` that hold a profile (what a
+    profile event must not be older than to apply; segments-admin's --check)."""
+    names = {"#sk": "sk", "#obs": "profile_observed_at"}
+    found = batch_get(
+        [keys.person_key(org_id, pid) for pid in dict.fromkeys(pids)], projection="#sk, #obs", names=names
+    )
+    held = [i for i in found if "profile_observed_at" in i]
+    return {keys.pid_of(str(i["sk"]["S"])): str(i["profile_observed_at"]["S"]) for i in held}

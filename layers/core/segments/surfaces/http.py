@@ -13,7 +13,7 @@ from typing import Any
 
 from segments import errors
 from segments.models import Actor
-from segments.observability import append_request_keys, logger, set_correlation_id
+from segments.observability import append_request_keys, correlation_id, logger
 from segments.timefmt import request_id_from
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -164,10 +164,10 @@ def _json_body_event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """Resolve an API Gateway event with request id, correlation id and JSON-only bodies."""
-    rid = request_id_from((event.get("requestContext") or {}).get("requestId"))
+    """Resolve an API Gateway event with request id and JSON-only bodies; the request id is the
+    correlation id `observed` gave the invocation's log lines."""
+    rid = correlation_id() or request_id_from((event.get("requestContext") or {}).get("requestId"))
     tokens = (_request_id.set(rid), _event.set(event), _replayed.set(False))
-    set_correlation_id(rid)
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     append_request_keys(org_id=authorizer.get("org_id"), key_id=authorizer.get("key_id"))
     if context is not None:

@@ -26,6 +26,12 @@ conditional write, so `scanned` counts every record once. Died after recording i
 before sending the next message: the redelivered message (ApproximateReceiveCount > 1) finds its
 chunk recorded and sends the next message from the recorded progress. A copy of a message whose
 chunk is already recorded, delivered for the first time, is dropped: the chain never forks.
+
+A chunk's verdicts are only as new as the records it read, and a live change of one of them may be
+judged (and written, or found to change nothing) before the chunk writes: the records of the PIDs
+a chunk is about to write are read again just before, and once more after its writes; a record
+found changed is judged anew and written again, until a read after the writes finds every record
+as judged (see `_converge`). Membership never waits for a later change to be right.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from segments.usecases.rule_definitions import RULE_TYPES, Definition, person
 Phase = Literal["includes", "people", "members", "done"]
 DEFAULT_CHUNK_SIZE = 500
 COUNTS = ("scanned", "matched", "added", "removed")
+VERIFY_ROUNDS = 5  # reads of a chunk's written records before it gives up (and is delivered again)
 
 
 def chunk_size() -> int:
@@ -143,20 +150,22 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
     elif phase == "people":
         records, next_cursor = rule_index.people_page(org_id, after_pid=cursor, limit=size)
         wanted: dict[str, bool] = {}
+        seen: dict[str, Mapping[str, Any] | None] = {}
         for rec in records:
             pid = str(rec.get("minerva_pid") or "")
-            verdict = definition.wants(pid, person(rec)) if pid else None
+            seen[pid] = person(rec)
+            verdict = definition.wants(pid, seen[pid]) if pid else None
             if verdict is not None:
                 wanted[pid] = verdict
                 counts["matched"] += int(verdict)
         counts["scanned"] += len(records)
-        _converge(actor, definition, wanted, key, counts)
+        _converge(actor, definition, wanted, key, counts, seen=seen)
         next_phase = phase if next_cursor else _after(phase, definition)
     elif phase == "members":
         page = [m["minerva_pid"] for m in member_store.active_page(segment_id, after=cursor, want=size)]
         with_record = rule_index.with_records(org_id, page)
         orphans = {p: False for p in page if p not in with_record and definition.wants(p, None) is False}
-        _converge(actor, definition, orphans, key, counts)
+        _converge(actor, definition, orphans, key, counts, seen=dict.fromkeys(orphans))
         next_cursor = page[-1] if len(page) == size else None
         next_phase = phase if next_cursor else "done"
     else:
@@ -197,31 +206,96 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
 
 
 def _converge(
-    actor: Actor, definition: Definition, wanted: Mapping[str, bool], key: str, counts: dict[str, int]
+    actor: Actor,
+    definition: Definition,
+    wanted: Mapping[str, bool],
+    key: str,
+    counts: dict[str, int],
+    *,
+    seen: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> None:
-    """Make each PID's membership what `wanted` says, writing only what differs. A member this
-    chunk's earlier attempt already changed (its last_op names this chunk's key) is counted, not
-    written again."""
+    """Make each PID's membership what `wanted` says, writing only what differs (and what this
+    chunk's earlier attempt wrote: that write is done again so the member-write path recounts the
+    size a dead attempt left dirty, and counts it once).
+
+    `seen` (people and members phases): the person record each verdict was made from (None: no
+    record). A verdict is only as new as its record, and a live change may have been judged since
+    (docs/decisions.md, "Races between a rebuild and a live change"): before writing, the records
+    of the PIDs to write are read again and those that changed are judged anew; after writing, they
+    are read once more, and any that changed meanwhile are judged and written again, until a read
+    after the writes finds every record as judged. A change later than that read reaches the live
+    path after the writes, which then sees them."""
     if not wanted:
         return
-    stored = rule_index.members_of(definition.segment_id, list(wanted))
-    to_add, to_remove = [], []
+    if seen is None:
+        _write(actor, definition, _to_write(_stored(definition, wanted), wanted, key), key, counts)
+        return
+    pending, used = dict(wanted), dict(seen)
+    for attempt in range(VERIFY_ROUNDS):
+        round_key = key if attempt == 0 else f"{key}-{attempt}"
+        stored = _stored(definition, pending)
+        writes = _to_write(stored, pending, round_key)
+        if not writes:
+            return
+        pending = _judged(definition, rule_index.records(definition.org_id, list(writes)), writes, used)
+        writes = _to_write(stored, pending, round_key)
+        if not writes:
+            return
+        _write(actor, definition, writes, round_key, counts)
+        after = rule_index.records(definition.org_id, list(writes))
+        moved = {p for p in writes if _record(after.get(p)) != used.get(p)}
+        if not moved:
+            return
+        metrics.add_metric(name="RebuildVerdictsRedone", unit=MetricUnit.Count, value=len(moved))
+        pending = _judged(definition, after, dict.fromkeys(moved, False), used)
+    raise errors.Retryable("person records kept changing while a rebuild chunk wrote their verdicts")
+
+
+def _record(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return person(item) if item is not None else None
+
+
+def _judged(
+    definition: Definition,
+    fresh: Mapping[str, Mapping[str, Any]],
+    verdicts: Mapping[str, bool],
+    used: dict[str, Mapping[str, Any] | None],
+) -> dict[str, bool]:
+    """The verdicts, each made anew from its fresh record when that record differs from the one
+    it was made from (`used`, updated); a PID its rules cannot judge is left out."""
+    out: dict[str, bool] = {}
+    for pid, want in verdicts.items():
+        record = _record(fresh.get(pid))
+        if record != used.get(pid):
+            used[pid] = record
+            judged = definition.wants(pid, record)
+            if judged is None:
+                continue
+            want = judged
+        out[pid] = want
+    return out
+
+
+def _stored(definition: Definition, wanted: Mapping[str, bool]) -> dict[str, dict[str, Any]]:
+    return rule_index.members_of(definition.segment_id, list(wanted))
+
+
+def _to_write(stored: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, bool], key: str) -> dict[str, bool]:
+    """The verdicts that differ from the stored memberships, and those this key already wrote."""
+    out: dict[str, bool] = {}
     for pid, want in wanted.items():
         member = stored.get(pid) or {}
-        active = bool(member.get("active"))
         op = str(member.get("last_op") or "").rpartition("@")[0]
-        if want and not active:
-            to_add.append(pid)
-        elif not want and active:
-            to_remove.append(pid)
-        elif want and op == f"added#{key}":
-            counts["added"] += 1
-        elif not want and op == f"removed#{key}":
-            counts["removed"] += 1
+        if bool(member.get("active")) != want or op == f"{'added' if want else 'removed'}#{key}":
+            out[pid] = want
+    return out
+
+
+def _write(actor: Actor, definition: Definition, writes: Mapping[str, bool], key: str, counts: dict[str, int]) -> None:
     limit = get_settings().max_pids_per_request
-    for batch in _batches(to_add, limit):
+    for batch in _batches([p for p, want in writes.items() if want], limit):
         counts["added"] += members.add_members(actor, definition.segment_id, batch, idempotency_key=key).n_changed
-    for batch in _batches(to_remove, limit):
+    for batch in _batches([p for p, want in writes.items() if not want], limit):
         counts["removed"] += members.remove_members(actor, definition.segment_id, batch, idempotency_key=key).n_changed
 
 

@@ -94,14 +94,19 @@ class Definition:
         )
 
     def fields(self) -> frozenset[str]:
-        """The index keys it is filed under: the top-level record fields its rules read, or
-        ANY_FIELD when they read none (no rules: every record matches; checked on new records)."""
+        """The index keys it is filed under: the top-level record fields its rules read, plus
+        ANY_FIELD (read when a record is created) when its rules match a record lacking every field
+        they read — no rules, or negative ones (`not_equal_to`, `none_of`, a raw `not`): a new
+        record holding none of its fields is then a member, and no changed field would find it."""
         try:
             read = frozenset(grammar.fields_read(list(self.rules)))
         except Exception:  # noqa: BLE001 - unreadable rules are filed where a new record finds them
             logger.exception("rules of a segment could not be read", extra={"segment_id": self.segment_id})
-            read = frozenset()
-        return read or frozenset({keys.ANY_FIELD})
+            return frozenset({keys.ANY_FIELD})
+        match = matcher(self)
+        if not read or match is None or match({}):
+            return read | {keys.ANY_FIELD}
+        return read
 
     def entry(self) -> dict[str, Any]:
         """The rule index entry."""

@@ -4,12 +4,18 @@ A person record written (a `profile` merged, a lifecycle fact set: INSERT or MOD
 `ORG#{org}#PERSON` / `PID#{pid}`):
   1. the changed top-level attributes: old image vs new image (every attribute of a new record);
   2. read 1: one BatchGetItem of the org's rule index for those fields — only the segments whose
-     rules read a changed field (plus, for a new record, the segments that read no field);
+     rules read a changed field, plus, for a new record (no old image), the segments filed under
+     ANY_FIELD: those whose rules match a record lacking every field they read (no rules,
+     `not_equal_to`, `none_of`, a raw `not`...). A segment reading none of the new record's fields
+     sees it as lacking them all: its verdict is its verdict on an empty record, so a segment
+     left out can only say "no", which a new record already is;
   3. read 2: one BatchGetItem of the PID's member items in those segments;
   4. evaluate each segment's compiled rules on the new image (hybrid: matches plus uris_include minus
      uris_exclude) and add or remove through the member-write path (`usecases.members`, actor
-     reason "rule") only where membership changes. Counts stay exact (the lease), and the ledger
-     entry those writes make is published as `Segment Membership Changed` by the publisher.
+     reason "rule") only where membership changes, or where a retry finds this change's own write
+     (written again, so the member-write path recounts a size the dead attempt left dirty). Counts
+     stay exact (the lease), and the ledger entry those writes make is published as
+     `Segment Membership Changed` by the publisher.
 
 A segment item written (INSERT, or MODIFY whose definition — type, rules, uris, version — or
 record_state changed): its rule index entries are rewritten (filed under the fields it reads now,
@@ -36,7 +42,7 @@ from segments.observability import MetricUnit, logger, metrics
 from segments.store import keys, rule_index
 from segments.store.dynamo import from_item
 from segments.usecases import members, rebuild
-from segments.usecases.rule_definitions import Definition, person
+from segments.usecases.rule_definitions import RECORD_STORAGE, Definition, person
 
 _MISSING = object()
 
@@ -55,8 +61,15 @@ class Evaluated:
 
 def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
     """Top-level attributes whose value differs between the two images (storage keys left out)."""
-    names = (set(old) | set(new)) - {"pk", "sk", "gsi3pk", "gsi3sk"}
+    names = (set(old) | set(new)) - RECORD_STORAGE
     return {n for n in names if old.get(n, _MISSING) != new.get(n, _MISSING)}
+
+
+def written_by(member: Mapping[str, Any], wanted: bool, key: str) -> bool:
+    """Was this member item last changed (added when `wanted`, else removed) by the member write
+    whose idempotency key is `key`?"""
+    op = str(member.get("last_op") or "").rpartition("@")[0]
+    return op == f"{'added' if wanted else 'removed'}#{key}"
 
 
 def derived_id(prefix: str, *parts: str) -> str:
@@ -78,17 +91,21 @@ def reevaluate(
     stored = rule_index.memberships(pid, sorted(found))  # read 2
     record = person(new)
     actor = Actor(org_id=org_id, bucket="-", request_id=derived_id("req_", "rule", change_id), reason="rule")
+    key = derived_id("rt_", change_id)
     for segment_id, entry in sorted(found.items()):
         definition = Definition.of_entry(org_id, segment_id, entry)
         wanted = definition.wants(pid, record)
         result.segments_evaluated += 1
         if wanted is None:
             continue
-        if bool((stored.get(segment_id) or {}).get("active")) == wanted:
+        member = stored.get(segment_id) or {}
+        if bool(member.get("active")) == wanted and not written_by(member, wanted, key):
             continue
+        # A membership this very change already wrote is written again: on a retry, the attempt that
+        # died before its commit left the size dirty; the member-write path recounts it.
         write = members.add_members if wanted else members.remove_members
         try:
-            write(actor, segment_id, [pid], idempotency_key=derived_id("rt_", change_id))
+            write(actor, segment_id, [pid], idempotency_key=key)
         except errors.NotFound:
             continue  # deleted since it was indexed: its index entries are on their way out
         (result.added if wanted else result.removed).append(segment_id)
@@ -171,7 +188,7 @@ def apply(record: Mapping[str, Any]) -> Evaluated | Reindexed | None:
             old,
             new,
             change_id=change_id,
-            created=record.get("eventName") == "INSERT",
+            created=record.get("eventName") == "INSERT" or not old_raw,
         )
     if keys.is_segment_key(pk, sk) and new.get("segment_id") and new.get("org_id"):
         return segment_changed(old or None, new, change_id=change_id)
