@@ -67,7 +67,7 @@ def test_config_is_the_vendors_object_derived_from_the_resource_type(api: Api, o
 
 def test_config_of_an_unknown_deleted_malformed_or_foreign_segment_is_404(api: Api, org: Org, other_org: Org) -> None:
     seg = sheep_create(api, org, "Mine")
-    path = f"/segments/v2/{{bucket}}/segment/{{uid}}/config"
+    path = "/segments/v2/{bucket}/segment/{uid}/config"
     assert api.get(path.format(bucket=org.bucket, uid=seg["uid"]), bearer=org.key).status == 200
     for uid in (uuid.uuid4().hex, "not-a-uid", "0" * 31 + "g"):
         error_of(api.get(path.format(bucket=org.bucket, uid=uid), bearer=org.key), 404, "not_found")
