@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from helpers.rules import Rig
 from helpers.signals import REGION, failures, run, sqs_batch, sqs_record
 
@@ -57,4 +58,19 @@ def bulk_fixture(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("BULK_DELETE_QUEUE_URL", url)
     queues.reset()
     yield Bulk(rig=rig, queue_url=url)
+    queues.reset()
+
+
+@pytest.fixture(name="bulk_queue")
+def bulk_queue_fixture(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The template's queues alone, BULK_DELETE_QUEUE_URL naming the bulk delete queue (for route
+    tests that queue a job without running it); the queue's URL."""
+    from conftest import template
+    from segments import queues
+    from tools import cfn
+
+    urls = cfn.create_queues(boto3.client("sqs", region_name=REGION), template())
+    monkeypatch.setenv("BULK_DELETE_QUEUE_URL", urls["BulkDeleteQueue"])
+    queues.reset()
+    yield urls["BulkDeleteQueue"]
     queues.reset()

@@ -29,7 +29,7 @@ _Uid = Annotated[str, Path(description="The segment's uid (32 hex)")]
 _q = Annotated[str | None, Query()]
 
 
-class ActionBody(BaseModel):
+class BulkActionBody(BaseModel):
     """The action's parameters; each may come as a query parameter instead (the body wins)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -46,7 +46,7 @@ class ActionBody(BaseModel):
     verbose: bool = Field(default=False, description="Keep a summary of the last chunks in the notification")
 
 
-class LambdaParams(BaseModel):
+class BulkLambdaParams(BaseModel):
     uri: str = Field(description="The segment's uri")
     rules: dict[str, Any] = Field(description='The extra rules as a tree, {"all": [rule, ...]}; {} for none')
     safe_mode: bool
@@ -60,16 +60,16 @@ class NotImplementedBody(BaseModel):
     type: Literal["not_implemented"]
 
 
-class Started(BaseModel):
+class BulkDeleteStarted(BaseModel):
     notification_uri: str = Field(
         description="/{bucket}/notification/{uid}/; read it at GET /segments/v2/{bucket}/notification/{uid}"
     )
-    lambda_params: LambdaParams
+    lambda_params: BulkLambdaParams
     status: str = Field(description="[ours] queued")
     notification: str = Field(description="[ours] The path that reads the notification on this API")
 
 
-def _parameters(body: ActionBody | None, query: dict[str, str | None]) -> ActionBody:
+def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> BulkActionBody:
     given: dict[str, Any] = {k: v for k, v in query.items() if v is not None}
     if "rules" in given:
         try:
@@ -79,7 +79,7 @@ def _parameters(body: ActionBody | None, query: dict[str, str | None]) -> Action
     if body is not None:
         given |= body.model_dump(exclude_unset=True)
     try:
-        return ActionBody.model_validate(given)
+        return BulkActionBody.model_validate(given)
     except ValidationError as exc:
         raise errors.ValidationFailed(field_message(exc.errors(include_url=False))) from exc
 
@@ -93,7 +93,7 @@ def _parameters(body: ActionBody | None, query: dict[str, str | None]) -> Action
     "records leave every rule segment of the bucket (ledger reason `rule`). With `safe_mode` (the default) a "
     "segment whose membership is still being built is refused (409).",
     responses={
-        200: {"description": "The action is queued", "content": {JSON: {"model": Started}}},
+        200: {"description": "The action is queued", "content": {JSON: {"model": BulkDeleteStarted}}},
         **error_responses(
             400,
             401,
@@ -115,7 +115,7 @@ def _parameters(body: ActionBody | None, query: dict[str, str | None]) -> Action
 def delete_records(
     bucket: str,
     uid: _Uid,
-    body: Annotated[ActionBody | None, Body()] = None,
+    body: Annotated[BulkActionBody | None, Body()] = None,
     rules: _q = None,
     safe_mode: _q = None,
     batch_size: _q = None,
@@ -161,7 +161,14 @@ REPLACE = (
     description="Answers 501: " + REPLACE + ". See docs/decisions.md.",
     responses={
         501: {"description": "Not implemented", "content": {JSON: {"model": NotImplementedBody}}},
-        **error_responses(401, 403, 404, 500, notes={404: NOT_FOUND}),
+        **error_responses(
+            400,
+            401,
+            403,
+            404,
+            500,
+            notes={400: "Validation error (replace reads no parameter: it answers 501)", 404: NOT_FOUND},
+        ),
     },
     security=SECURITY,
     tags=TAGS,

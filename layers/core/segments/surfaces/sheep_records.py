@@ -47,7 +47,7 @@ class ConfigField(BaseModel):
     style: str
 
 
-class Mapping(BaseModel):
+class ConfigMapping(BaseModel):
     collection: str = Field(description="The segment's resource type")
     contact_field: str | None = Field(description="The field naming the record's contact (`uri`: the record is one)")
     contact_search_fields: list[str]
@@ -65,7 +65,7 @@ class Mapping(BaseModel):
     use_mapreduce: bool
 
 
-class UserInterface(BaseModel):
+class ConfigUserInterface(BaseModel):
     can_bypass_gdpr: list[bool]
     can_create_segment: bool
     can_delete_segment: bool
@@ -73,14 +73,14 @@ class UserInterface(BaseModel):
     can_restore_segment: bool
 
 
-class Config(BaseModel):
-    mapping: Mapping
+class SegmentConfig(BaseModel):
+    mapping: ConfigMapping
     resource_type: str
     segment: str = Field(description="The segment's uri")
     segment_type: str
     user_groups: list[Any]
     user_groups_for_display: list[Any]
-    user_interface: UserInterface
+    user_interface: ConfigUserInterface
     view_context: list[str]
 
 
@@ -89,7 +89,7 @@ class Config(BaseModel):
     summary="Segment - Config",
     description="How a client shows, searches and sorts the segment's records: the default fieldset of its "
     "resource type (`mapping.fields` with labels and form types), the fields `lookup` searches, the sort order.",
-    responses={**_ok(Config), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
+    responses={**_ok(SegmentConfig), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
     security=SECURITY,
     tags=TAGS,
 )
@@ -171,7 +171,7 @@ def lookup_records(
 # ------------------------------------------------------------------ signals
 
 
-class Signals(BaseModel):
+class SegmentSignals(BaseModel):
     segment: str = Field(description="The segment's uri")
     type: str
     results: list[dict[str, Any]] = Field(
@@ -183,12 +183,12 @@ class Signals(BaseModel):
 
 @records_routes.get(
     BASE + "/segment/<uid>/signals",
-    summary="Segment - Signals of its members",
+    summary="Segment - SegmentSignals of its members",
     description="Deaths, job changes or relocations of the segment's current members, newest first by "
     "`first_observed_at`, as `GET /v2/segments/signals/...` serves them (the same cursors): `since`/`until` "
     "(ISO-8601 with a zone, inclusive), `limit` (1-1,000), `cursor`.",
     responses={
-        **_ok(Signals),
+        **_ok(SegmentSignals),
         **error_responses(
             400,
             401,
@@ -234,7 +234,7 @@ def signals(
 # ------------------------------------------------------------------ notifications (bulk action progress)
 
 
-class Progress(BaseModel):
+class BulkProgress(BaseModel):
     chunks: int = Field(description="Chunks done")
     members_read: int = Field(description="Members of the request's resultset read so far")
     deleted: int = Field(description="Person records deleted")
@@ -243,7 +243,7 @@ class Progress(BaseModel):
     joined_after: int = Field(description="Members added after the request, left alone")
 
 
-class Notification(BaseModel):
+class BulkNotification(BaseModel):
     uri: str = Field(description="/{bucket}/notification/{uid}/: the notification_uri the action answered")
     uid: str
     action: str
@@ -253,7 +253,7 @@ class Notification(BaseModel):
     created: str
     last_updated: str
     lambda_params: dict[str, Any]
-    progress: Progress
+    progress: BulkProgress
     recent: list[dict[str, Any]] | None = Field(default=None, description="verbose: the last chunks' summaries")
 
 
@@ -293,11 +293,11 @@ def render_job(bucket: str, job: dict[str, Any]) -> dict[str, Any]:
 
 @records_routes.get(
     BASE + "/notification/<uid>",
-    summary="Notification - Progress of a bulk action",
+    summary="BulkNotification - BulkProgress of a bulk action",
     description="What `notification_uri` names: the status of a bulk action (`queued`, `running`, `done`, or "
     "`stopped` with the reason in `message`) and its counts so far.",
     responses={
-        **_ok(Notification),
+        **_ok(BulkNotification),
         **error_responses(401, 403, 404, 500, 503, notes={404: "No such notification in this bucket"}),
     },
     security=SECURITY,
