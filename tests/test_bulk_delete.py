@@ -208,6 +208,8 @@ def test_a_deleted_segment_stops_its_job(api: Api, org: Org, bulk: Bulk, world: 
         ({"batch_size": "lots"}, "batch_size"),
         ({"body": {"batch_size": 5000}}, "Batch size must be at most 2500"),
         ({"safe_mode": "perhaps"}, "safe_mode"),
+        ({"safe_mode": "1"}, "safe_mode"),  # booleans are true or false, as on the rest of the surface
+        ({"body": {"verbose": "yes"}}, "verbose"),
         ({"rules": "{not json"}, "rules"),
         ({"rules": json.dumps([{"field": "tier", "operator": "sounds_like", "value": "x"}])}, "rules.0.operator"),
         ({"body": {"rules": "DROP TABLE"}}, "rules"),

@@ -63,6 +63,10 @@ def test_config_is_the_vendors_object_derived_from_the_resource_type(api: Api, o
     validate_vendor("GET", BASE + "/segment/{uid}/config", 200, resp.json)
     assert resp.json["mapping"]["collection"] == "organisation"
     assert resp.json["mapping"]["field_list"] == ["uri", "display_value", "created", "last_updated"]
+    assert resp.json["mapping"]["contact_field"] == "uri"  # an organisation is a contact
+    groups = sheep_create(api, org, "Groups", resource_type="group")
+    mapping = api.get(f"/segments/v2/{org.bucket}/segment/{groups['uid']}/config", bearer=org.key).json["mapping"]
+    assert mapping["contact_field"] == "" and mapping["name"] == "Groups"  # none: "", never null
 
 
 def test_config_of_an_unknown_deleted_malformed_or_foreign_segment_is_404(api: Api, org: Org, other_org: Org) -> None:

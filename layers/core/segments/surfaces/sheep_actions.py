@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from segments import errors
 from segments.surfaces.app import Routes
@@ -30,7 +30,8 @@ _q = Annotated[str | None, Query()]
 
 
 class BulkActionBody(BaseModel):
-    """The action's parameters; each may come as a query parameter instead (the body wins)."""
+    """The action's parameters; each may come as a query parameter instead (the body wins).
+    Booleans are JSON true/false only (in a query string: true or false)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -39,11 +40,11 @@ class BulkActionBody(BaseModel):
         description="Extra rules: only members whose person record matches are deleted. A list of rules (all "
         "must match), one rule, or a boolean tree {all|any|not: ...}; in the query string as JSON",
     )
-    safe_mode: bool = Field(
+    safe_mode: StrictBool = Field(
         default=True, description="Refuse (409) while the segment's membership is being built (default true)"
     )
     batch_size: int = Field(default=bulk_delete.BATCH_DEFAULT, description="Members per chunk, 1-2,500")
-    verbose: bool = Field(default=False, description="Keep a summary of the last chunks in the notification")
+    verbose: StrictBool = Field(default=False, description="Keep a summary of the last chunks in the notification")
 
 
 class BulkLambdaParams(BaseModel):
@@ -69,8 +70,14 @@ class BulkDeleteStarted(BaseModel):
     notification: str = Field(description="[ours] The path that reads the notification on this API")
 
 
+_BOOLS = {"true": True, "false": False}
+
+
 def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> BulkActionBody:
     given: dict[str, Any] = {k: v for k, v in query.items() if v is not None}
+    for name in ("safe_mode", "verbose"):
+        if name in given:
+            given[name] = _BOOLS.get(str(given[name]), given[name])  # anything else fails as a non-boolean
     if "rules" in given:
         try:
             given["rules"] = parse_json(str(given["rules"]), "Invalid 'rules':")

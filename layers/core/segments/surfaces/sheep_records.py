@@ -49,7 +49,9 @@ class ConfigField(BaseModel):
 
 class ConfigMapping(BaseModel):
     collection: str = Field(description="The segment's resource type")
-    contact_field: str | None = Field(description="The field naming the record's contact (`uri`: the record is one)")
+    contact_field: str = Field(
+        description='The field naming the record\'s contact (`uri`: the record is one; "" for none)'
+    )
     contact_search_fields: list[str]
     field_list: list[str] = Field(description="The default fieldset's fields, in order")
     fields: list[ConfigField]

@@ -116,7 +116,7 @@ def config(actor: Actor, segment_id: str) -> dict[str, Any]:
     contact_search = list(fs.search_fields) if fs.contact_field == "uri" else []
     mapping = {
         "collection": resource_type,
-        "contact_field": fs.contact_field,
+        "contact_field": fs.contact_field or "",
         "contact_search_fields": contact_search,
         "field_list": [f.field for f in fs.fields],
         "fields": [{"field": f.field, "form_type": f.form_type, "label": f.label, "style": f.style} for f in fs.fields],
