@@ -310,5 +310,5 @@ def notification(bucket: str, uid: Annotated[str, Path(description="The notifica
     try:
         job = bulk_delete.get_job(who, uid)
     except errors.NotFound:
-        return error(404, "not_found", "Not found", "No such notification in this bucket")
+        return error(404, "not_found", "Notification not found", "No such notification in this bucket")
     return _json(render_job(bucket, job))
