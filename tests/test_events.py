@@ -98,12 +98,13 @@ def test_event_replays_with_the_expected_answer(aws: None, entry: dict[str, Any]
         sent = json.loads(base64.b64decode(event["body"])) if event["body"] else {}
         assert body["name"] == sent.get("name", entry.get("seed_segments", [{}])[0].get("name"))
     elif entry["function"] == "SheepQueryFunction":  # SheepCRM's reads: a listing envelope, a count or trees
-        if "page" in body:
-            assert body["page"] == 1 and len(body["results"]) == body["count"] and body["next_page"] is None
+        if "page" in body:  # segments under the vendor's key; a segment's records under results
+            listed = body["segments"] if "segments" in body else body["results"]
+            assert body["page"] == 1 and len(listed) == body["count"] and body["next_page"] is None
         elif "count" in body:
             assert body["count"] == len(entry.get("seed_members", []))
         else:
-            assert isinstance(body["results"], list)
+            assert isinstance(body["segments"], list)
     elif entry["function"] == "SheepRecordsFunction":  # a segment's config, a lookup list, its signals
         if isinstance(body, list):
             found = [i["minerva_pid"] for i in body]

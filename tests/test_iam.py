@@ -294,6 +294,7 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert api.get(f"{base}/all", bearer=k).status == 200
     assert api.get(f"{base}/find", bearer=k, query={"name": "par"}).status == 200
     assert api.get(f"{base}/trees", bearer=k).status == 200
+    assert api.get(f"{base}/crm", bearer=k).status == 200
     static = api.post(sheep, bearer=k, body={"name": "Hand", "resource_type": "person", "segment_type": "static"})
     assert static.status == 201, static.text
     static_id = str(uuid.UUID(static.json["uid"]))

@@ -64,7 +64,7 @@ class TestProjectTemplate:
         assert_gateway_ids(reply)
 
     def test_unknown_sheep_route_is_sheep_404(self, stack: StackInfo) -> None:
-        reply = call(stack.api_url, "GET", "/segments/v2/demo/nothing-here")
+        reply = call(stack.api_url, "GET", "/segments/v2/demo/nothing/here")  # /{view_context} takes one level
         assert reply.status == 404
         assert reply.json == {"error": "Not found", "description": "No such endpoint", "type": "not_found"}
         assert_gateway_ids(reply)

@@ -37,6 +37,7 @@ EXPECTED = {
     ("GET", "/segments/v2/{bucket}/all"): 200,
     ("GET", "/segments/v2/{bucket}/find"): 400,  # name is a required parameter
     ("GET", "/segments/v2/{bucket}/trees"): 200,  # no trees
+    ("GET", "/segments/v2/{bucket}/{view_context}"): 400,  # "x" is not a view context
     ("GET", "/segments/v2/{bucket}/segment/{uid}/count"): 404,  # the sample uid "x" names no segment
     ("GET", "/segments/v2/{bucket}/segment/{uid}/all"): 404,
     ("PUT", "/segments/v2/{bucket}/segment/{uid}"): 404,

@@ -50,7 +50,7 @@ def test_create_answers_201_with_the_seed_segment_object(api: Api, org: Org) -> 
     assert seg["name"] == seg["display_value"] == "Donors"
     assert seg["segment_type"] == "dynamic" and seg["active"] is True
     assert seg["system_segment"] is False and seg["mailchimp_sync"] is False
-    assert seg["record_state"] == "active" and seg["legacy_uid"] is None
+    assert seg["record_state"] == "active" and seg["legacy_uid"] == ""
     assert re.match(r"^[0-9a-f]{32}$", seg["uid"])
     assert seg["uri"] == f"/{org.bucket}/segment/{seg['uid']}/"
     assert SHEEP_TIME.match(seg["created"]) and SHEEP_TIME.match(seg["last_updated"])
@@ -125,7 +125,6 @@ def test_duplicate_name_is_409_conflict(api: Api, org: Org) -> None:
             "'starts_with'",
         ),
         ({"name": "x", "resource_type": "person", "active": "maybe"}, "active", None),
-        ({"resource_type": "person"}, "name", None),
         ({"name": "", "resource_type": "person"}, "name", None),
     ],
 )
@@ -221,3 +220,82 @@ def test_idempotency_key_replays_the_first_201(api: Api, org: Org) -> None:
     first = api.post(path(org), bearer=org.key, body=body, headers=headers)
     again = api.post(path(org), bearer=org.key, body=body, headers=headers)
     assert first.status == again.status == 201 and first.json == again.json
+
+
+# ------------------------------------------------------------------ name optional, arrays, booleans
+
+
+def test_a_create_without_name_is_named_after_its_uid(api: Api, org: Org, other_org: Org) -> None:
+    from helpers.vendor_schema import validate_vendor
+
+    for who in (org, other_org):
+        first = api.post(path(who), bearer=who.key, body={"resource_type": "person", "segment_type": "static"})
+        second = api.post(path(who), bearer=who.key, query={"resource_type": "person"}, body=None)
+        for resp in (first, second):
+            assert resp.status == 201, resp.text
+            validate_vendor("POST", "/segments/v2/{bucket}/create", 201, resp.json)
+            assert resp.json["name"] == resp.json["display_value"] == f"Untitled segment {resp.json['uid']}"
+        assert first.json["name"] != second.json["name"]
+        # the name is held as any name is: taken while the segment lives, free once renamed
+        taken = api.post(
+            path(who), bearer=who.key, body={"name": first.json["name"].upper(), "resource_type": "person"}
+        )
+        assert_sheep_error(taken, 409, "conflict")
+        renamed = api.request(
+            "PUT", f"/segments/v2/{who.bucket}/segment/{first.json['uid']}", bearer=who.key, body={"name": "Named"}
+        )
+        assert renamed.status == 200
+        again = api.post(path(who), bearer=who.key, body={"name": first.json["name"], "resource_type": "person"})
+        assert again.status == 201
+
+
+def test_an_unnamed_create_replays_under_its_idempotency_key(api: Api, org: Org) -> None:
+    headers = {"Idempotency-Key": "unnamed-1"}
+    body = {"resource_type": "person", "segment_type": "static"}
+    first = api.post(path(org), bearer=org.key, body=body, headers=headers)
+    again = api.post(path(org), bearer=org.key, body=body, headers=headers)
+    assert first.status == again.status == 201 and first.json == again.json
+    listed = api.get(f"/segments/v2/{org.bucket}/all", bearer=org.key).json["segments"]
+    assert [s["uid"] for s in listed] == [first.json["uid"]]
+
+
+def test_array_parameters_repeat_their_key_or_join_with_commas(api: Api, org: Org) -> None:
+    uri = f"/{org.bucket}/person/"
+    query = (
+        "resource_type=person&segment_type=hybrid&name=Arrays"
+        "&tags=vip&tags=donor,lapsed&view_context=crm&view_context=giving"
+        f"&uris_include={uri}p-1/&uris_include={uri}p-2/,{uri}p-3/&uris_exclude={uri}p-9/&uris_exclude={uri}p-8/"
+        '&rules={"field":"city","operator":"equals","value":"York"}'
+        '&rules=[{"field":"score","operator":"greater_than","value":5}]'
+    )
+    resp = api.post(f"{path(org)}?{query.replace('/', '%2F').replace(' ', '')}", bearer=org.key, body=None)
+    assert resp.status == 201, resp.text
+    seg = resp.json
+    assert seg["tags"] == ["vip", "donor", "lapsed"] and seg["view_context"] == ["crm", "giving"]
+    assert seg["uris_include"] == [f"{uri}p-1/", f"{uri}p-2/", f"{uri}p-3/"]
+    assert seg["uris_exclude"] == [f"{uri}p-9/", f"{uri}p-8/"]
+    assert [r["field"] for r in seg["rules"]] == ["city", "score"]
+    # a scalar given twice is refused, not guessed
+    twice = api.post(f"{path(org)}?resource_type=person&name=a&name=b", bearer=org.key, body=None)
+    assert_sheep_error(twice, 400, "validation_error")
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, 0, "1", None])
+def test_booleans_in_a_body_are_json_booleans(api: Api, org: Org, value: object) -> None:
+    for field in ("active", "mailchimp_sync", "system_segment"):
+        body = {"name": "b", "resource_type": "person", field: value}
+        resp = api.post(path(org), bearer=org.key, body=body)
+        assert_sheep_error(resp, 400, "validation_error")
+        assert f"'{field}'" in resp.json["description"]
+
+
+def test_booleans_in_a_query_are_true_or_false(api: Api, org: Org) -> None:
+    for bad in ("yes", "1", "True", ""):
+        resp = api.post(
+            path(org), bearer=org.key, body=None, query={"name": "q", "resource_type": "person", "active": bad}
+        )
+        assert_sheep_error(resp, 400, "validation_error")
+    ok = api.post(
+        path(org), bearer=org.key, body=None, query={"name": "q", "resource_type": "person", "active": "false"}
+    )
+    assert ok.status == 201 and ok.json["active"] is False

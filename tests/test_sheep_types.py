@@ -251,7 +251,7 @@ def test_a_new_definition_drops_the_last_builds_progress(api: Api, org: Org) -> 
         UpdateExpression="SET build_progress = :p",
         ExpressionAttributeValues={":p": {"M": {"done": {"N": "40"}, "total": {"N": "100"}}}},
     )
-    shown = api.get(f"{base(org)}/find", bearer=org.key, query={"name": "progress"}).json["results"][0]
+    shown = api.get(f"{base(org)}/find", bearer=org.key, query={"name": "progress"}).json["segments"][0]
     assert shown["build_progress"] == {"done": 40, "total": 100}
     assert api.get(f"/v2/segments/{sid(seg)}", key=org.key).json["build_progress"] == {"done": 40, "total": 100}
     # the engine finishes version 1 ...

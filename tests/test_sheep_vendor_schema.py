@@ -88,3 +88,27 @@ def test_the_error_shape() -> None:
     validate_vendor("POST", "/segments/v2/{bucket}/create", 400, {"error": "e", "description": "d", "type": "t"})
     with pytest.raises(AssertionError):
         validate_vendor_error({"error": {"param": "batch_size"}, "description": "d", "type": "t"})
+
+
+# this surface's own operations beside the vendor's (API.md §3.3)
+OURS = {
+    ("PUT", "/segments/v2/{bucket}/segment/{uid}"),
+    ("DELETE", "/segments/v2/{bucket}/segment/{uid}"),
+    ("POST", "/segments/v2/{bucket}/segment/{uid}/restore"),
+    # a segment's members' signals, and the progress of a bulk action (its notification_uri)
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/signals"),
+    ("GET", "/segments/v2/{bucket}/notification/{uid}"),
+}
+
+
+def test_every_sheepcrm_route_is_a_vendor_operation_or_one_of_ours() -> None:
+    """A route spelled unlike the vendor's path (or with another method) is not the vendor's
+    operation, and its responses would be validated against nothing."""
+    from conftest import template
+    from tools import cfn
+
+    paths = vendor_document()["paths"]
+    routed = {(r.method, r.path) for r in cfn.api_routes(template()) if r.path.startswith("/segments/v2/")}
+    assert routed
+    for method, path in sorted(routed - OURS):
+        assert method.lower() in paths.get(path, {}), f"{method} {path} is not in the vendor's document"

@@ -93,7 +93,11 @@ def build() -> dict[str, Any]:
         )
         for path, operations in part.get("paths", {}).items():
             paths.setdefault(path, {}).update(operations)
-        schemas.update(part.get("components", {}).get("schemas", {}))
+        for name, component in part.get("components", {}).get("schemas", {}).items():
+            # one name, one shape: two functions' models of one name would silently share a schema
+            if name in schemas and schemas[name] != component:
+                raise ValueError(f"two different schemas are named {name} ({code_uri} and an earlier function)")
+            schemas[name] = component
 
     for path, operations in paths.items():
         for method, operation in operations.items():

@@ -4,7 +4,7 @@ times without a zone, segments addressed by `uid` (the UUID's hex) and `uri`."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, Field
@@ -30,6 +30,7 @@ ViewContext = Literal[
     "teams",
     "vehicles",
 ]
+VIEW_CONTEXTS: frozenset[str] = frozenset(get_args(ViewContext))
 ResourceType = Literal[
     "achievement",
     "booking",
@@ -176,15 +177,17 @@ class UserInterface(BaseModel):
 
 
 class SheepSegment(BaseModel):
-    active: bool
+    """The vendor's `single_segment`: every field present, none null (a missing text is "")."""
+
+    active: bool = Field(description="false for an inactive segment, and for a deleted one")
     created: str = Field(description="YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)")
-    description: str | None
+    description: str = Field(description='"" when the segment has none')
     display_value: str
     last_updated: str
-    legacy_uid: str | None
+    legacy_uid: str = Field(description='Always "": segments made here have no legacy uid')
     mailchimp_sync: bool
     name: str
-    parent_segment: str | None
+    parent_segment: str = Field(description='The parent\'s uri; "" for a root')
     record_state: str
     resource_type: str
     rules: list[dict[str, Any]]
@@ -212,15 +215,15 @@ def render(segment: Segment | dict[str, Any]) -> dict[str, Any]:
     s = segment if isinstance(segment, Segment) else Segment(**segment)
     editable = not s.system_segment
     rendered = SheepSegment(
-        active=s.active,
+        active=s.active and s.record_state != "deleted",
         created=sheep_time(s.created_at),
-        description=s.description,
+        description=s.description or "",
         display_value=s.name,
         last_updated=sheep_time(s.updated_at),
-        legacy_uid=None,
+        legacy_uid="",
         mailchimp_sync=s.mailchimp_sync,
         name=s.name,
-        parent_segment=s.parent_segment,
+        parent_segment=s.parent_segment or "",
         record_state=s.record_state,
         resource_type=s.resource_type,
         rules=s.rules,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from segments import errors, limits
 from segments.models import DESCRIPTION_MAX, Actor, clean_name
@@ -48,7 +48,8 @@ _Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
 
 class SheepUpdateBody(BaseModel):
     """The fields to change; absent ones are kept. `description` and `parent_segment` may be null
-    (cleared); no other field may be null. A segment as returned by GET may be sent back whole:
+    (cleared; "" too, as a segment without them reads); no other field may be null. A segment as
+    returned by GET may be sent back whole:
     its read-only fields (uid, uri, created, build_state ...) are ignored, and `resource_type` /
     `system_segment` must be unchanged."""
 
@@ -61,12 +62,17 @@ class SheepUpdateBody(BaseModel):
     tags: list[_Tag] | None = Field(default=None, max_length=TAGS_MAX)
     uris_include: list[_Uri] | None = Field(default=None, max_length=URIS_MAX)
     uris_exclude: list[_Uri] | None = Field(default=None, max_length=URIS_MAX)
-    parent_segment: str | None = Field(default=None, max_length=URI_MAX, description="null makes it a root")
-    active: bool | None = None
+    parent_segment: str | None = Field(default=None, max_length=URI_MAX, description='null or "" makes it a root')
+    active: StrictBool | None = Field(default=None, description="true or false (JSON booleans only)")
     view_context: list[ViewContext] | None = Field(default=None, max_length=VIEW_CONTEXT_MAX)
-    mailchimp_sync: bool | None = None
+    mailchimp_sync: StrictBool | None = None
     resource_type: str | None = Field(default=None, description="Can't change: must equal the stored value")
-    system_segment: bool | None = Field(default=None, description="Can't change: must equal the stored value")
+    system_segment: StrictBool | None = Field(default=None, description="Can't change: must equal the stored value")
+
+    @field_validator("parent_segment")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return value or None  # "" (how a root reads) clears it as null does
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,7 @@
-"""SheepCRM reads (API.md §3.3): the bucket's segments (active, all, found by name), its trees, a
-segment's count and its member records. Listings are 1-based pages in one envelope:
-`{"count", "page", "page_size", "next_page", "results"}` (`count` counts every match, `next_page` is
-null on the last page)."""
+"""SheepCRM reads (API.md §3.3): the bucket's segments (active, all, found by name, in a view
+context), its trees, a segment's count and its member records. Segment listings answer the vendor's
+`all` shape, `{"segments": [...]}`, with 1-based paging data beside it: `count` (every match),
+`page`, `page_size`, `next_page` (null on the last page)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, Field
 
+from segments import errors
 from segments.models import NAME_MAX
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps
-from segments.surfaces.sheep import SECURITY, SheepSegment, error_responses, uri_of
+from segments.surfaces.sheep import SECURITY, SURFACE, VIEW_CONTEXTS, SheepSegment, error_responses, uri_of
 from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid, sheep_body
 from segments.timefmt import sheep_time
 from segments.usecases import member_reads
@@ -54,38 +55,35 @@ class Page(BaseModel):
 
 
 class SegmentPage(Page):
-    results: list[SheepSegment]
+    segments: list[SheepSegment] = Field(description="The vendor's key: this page's segments")
 
 
-class Member(BaseModel):
+class SheepSegmentList(BaseModel):
+    segments: list[SheepSegment]
+
+
+class SheepMember(BaseModel):
     uri: str = Field(description="The person's uri, /{bucket}/person/{pid}/")
     minerva_pid: str
     first_added_at: str = Field(description="YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)")
 
 
-class MemberPage(Page):
+class SheepMemberPage(Page):
     segment: str = Field(description="The segment's uri")
-    results: list[Member]
+    results: list[SheepMember]
 
 
-class TreeNode(BaseModel):
-    uid: str
-    uri: str
-    name: str
-    description: str | None
-    segment_type: str
-    active: bool
-    parent_segment: str | None
-    children: list[TreeNode]
+class TreeNode(SheepSegment):
+    children: list[TreeNode] = Field(description="[ours] The segment's children (full segments), by name")
 
 
 class Trees(BaseModel):
-    results: list[TreeNode] = Field(description="The roots, by name")
+    segments: list[TreeNode] = Field(description="The roots, by name, each with its descendants under children")
 
 
 class Count(BaseModel):
     count: int = Field(description="The segment's current number of members")
-    description: str | None = Field(description="The segment's description")
+    description: str = Field(description='The segment\'s description ("" when none)')
     segment: str = Field(description="The segment's uri")
     build_state: str = Field(description="[ours] building while the rebuild engine applies a new definition")
 
@@ -103,7 +101,7 @@ def _segments(bucket: str, *, include_inactive: bool, name: str | None, page: in
         bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page, page_size=page_size
     )
     items = found.pop("items")
-    return _json({**found, "results": [sheep_body(s) for s in items]})
+    return _json({"segments": [sheep_body(s) for s in items], **found})
 
 
 @read_routes.get(
@@ -152,14 +150,24 @@ def find(
 @read_routes.get(
     BASE + "/trees",
     summary="Segments - Segment trees",
-    description="The hierarchy: auxiliary segments and segments with a `parent_segment`, as nested nodes "
-    "(children by name). A segment whose parent is deleted is a root.",
+    description="The hierarchy of auxiliary segments and segments with a `parent_segment`, in the vendor's "
+    'shape `{"segments": [...]}`: the roots by name, each a full segment with its descendants under '
+    "`children` (by name). A segment whose parent is deleted is a root.",
     responses={**_ok(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
     security=SECURITY,
     tags=TAGS,
 )
 def trees(bucket: str) -> Response[Any]:
-    return _json({"results": usecase.trees(bucket_actor(bucket))})
+    roots = usecase.trees(bucket_actor(bucket))
+    out: list[dict[str, Any]] = []
+    # (node, the list its rendering joins): iterative, as deep as the trees are
+    stack: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [(node, out) for node in reversed(roots)]
+    while stack:
+        node, into = stack.pop()
+        rendered = {**sheep_body(node["segment"]), "children": []}
+        into.append(rendered)
+        stack.extend((child, rendered["children"]) for child in reversed(node["children"]))
+    return _json({"segments": out})
 
 
 @read_routes.get(
@@ -177,7 +185,7 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
     return _json(
         {
             "count": int(segment.get("current_size", 0)),
-            "description": segment.get("description"),
+            "description": segment.get("description") or "",
             "segment": uri_of(bucket, segment["segment_id"]),
             "build_state": segment["build_state"],
         }
@@ -189,7 +197,7 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
     summary="Segments - A segment's records",
     description="The segment's members as person records (`/{bucket}/person/{pid}/`), in PID order; past the "
     "end `results` is empty.",
-    responses={**_ok(MemberPage), **SEGMENT_ERRORS},
+    responses={**_ok(SheepMemberPage), **SEGMENT_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -219,3 +227,35 @@ def members(
             ],
         }
     )
+
+
+# Path words of the vendor's own routes under /segments/v2/{bucket}: never a view context, they
+# answer as an unrouted path does (404), as before this route existed.
+RESERVED = frozenset({"all", "find", "trees", "create", "fieldset", "segment"})
+
+
+@read_routes.get(
+    BASE + "/<view_context>",
+    summary="Segments - Segments of a view context",
+    description="The bucket's segments (active or not, not deleted) whose `view_context` holds the one given, by "
+    "name, in the vendor's list shape. A value outside the vendor's enumeration is a 400; the vendor's own "
+    "path words (create, fieldset, segment) are 404 as any unrouted path.",
+    responses={**_ok(SheepSegmentList), **LIST_ERRORS},
+    security=SECURITY,
+    tags=TAGS,
+)
+def view_context_segments(
+    bucket: str,
+    view_context: Annotated[
+        str,
+        Path(description="One of the vendor's view contexts", json_schema_extra={"enum": sorted(VIEW_CONTEXTS)}),
+    ],
+) -> Response[Any]:
+    who = bucket_actor(bucket)
+    if view_context in RESERVED:
+        return SURFACE.no_route()
+    if view_context not in VIEW_CONTEXTS:
+        raise errors.ValidationFailed(
+            f"Invalid 'view_context': {view_context!r} is not one of {', '.join(sorted(VIEW_CONTEXTS))}"
+        )
+    return _json({"segments": [sheep_body(s) for s in usecase.in_view_context(who, view_context)]})

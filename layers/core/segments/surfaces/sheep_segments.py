@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from segments import errors, limits
 from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
@@ -39,30 +40,39 @@ VIEW_CONTEXT_MAX = 20
 SYSTEM_SEGMENT = "system segments are made by operators only (segments-admin create-system-segment)"
 
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
+UNTITLED = "Untitled segment "  # + the uid: the name of a segment created without one
 
 
 class SheepCreateBody(BaseModel):
-    """The seed's fields. Any of them may come as query parameters instead (the body wins)."""
+    """The seed's fields. Any of them may come as query parameters instead (the body wins).
+    Booleans are JSON true/false only (in a query string: true or false)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str
+    name: str | None = Field(
+        default=None, description=f"Optional: without one the segment is named '{UNTITLED}<its uid>'"
+    )
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     segment_type: SegmentTypeName = "dynamic"
     view_context: list[ViewContext] = Field(default_factory=list, max_length=VIEW_CONTEXT_MAX)
-    parent_segment: str | None = Field(default=None, max_length=URI_MAX)
-    active: bool = True
+    parent_segment: str | None = Field(default=None, max_length=URI_MAX, description='"" or null: a root')
+    active: StrictBool = True
     rules: list[Rule] = Field(
         default_factory=list, max_length=RULES_MAX, description=f"At most {RULES_MAX} rules, each value at most 16 KB"
     )
     uris_include: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
     uris_exclude: list[_Uri] = Field(default_factory=list, max_length=URIS_MAX)
     resource_type: ResourceType
-    system_segment: bool = Field(default=False, description="Only false: system segments are made by operators")
+    system_segment: StrictBool = Field(default=False, description="Only false: system segments are made by operators")
     tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX)]] = Field(
         default_factory=list, max_length=TAGS_MAX
     )
-    mailchimp_sync: bool = False
+    mailchimp_sync: StrictBool = False
+
+    @field_validator("parent_segment")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("name")
     @classmethod
@@ -83,30 +93,48 @@ class SheepCreateBody(BaseModel):
 
 
 class SheepCreateInput(SheepCreateBody):
-    """The body as sent: `name` and `resource_type` may come from the query string instead."""
+    """The body as sent: `resource_type` may come from the query string instead."""
 
-    name: str | None = None  # type: ignore[assignment]
     resource_type: ResourceType | None = None  # type: ignore[assignment]
 
 
 _LIST_FIELDS = {"view_context", "uris_include", "uris_exclude", "tags"}
+_BOOL_FIELDS = {"active", "system_segment", "mailchimp_sync"}
+_BOOLS = {"true": True, "false": False}
 
 
-def _from_query(params: dict[str, str | None]) -> dict[str, Any]:
-    """Query parameters as the body's types: lists comma-separated, rules as JSON."""
+def _rules_of(values: list[str]) -> list[Any]:
+    """`rules` from the query string: each value a JSON array of rules or one rule (the key
+    repeated once a rule, OpenAPI's default for an array)."""
+    rules: list[Any] = []
+    for value in values:
+        try:
+            parsed = parse_json(value, "Invalid 'rules':")
+        except json.JSONDecodeError as exc:
+            raise errors.ValidationFailed("Invalid 'rules': must be a JSON array of rules, or one rule") from exc
+        rules.extend(parsed if isinstance(parsed, list) else [parsed])
+    return rules
+
+
+def _from_query(params: dict[str, str | list[str] | None]) -> dict[str, Any]:
+    """Query parameters as the body's types. An array parameter may repeat its key
+    (tags=a&tags=b) or join its items with commas (tags=a,b), or both; rules are JSON; booleans
+    are true or false."""
     out: dict[str, Any] = {}
-    for name, value in params.items():
-        if value is None:
+    for name, given in params.items():
+        if given is None:
             continue
+        values = [given] if isinstance(given, str) else given
         if name in _LIST_FIELDS:
-            out[name] = [v.strip() for v in value.split(",") if v.strip()]
+            out[name] = [v.strip() for value in values for v in value.split(",") if v.strip()]
         elif name == "rules":
-            try:
-                out[name] = parse_json(value, "Invalid 'rules':")
-            except json.JSONDecodeError as exc:
-                raise errors.ValidationFailed("Invalid 'rules': must be a JSON array of rules") from exc
+            out[name] = _rules_of(values)
+        elif len(values) != 1:
+            raise errors.ValidationFailed(f"Invalid '{name}': give it once")
+        elif name in _BOOL_FIELDS:
+            out[name] = _BOOLS.get(values[0], values[0])  # anything else fails as a non-boolean
         else:
-            out[name] = value
+            out[name] = values[0]
     return out
 
 
@@ -144,13 +172,17 @@ def sheep_body(segment: dict[str, Any]) -> dict[str, Any]:
 create_routes = Routes()
 
 _q = Annotated[str | None, Query()]
+_qs = Annotated[
+    list[str] | None, Query(description="An array: repeat the key (a=x&a=y), or join the items with commas")
+]
 
 
 @create_routes.post(
     "/segments/v2/<bucket>/create",
     summary="Segments - Create a new segment",
     description="Creates a segment. Fields come from the JSON body or from query parameters (the body wins). "
-    "`resource_type` is required; `segment_type` defaults to dynamic, `active` to true. Each type uses its own "
+    "`resource_type` is required; `name` is optional (without one the segment is named 'Untitled segment "
+    "<its uid>'), `segment_type` defaults to dynamic, `active` to true. Each type uses its own "
     "fields: static `uris_include`; dynamic `rules`; hybrid `rules`, `uris_include`, `uris_exclude`; auxiliary "
     "none (400 otherwise). `parent_segment` must be a live segment of the bucket. A rule or uri based segment "
     "starts with `build_state` building (definition_version 1).",
@@ -167,15 +199,15 @@ def create_segment(
     name: _q = None,
     description: _q = None,
     segment_type: _q = None,
-    view_context: _q = None,
+    view_context: _qs = None,
     parent_segment: _q = None,
     active: _q = None,
-    rules: _q = None,
-    uris_include: _q = None,
-    uris_exclude: _q = None,
+    rules: _qs = None,
+    uris_include: _qs = None,
+    uris_exclude: _qs = None,
     resource_type: _q = None,
     system_segment: _q = None,
-    tags: _q = None,
+    tags: _qs = None,
     mailchimp_sync: _q = None,
 ) -> Response[Any]:
     who = bucket_actor(bucket)
@@ -202,20 +234,28 @@ def create_segment(
     except ValidationError as exc:
         raise errors.ValidationFailed(field_message(exc.errors(include_url=False))) from exc
     check_uris(bucket, request)
-    new = NewSegment(
-        source="sheepcrm", **request.model_dump(exclude={"rules"}), rules=[r.model_dump() for r in request.rules]
-    )
-    try:
-        new = storable_segment(new)
-    except limits.LimitExceeded as exc:
-        raise errors.ValidationFailed(exc.describe()) from exc
+    fields = request.model_dump(exclude={"rules", "name"})
+    rules_given = [r.model_dump() for r in request.rules]
+
+    def segment_named(segment_name: str) -> NewSegment:
+        try:
+            return storable_segment(NewSegment(source="sheepcrm", name=segment_name, **fields, rules=rules_given))
+        except limits.LimitExceeded as exc:
+            raise errors.ValidationFailed(exc.describe()) from exc
+
+    # checked before anything runs; an unnamed one with a name as long as the one it will get
+    new = segment_named(request.name or UNTITLED + "0" * 32)
 
     def run() -> dict[str, Any]:
         try:
-            return sheep_body(usecase.create_segment(who, new).model_dump())
+            if request.name is not None:
+                return sheep_body(usecase.create_segment(who, new).model_dump())
+            segment_id = str(uuid.uuid4())
+            untitled = segment_named(UNTITLED + uuid.UUID(segment_id).hex)
+            return sheep_body(usecase.create_segment(who, untitled, segment_id=segment_id).model_dump())
         except errors.NameTaken as exc:
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
 
-    payload = limits.plain({"bucket": bucket, **new.model_dump()})
+    payload = limits.plain({"bucket": bucket, **new.model_dump(), "name": request.name})
     rendered = run_idempotent("sheep_create_segment", payload, run)
     return Response(status_code=201, content_type=JSON, body=dumps(rendered))

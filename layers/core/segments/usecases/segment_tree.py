@@ -76,51 +76,46 @@ def chain_checks(actor: Actor, chain: list[tuple[str, str | None]], *, whole: bo
 
 # ------------------------------------------------------------------ the forest
 
-NODE_FIELDS = ("segment_id", "name", "parent_segment", "segment_type", "active", "description")
-
 
 def forest(bucket: str, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The bucket's trees: auxiliary segments and segments with a parent, as nested nodes
-    {uid, uri, name, segment_type, active, parent_segment, children}, children by name. A segment
-    whose parent is not live (deleted) is a root."""
+    {"segment": the record as given, "children": [nodes]}, children by name. A segment whose
+    parent is not live (deleted) is a root."""
     nodes: dict[str, dict[str, Any]] = {}
+    links: dict[str, str] = {}  # node uri -> its parent's uri ("" for none)
     for s in segments:
         if s.get("segment_type") != "auxiliary" and not s.get("parent_segment"):
             continue
         uri = uri_of(bucket, s["segment_id"])
-        nodes[uri] = {
-            "uid": uuid.UUID(s["segment_id"]).hex,
-            "uri": uri,
-            "name": s["name"],
-            "description": s.get("description"),
-            "segment_type": s.get("segment_type", "static"),
-            "active": s.get("active", True),
-            "parent_segment": s.get("parent_segment"),
-            "children": [],
-        }
+        nodes[uri] = {"segment": s, "children": []}
+        links[uri] = s.get("parent_segment") or ""
     roots: list[dict[str, Any]] = []
-    for node in nodes.values():
-        parent = nodes.get(node["parent_segment"] or "")
+    for uri, node in nodes.items():
+        parent = nodes.get(links[uri])
         (parent["children"] if parent is not None else roots).append(node)
     # A stored cycle (impossible since cycles are refused, but never loop on one): nodes no root
     # reaches become roots, their link to the cycle cut.
     reached: set[str] = set()
+
+    def node_uri_of(node: dict[str, Any]) -> str:
+        return uri_of(bucket, node["segment"]["segment_id"])
+
     stack = list(roots)
     while stack:
         node = stack.pop()
-        reached.add(node["uri"])
+        reached.add(node_uri_of(node))
         stack.extend(node["children"])
-    for uri, node in nodes.items():
-        if uri not in reached:
-            parent = nodes[node["parent_segment"]]
-            parent["children"] = [c for c in parent["children"] if c["uri"] != uri]
+    for node_uri, node in nodes.items():
+        if node_uri not in reached:
+            parent = nodes[links[node_uri]]
+            parent["children"] = [c for c in parent["children"] if node_uri_of(c) != node_uri]
             roots.append(node)
             stack = [node]
             while stack:
                 current = stack.pop()
-                reached.add(current["uri"])
-                stack.extend(c for c in current["children"] if c["uri"] not in reached)
-    by_name = lambda n: (name_key(n["name"]), n["uid"])  # noqa: E731
+                reached.add(node_uri_of(current))
+                stack.extend(c for c in current["children"] if node_uri_of(c) not in reached)
+    by_name = lambda n: (name_key(n["segment"]["name"]), n["segment"]["segment_id"])  # noqa: E731
     roots.sort(key=by_name)
     for node in nodes.values():
         node["children"].sort(key=by_name)

@@ -57,8 +57,9 @@ def _build_state(definition: dict[str, Any]) -> BuildState:
     return "building" if needs_build(definition["segment_type"], definition) else "ready"
 
 
-def create_segment(actor: Actor, new: NewSegment) -> Segment:
-    """Create an empty segment; the name must be unique in the org (enforced by the store). Its
+def create_segment(actor: Actor, new: NewSegment, *, segment_id: str | None = None) -> Segment:
+    """Create an empty segment (with `segment_id` when given: the caller made the id, e.g. to name
+    the segment after it); the name must be unique in the org (enforced by the store). Its
     definition is version 1; a rule or uri based one starts "building" (the rebuild engine fills
     it), any other is "ready". A parent must be a live segment of the bucket, still live at commit."""
     definition = _definition(new.model_dump())
@@ -71,7 +72,7 @@ def create_segment(actor: Actor, new: NewSegment) -> Segment:
             checks = tree.chain_checks(actor, tree.parent_chain(actor, None, new.parent_segment), whole=False)
         at = iso(now())
         segment = Segment(
-            segment_id=str(uuid.uuid4()),
+            segment_id=segment_id or str(uuid.uuid4()),
             org_id=actor.org_id,
             bucket=actor.bucket,
             current_size=0,
@@ -291,8 +292,16 @@ def browse(
 
 
 def trees(actor: Actor) -> list[dict[str, Any]]:
-    """The org's segment trees (auxiliary segments and segments with a parent), nested."""
-    return tree.forest(actor.bucket, store.all_live(actor.org_id, projection=tree.NODE_FIELDS))
+    """The org's segment trees (auxiliary segments and segments with a parent), nested:
+    [{"segment": the segment as callers see it, "children": [...]}], by name."""
+    return tree.forest(actor.bucket, [with_build_fields(s) for s in store.all_live(actor.org_id)])
+
+
+def in_view_context(actor: Actor, view_context: str) -> list[dict[str, Any]]:
+    """The org's live segments whose view_context holds `view_context`, by name (then id)."""
+    found = [s for s in store.all_live(actor.org_id) if view_context in (s.get("view_context") or ())]
+    found.sort(key=lambda s: (name_key(s["name"]), s["segment_id"]))
+    return [with_build_fields(s) for s in found]
 
 
 # ------------------------------------------------------------------ who writes members
