@@ -322,3 +322,28 @@ def test_a_person_record_deleted_directly_leaves_the_orgs_rule_segments(
     assert "p-d02" not in members_of(api, org, world["hybrid"])
     assert "p-d01" in members_of(api, org, world["hybrid"])  # included by uri: a hybrid keeps it
     assert ("p-d02", "removed", "rule") in history(api, org, world["gold"])
+
+
+def jobs_stored(org: Org) -> list[dict[str, Any]]:
+    items = boto3.client("dynamodb", region_name=REGION).query(
+        TableName="SegmentsTable",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+        ExpressionAttributeValues={":pk": {"S": keys.org_pk(org.org_id)}, ":job": {"S": keys.JOB}},
+    )["Items"]
+    return [{"status": i["status"]["S"], "message": i.get("message", {}).get("S")} for i in items]
+
+
+def test_a_queue_that_refuses_the_first_chunk_is_503_and_leaves_no_job_waiting(
+    api: Api, org: Org, bulk: Bulk, world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segments import errors, queues
+
+    def refuse(*a: Any, **k: Any) -> None:
+        raise errors.Retryable("The queue refused the message")
+
+    monkeypatch.setattr(queues, "send", refuse)
+    resp = start(api, org, world["doomed"])
+    assert resp.status == 503, resp.text
+    assert resp.headers["Retry-After"] and resp.json["type"] == "internal_error"
+    assert jobs_stored(org) == [{"status": "stopped", "message": "the job could not be queued; send it again"}]
+    assert record_pids(org) == PIDS

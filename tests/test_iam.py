@@ -39,7 +39,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org, functions, make_org, template
-from segments import idempotency, queues, store
+from segments import errors, idempotency, queues, store
 from segments.events import bus
 from segments.models import Actor
 from segments.store import people
@@ -568,11 +568,18 @@ def test_every_aws_call_of_a_bulk_delete_is_allowed_by_the_functions_policy(
     dynamic = sheep_segment(api, org, "Gold", rules=gold)
     sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=gold, include=["p-b0"])
     bulk.rig.settle()
-    started = api.post(
-        f"/segments/v2/{org.bucket}/segment/{uuid.UUID(static).hex}/action/delete",
-        bearer=org.key,
-        query={"batch_size": 2},
-    )
+    path = f"/segments/v2/{org.bucket}/segment/{uuid.UUID(static).hex}/action/delete"
+    real_send = queues.send
+
+    def refuse(*a: Any, **k: Any) -> None:
+        raise errors.Retryable("The queue refused the message")
+
+    queues.send = refuse  # type: ignore[assignment]  # the route records the job stopped (UpdateItem)
+    try:
+        assert api.post(path, bearer=org.key).status == 503
+    finally:
+        queues.send = real_send  # type: ignore[assignment]
+    started = api.post(path, bearer=org.key, query={"batch_size": 2})
     assert started.status == 200, started.text
     first = bulk.messages()[0]
     assert failures(functions().invoke("BulkDeleteFunction", sqs_batch([sqs_record(first)]))) == []
@@ -590,12 +597,13 @@ def test_every_aws_call_of_a_bulk_delete_is_allowed_by_the_functions_policy(
     ran = {c.function for c in recorder.calls}
     assert ran >= {"BulkDeleteFunction", "RuleMembershipFunction"}, ran
     assert any(c.function == "BulkDeleteFunction" and c.action == "dynamodb:BatchWriteItem" for c in recorder.calls)
+    assert any(c.function == "SheepActionsFunction" and c.action == "dynamodb:UpdateItem" for c in recorder.calls)
     assert any(c.function == "RuleMembershipFunction" and c.resource.endswith("/index/gsi3") for c in recorder.calls)
     tpl = template()
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
-        if c.function in ("BulkDeleteFunction", "RuleMembershipFunction")
+        if c.function in ("BulkDeleteFunction", "RuleMembershipFunction", "SheepActionsFunction")
         and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
