@@ -347,3 +347,15 @@ def test_a_queue_that_refuses_the_first_chunk_is_503_and_leaves_no_job_waiting(
     assert resp.headers["Retry-After"] and resp.json["type"] == "internal_error"
     assert jobs_stored(org) == [{"status": "stopped", "message": "the job could not be queued; send it again"}]
     assert record_pids(org) == PIDS
+
+
+def test_decimal_rule_values_are_echoed_as_numbers(api: Api, org: Org, bulk: Bulk, world: dict[str, str]) -> None:
+    rules = [{"field": "score", "operator": "greater_than", "value": 1.5}]
+    path = DELETE.format(bucket=org.bucket, uid=uid_of(world["doomed"]))
+    for _ in range(2):  # the second answer is the replay of the first
+        resp = api.post(path, bearer=org.key, body={"rules": rules}, headers={"Idempotency-Key": "decimal-rules"})
+        assert resp.status == 200, resp.text
+        assert resp.json["lambda_params"]["rules"] == {"all": rules}
+    bulk.run_jobs()
+    assert notification(api, org, resp)["lambda_params"]["rules"] == {"all": rules}
+    assert record_pids(org) == PIDS  # nobody has a score: nothing matched

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from segments import errors
+from segments import errors, limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import SECURITY, error, error_responses, field_message
@@ -150,7 +150,12 @@ def delete_records(
             "notification": f"/segments/v2/{bucket}/notification/{render_job(bucket, job)['uid']}",
         }
 
-    payload = {"bucket": bucket, "segment_id": segment_id, **params.model_dump(exclude={"rules"}), "rules": extra}
+    payload = {
+        "bucket": bucket,
+        "segment_id": segment_id,
+        **params.model_dump(exclude={"rules"}),
+        "rules": limits.plain(extra),
+    }
     answer = run_idempotent("sheep_bulk_delete", payload, run)
     return Response(status_code=200, content_type=JSON, body=dumps(answer))
 

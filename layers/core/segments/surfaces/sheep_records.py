@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, Field
 
-from segments import errors
+from segments import errors, limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps
 from segments.surfaces.sheep import SECURITY, error, error_responses, uid_of, uri_of
@@ -264,7 +264,7 @@ def notification_uri(bucket: str, job_id: str) -> str:
 
 
 def lambda_params(bucket: str, job: dict[str, Any]) -> dict[str, Any]:
-    rules = list(job.get("rules") or [])
+    rules = limits.plain(list(job.get("rules") or []))  # numbers as JSON numbers (rule values are Decimal)
     return {
         "uri": uri_of(bucket, str(job["segment_id"])),
         "rules": {"all": rules} if rules else {},
