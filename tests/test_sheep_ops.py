@@ -293,3 +293,15 @@ def test_an_unknown_or_malformed_notification_is_404(api: Api, org: Org) -> None
     for uid in (uuid.uuid4().hex, "nope"):
         body = error_of(api.get(f"/segments/v2/{org.bucket}/notification/{uid}", bearer=org.key), 404, "not_found")
         assert body["description"] == "No such notification in this bucket"
+
+
+def test_lookup_matches_the_configs_search_fields_only(api: Api, org: Org) -> None:
+    people.put(org.org_id, "p-t1", {"title": "Adamant officer", "employer": "Ada Corp"})
+    people.put(org.org_id, "p-t2", {"email": "adam@example.org"})
+    seg = sheep_create(api, org, "Titles")
+    members(api, org, seg["uid"], "p-t1", "p-t2")
+    search = api.get(f"/segments/v2/{org.bucket}/segment/{seg['uid']}/config", bearer=org.key).json["mapping"]
+    assert "title" not in search["search_fields"] and "employer" not in search["search_fields"]
+    resp = look(api, org, seg["uid"], "adam")
+    assert found(resp) == ["p-t2"]  # the email matches; the title and employer are not searched
+    assert resp.json[0]["display_value"] == "adam@example.org"

@@ -93,20 +93,19 @@ def _texts(record: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
             if isinstance(v, str):
                 out.append(v)
     first, last = record.get("first_name"), record.get("last_name")
-    if isinstance(first, str) and isinstance(last, str):
-        out.append(f"{first} {last}")
+    if {"first_name", "last_name"} <= set(fields) and isinstance(first, str) and isinstance(last, str):
+        out.append(f"{first} {last}")  # "ada lovelace" finds Ada Lovelace
     return out
 
 
 def display_value(record: dict[str, Any] | None, pid: str) -> str:
+    """How a record is shown: its name, else first and last name, else its email, else its PID."""
     if record:
-        for text in _texts(record, ("name",)) + _texts(record, ("email",)):
+        first, last = record.get("first_name"), record.get("last_name")
+        names = " ".join(p.strip() for p in (first, last) if isinstance(p, str) and p.strip())
+        for text in [*_texts(record, ("name",)), names, *_texts(record, ("email",))]:
             if text.strip():
                 return text.strip()
-        first, last = record.get("first_name"), record.get("last_name")
-        parts = [p for p in (first, last) if isinstance(p, str) and p.strip()]
-        if parts:
-            return " ".join(parts)
     return pid
 
 
