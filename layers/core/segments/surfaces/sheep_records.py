@@ -177,8 +177,8 @@ class SegmentSignals(BaseModel):
     segment: str = Field(description="The segment's uri")
     type: str
     results: list[dict[str, Any]] = Field(
-        description="The signals of current members, newest first, in Minerva's shapes (§2.5) plus `uri` (the "
-        "person's), `first_observed_at` as YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)"
+        description="The signals of current members, newest first, in Minerva's shapes (docs/api.md#signals) "
+        "plus `uri` (the person's), `first_observed_at` as YYYY-MM-DDTHH:MM:SS.mmmmmm (UTC)"
     )
     next_cursor: str | None = Field(description="Pass as `cursor` (with the same since/until); null on the last page")
 
