@@ -33,6 +33,8 @@ class Settings(BaseModel):
     # Rule rebuilds: the queue that carries their chunks, and the people read per chunk (at least 1).
     rebuild_queue_url: str | None = Field(default=None, alias="REBUILD_QUEUE_URL")
     rebuild_chunk_size: int = Field(default=500, alias="REBUILD_CHUNK_SIZE")
+    # SheepCRM bulk delete (action/delete): the queue that carries a job's chunks.
+    bulk_delete_queue_url: str | None = Field(default=None, alias="BULK_DELETE_QUEUE_URL")
     # The bus events go out on; unset, the publisher uses the account's `default` bus and
     # `segments-admin publish-event` asks for --bus.
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")

@@ -41,7 +41,7 @@ from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import keys, rule_index
 from segments.store.dynamo import from_item
-from segments.usecases import members, rebuild
+from segments.usecases import members, rebuild, record_removal
 from segments.usecases.rule_definitions import RECORD_STORAGE, Definition, person
 
 _MISSING = object()
@@ -169,8 +169,11 @@ def segment_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, ch
     return Reindexed(now.segment_id, len(fields_now), len(fields_before - fields_now), started)
 
 
-def apply(record: Mapping[str, Any]) -> Evaluated | Reindexed | None:
-    """One stream record: a person record or a segment item written; anything else is ignored."""
+def apply(record: Mapping[str, Any]) -> Evaluated | Reindexed | record_removal.Removed | None:
+    """One stream record: a person record or a segment item written, or a person record deleted
+    (usecases/record_removal.py); anything else is ignored."""
+    if record.get("eventName") == "REMOVE":
+        return record_removal.apply_remove(record)
     if record.get("eventName") not in ("INSERT", "MODIFY"):
         return None
     raw = (record.get("dynamodb") or {}).get("Keys") or {}
