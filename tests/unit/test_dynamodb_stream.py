@@ -4,7 +4,9 @@ reported, nothing after it applied)."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +163,32 @@ def test_a_whole_batch_consumer_gets_the_changes_before_a_record_that_cannot_be_
     assert handed == [["1"]]
     # a failure the consumer names comes first: it precedes the record not parsed
     assert failures(dynamodb_stream.as_batch(batch, lambda changes: 0, what="test")) == ["1"]
+
+
+CORE = Path(__file__).resolve().parents[2] / "layers" / "core" / "segments"
+
+
+def imported(path: Path) -> set[str]:
+    """The `segments.*` modules a file imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("segments"):
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("segments"))
+    return names
+
+
+def test_events_import_no_use_case_and_the_adapter_nothing_above_the_store() -> None:
+    for path in sorted((CORE / "events").glob("*.py")):
+        assert not [n for n in imported(path) if n.startswith("segments.usecases")], path.name
+    above = ("segments.usecases", "segments.surfaces", "segments.events")
+    assert not [n for n in imported(CORE / "adapters" / "dynamodb_stream.py") if n.startswith(above)]
+
+
+def test_no_use_case_reads_lambdas_stream_batch_format() -> None:
+    """Only the adapter spells the batch format: the records list, the raw keys and images, the response."""
+    for path in sorted((CORE / "usecases").glob("*.py")):
+        text = path.read_text()
+        for spelling in ('"Records"', '"batchItemFailures"', '"Keys"', '"NewImage"', '"OldImage"', '"SequenceNumber"'):
+            assert spelling not in text, f"{path.name} spells {spelling}"
