@@ -26,7 +26,7 @@ def aws_env() -> Iterator[None]:
     yield
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 240) -> Any:
     """Poll until `check()` is truthy (a liveness deadline; nothing is asserted about speed)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -214,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except errors.DomainError as exc:
-        print(f"segments-admin: {exc.message}", file=sys.stderr)
+        # the store turns an unanswered call into Retryable: name what did not answer, and where
+        cause = exc.__cause__
+        problem = _aws_problem(cause) if isinstance(cause, BotoCoreError | ClientError) else exc.message
+        print(f"segments-admin: {problem}", file=sys.stderr)
         return 2
     except admin_events.EventInputError as exc:
         print(f"segments-admin: {exc}", file=sys.stderr)
