@@ -92,7 +92,7 @@ def gateway() -> Any:
     from conftest import ENV
     from tools.moto_atomic import make_moto_atomic
 
-    saved = {k: os.environ.get(k) for k in ENV}
+    saved = {k: os.environ.get(k) for k in [*ENV, "BULK_DELETE_QUEUE_URL"]}
     os.environ.update(ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     make_moto_atomic()
@@ -104,6 +104,9 @@ def gateway() -> Any:
 
         _reset_core()
         cfn.create_tables(boto3.client("dynamodb", region_name="us-east-1"), template())
+        # SheepCRM action/delete queues its first chunk (nothing consumes it here)
+        queues = cfn.create_queues(boto3.client("sqs", region_name="us-east-1"), template())
+        os.environ["BULK_DELETE_QUEUE_URL"] = queues["BulkDeleteQueue"]
         org = make_org("contract-org", "contract")
         uids = seed_sheep(org)
         yield GatewayWSGI(Api()), org, uids

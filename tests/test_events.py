@@ -105,6 +105,12 @@ def test_event_replays_with_the_expected_answer(aws: None, entry: dict[str, Any]
             assert body["count"] == len(entry.get("seed_members", []))
         else:
             assert isinstance(body["segments"], list)
+    elif entry["function"] == "SheepRecordsFunction":  # a segment's config, a lookup list, its signals
+        if isinstance(body, list):
+            found = [i["minerva_pid"] for i in body]
+            assert found and set(found) <= set(entry.get("seed_members", []))
+        else:
+            assert "mapping" in body or isinstance(body["results"], list)
     else:
         assert body["api_request_id"] == response_headers(result)["x-api-request-id"]
         assert body.get("status_code", 200) == entry["status"]

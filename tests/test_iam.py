@@ -22,6 +22,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from helpers.bulk import Bulk, bulk_fixture, bulk_queue_fixture  # noqa: F401 - the `bulk`, `bulk_queue` fixtures
 from helpers.faults import inject
 from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
 from helpers.signals import (
@@ -39,7 +40,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org, functions, make_org, template
-from segments import idempotency, queues, store
+from segments import errors, idempotency, queues, store
 from segments.events import bus
 from segments.models import Actor
 from segments.store import people
@@ -342,6 +343,31 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
         assert api.get(f"/v2/segments/signals/{kind}", key=k, query={"segment_id": missing}).status == 404
     assert api.get("/v2/segments/signals/deaths", key=k, query={"segment_id": seg, "cursor": "x"}).status == 422
 
+    # SheepCRM records and bulk actions: config, lookup (by PID and by name), signals, a bulk delete
+    # queued (replayed) and refused, replace (501), the notification
+    people.put(org.org_id, "p-1", {"first_name": "Ada"})
+    bulk = api.post(sheep, bearer=k, body={"name": "Bulk", "resource_type": "person", "segment_type": "static"})
+    assert bulk.status == 201, bulk.text
+    uid = bulk.json["uid"]
+    members_body = {"segment_id": str(uuid.UUID(uid)), "minerva_pids": ["p-1", "p-2"]}
+    assert api.post("/v2/segments/members/add", key=k, body=members_body).status == 200
+    seg_base = f"{base}/segment/{uid}"
+    assert api.get(f"{seg_base}/config", bearer=k).status == 200
+    assert api.get(f"{base}/segment/{uuid.uuid4().hex}/config", bearer=k).status == 404
+    assert api.get(f"{seg_base}/lookup", bearer=k, query={"q": "p-1"}).status == 200
+    assert api.get(f"{seg_base}/lookup", bearer=k, query={"q": "ada"}).status == 200
+    assert api.get(f"{seg_base}/signals", bearer=k, query={"type": "death"}).status == 200
+    assert api.get(f"{seg_base}/signals", bearer=k, query={"type": "birth"}).status == 400
+    bulk_key = {"Idempotency-Key": f"b-{uuid.uuid4()}"}
+    for _ in range(2):
+        started = api.post(f"{seg_base}/action/delete", bearer=k, query={"batch_size": 10}, headers=bulk_key)
+        assert started.status == 200, started.text
+    assert api.post(f"{seg_base}/action/delete", bearer=k, query={"batch_size": 2501}).status == 400
+    assert api.post(f"{seg_base}/action/replace", bearer=k).status == 501
+    job = started.json["notification_uri"].split("/")[3]
+    assert api.get(f"{base}/notification/{job}", bearer=k).status == 200
+    assert api.get(f"{base}/notification/{uuid.uuid4().hex}", bearer=k).status == 404
+
     # DELETE: replay, then 404
     delete_key = {"Idempotency-Key": f"d-{uuid.uuid4()}"}
     for _ in range(2):
@@ -349,7 +375,9 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert api.delete(f"/v2/segments/{seg}", key=k).status == 404
 
 
-def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(api: Api, recorder: Recorder) -> None:
+def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
+    api: Api, recorder: Recorder, bulk_queue: str
+) -> None:
     exercise_every_route(api, make_org("org-a", "org-a"), make_org("org-b", "org-b"))
     tpl = template()
     not_run = sorted(
@@ -369,7 +397,10 @@ def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(a
         "CreateSegmentFunction",
         "SheepSegmentsFunction",
         "SheepQueryFunction",
+        "SheepRecordsFunction",
+        "SheepActionsFunction",
     }
+    assert any(c.function == "SheepActionsFunction" and c.action == "sqs:SendMessage" for c in recorder.calls)
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
@@ -550,6 +581,65 @@ def test_every_aws_call_of_the_rule_segment_consumers_is_allowed_by_the_function
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
         if c.function in ("RuleMembershipFunction", "RebuildFunction")
+        and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_every_aws_call_of_a_bulk_delete_is_allowed_by_the_functions_policy(
+    recorder: Recorder, bulk: Bulk, api: Api
+) -> None:
+    """BulkDeleteFunction (chunks, a redelivered chunk, a stray copy) and RuleMembershipFunction on the
+    person-record REMOVEs it causes (a dynamic and a hybrid member leave)."""
+    org = make_org("org-a", "org-a")
+    gold = [{"field": "tier", "operator": "equals", "value": "gold"}]
+    pids = [f"p-b{i}" for i in range(5)]
+    for pid in pids:
+        people.put(org.org_id, pid, {"tier": "gold"})
+    static = sheep_segment(api, org, "Static", segment_type="static")
+    assert (
+        api.post("/v2/segments/members/add", key=org.key, body={"segment_id": static, "minerva_pids": pids}).status
+        == 200
+    )
+    dynamic = sheep_segment(api, org, "Gold", rules=gold)
+    sheep_segment(api, org, "Hybrid", segment_type="hybrid", rules=gold, include=["p-b0"])
+    bulk.rig.settle()
+    path = f"/segments/v2/{org.bucket}/segment/{uuid.UUID(static).hex}/action/delete"
+    real_send = queues.send
+
+    def refuse(*a: Any, **k: Any) -> None:
+        raise errors.Retryable("The queue refused the message")
+
+    queues.send = refuse  # type: ignore[assignment]  # the route records the job stopped (UpdateItem)
+    try:
+        assert api.post(path, bearer=org.key).status == 503
+    finally:
+        queues.send = real_send  # type: ignore[assignment]
+    started = api.post(path, bearer=org.key, query={"batch_size": 2})
+    assert started.status == 200, started.text
+    first = bulk.messages()[0]
+    assert failures(functions().invoke("BulkDeleteFunction", sqs_batch([sqs_record(first)]))) == []
+    again = sqs_batch([sqs_record(first, receive_count=2)])
+    assert failures(functions().invoke("BulkDeleteFunction", again)) == []  # recorded: sends the next again
+    for _ in range(20):
+        bodies = bulk.messages()
+        if not bodies:
+            break
+        for body in bodies:
+            assert failures(functions().invoke("BulkDeleteFunction", sqs_batch([sqs_record(body)]))) == []
+    records = bulk.rig.stream()
+    assert failures(functions().invoke("RuleMembershipFunction", {"Records": records})) == []
+    assert members_of(api, org, dynamic) == []
+    ran = {c.function for c in recorder.calls}
+    assert ran >= {"BulkDeleteFunction", "RuleMembershipFunction"}, ran
+    assert any(c.function == "BulkDeleteFunction" and c.action == "dynamodb:BatchWriteItem" for c in recorder.calls)
+    assert any(c.function == "SheepActionsFunction" and c.action == "dynamodb:UpdateItem" for c in recorder.calls)
+    assert any(c.function == "RuleMembershipFunction" and c.resource.endswith("/index/gsi3") for c in recorder.calls)
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if c.function in ("BulkDeleteFunction", "RuleMembershipFunction", "SheepActionsFunction")
         and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

@@ -43,6 +43,12 @@ EXPECTED = {
     ("PUT", "/segments/v2/{bucket}/segment/{uid}"): 404,
     ("DELETE", "/segments/v2/{bucket}/segment/{uid}"): 404,
     ("POST", "/segments/v2/{bucket}/segment/{uid}/restore"): 404,
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/config"): 404,
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/lookup"): 400,  # q is a required parameter
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/signals"): 400,  # type is a required parameter
+    ("GET", "/segments/v2/{bucket}/notification/{uid}"): 404,
+    ("POST", "/segments/v2/{bucket}/segment/{uid}/action/delete"): 404,
+    ("POST", "/segments/v2/{bucket}/segment/{uid}/action/replace"): 404,
     ("GET", "/v2/segments/signals/deaths"): 422,  # segment_id is a required parameter
     ("GET", "/v2/segments/signals/job_changes"): 422,
     ("GET", "/v2/segments/signals/relocations"): 422,

@@ -30,6 +30,12 @@ ROUTES = [
     ("SheepSegmentsFunction", "PUT", "/segments/v2/{bucket}/segment/{uid}", None),
     ("SheepSegmentsFunction", "DELETE", "/segments/v2/{bucket}/segment/{uid}", None),
     ("SheepSegmentsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/restore", None),
+    ("SheepRecordsFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/config", None),
+    ("SheepRecordsFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/lookup", {"q": "p-"}),
+    ("SheepRecordsFunction", "GET", "/segments/v2/{bucket}/segment/{uid}/signals", {"type": "death"}),
+    ("SheepRecordsFunction", "GET", "/segments/v2/{bucket}/notification/{uid}", None),
+    ("SheepActionsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/action/delete", None),
+    ("SheepActionsFunction", "POST", "/segments/v2/{bucket}/segment/{uid}/action/replace", None),
 ]
 
 

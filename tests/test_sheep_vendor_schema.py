@@ -95,6 +95,9 @@ OURS = {
     ("PUT", "/segments/v2/{bucket}/segment/{uid}"),
     ("DELETE", "/segments/v2/{bucket}/segment/{uid}"),
     ("POST", "/segments/v2/{bucket}/segment/{uid}/restore"),
+    # a segment's members' signals, and the progress of a bulk action (its notification_uri)
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/signals"),
+    ("GET", "/segments/v2/{bucket}/notification/{uid}"),
 }
 
 

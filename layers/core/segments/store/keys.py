@@ -16,6 +16,7 @@
 | api key      | KEY#{sha256}       | KEY                  |                                              |
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
+| bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
 """
 
 from __future__ import annotations
@@ -314,3 +315,23 @@ def person_uri_pid(uri: str, bucket: str | None = None) -> str | None:
     if bucket and parts[1] != bucket:
         return None
     return parts[3]
+
+
+# ------------------------------------------------------------------ bulk actions
+# A bulk action on a segment's records (SheepCRM `action/delete`): one item per job, in the org's
+# partition, so another org's id is simply not found.
+
+JOB = "JOB#"
+
+
+def job_sk(job_id: str) -> str:
+    return f"{JOB}{job_id}"
+
+
+def job_key(org_id: str, job_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), job_sk(job_id))
+
+
+def member_prefix_sk(pid_prefix: str) -> str:
+    """Member sort keys of the PIDs starting with `pid_prefix` (begins_with in a segment's partition)."""
+    return f"{PID}{pid_prefix}"

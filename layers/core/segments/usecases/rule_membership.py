@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segments import errors
-from segments.adapters.dynamodb_stream import INSERT, MODIFY, StreamChange
+from segments.adapters.dynamodb_stream import INSERT, MODIFY, REMOVE, StreamChange
 from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import keys, rule_index
-from segments.usecases import members, rebuild
+from segments.usecases import members, rebuild, record_removal
 from segments.usecases.rule_definitions import RECORD_STORAGE, Definition, person
 
 _MISSING = object()
@@ -167,9 +167,12 @@ def segment_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, ch
     return Reindexed(now.segment_id, len(fields_now), len(fields_before - fields_now), started)
 
 
-def apply(change: StreamChange) -> Evaluated | Reindexed | None:
-    """One stream change: a person record or a segment item written; anything else is ignored.
-    The stream adapter applies a batch's changes in order and stops at the first that fails."""
+def apply(change: StreamChange) -> Evaluated | Reindexed | record_removal.Removed | None:
+    """One stream change: a person record or a segment item written, or a person record deleted
+    (usecases/record_removal.py); anything else is ignored. The stream adapter applies a batch's
+    changes in order and stops at the first that fails."""
+    if change.event_name == REMOVE:
+        return record_removal.apply_remove(change)
     if change.event_name not in (INSERT, MODIFY) or change.keys is None:
         return None
     pk, sk = change.keys

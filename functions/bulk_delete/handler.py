@@ -1,0 +1,20 @@
+"""Bulk deletes of a segment's person records: one BulkDeleteQueue message = one chunk, reported per message."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from segments.observability import observed
+from segments.usecases import bulk_delete
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> None:
+    bulk_delete.process_message(record.body, receive_count=int(record.attributes.approximate_receive_count or 1))
+
+
+@observed
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,16 @@
+"""SheepCRM-style bulk actions under /segments/v2/{bucket}/segment/{uid}/action: delete (queued),
+replace (501)."""
+
+from typing import Any
+
+from segments.observability import observed
+from segments.surfaces import app as surface
+from segments.surfaces import http, sheep
+from segments.surfaces.sheep_actions import action_routes
+
+app = surface.resolver(sheep.SURFACE, action_routes)
+
+
+@observed
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return http.handle(app, event, context)

@@ -1,0 +1,53 @@
+"""Bulk action jobs (SheepCRM `action/delete`): one item per job, `ORG#{org}` / `JOB#{job_id}`.
+
+The job item is the job's whole state: what was asked, where it is (`chunk`, `cursor`), its counts
+and its status. It moves forward only by a conditional write naming the chunk it starts from, so a
+chunk delivered twice advances it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from segments.store import keys
+from segments.store.dynamo import call, get, is_condition_failure, table, to_item, translate, update_if, values
+
+RUNNING = ("queued", "running")
+
+
+def put_new(job: Mapping[str, Any]) -> None:
+    """Store a new job (its id is fresh: the write refuses to replace one)."""
+    item = {**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.job_sk(str(job["job_id"]))}
+    try:
+        call("put_item", TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            raise RuntimeError(f"job {job['job_id']} exists already") from exc
+        raise translate(exc) from exc
+
+
+def get_job(org_id: str, job_id: str) -> dict[str, Any] | None:
+    """The org's job (strongly consistent), without its keys; None when missing or another org's."""
+    found = get(keys.job_key(org_id, job_id), consistent=True)
+    if found is None:
+        return None
+    return {k: v for k, v in found.items() if k not in ("pk", "sk")}
+
+
+def advance(org_id: str, job_id: str, *, chunk: int, sets: Mapping[str, Any]) -> bool:
+    """SET `sets` on condition that the job is still at `chunk` and not finished. False when
+    another delivery moved it first (or it was stopped)."""
+    names = {f"#s{i}": name for i, name in enumerate(sets)}
+    assignments = ", ".join(f"#s{i} = :s{i}" for i in range(len(sets)))
+    vals = values(chunk=chunk, queued="queued", running="running", **{f"s{i}": v for i, v in enumerate(sets.values())})
+    return update_if(
+        TableName=table(),
+        Key=keys.job_key(org_id, job_id),
+        UpdateExpression=f"SET {assignments}",
+        ConditionExpression="#chunk = :chunk AND #status IN (:queued, :running)",
+        ExpressionAttributeNames={**names, "#chunk": "chunk", "#status": "status"},
+        ExpressionAttributeValues=vals,
+    )
