@@ -19,6 +19,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org, template
+from segments.adapters.dynamodb_stream import StreamChange
 from segments.events import bus, outbox
 from tools.local_stack import filters
 
@@ -113,7 +114,7 @@ def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
     api: Api, org: Org, signals: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _many_changes(api, org, 15)
-    records = [r for r in signals.stream_batch() if outbox.is_ledger_insert(r)]
+    records = [r for r in signals.stream_batch() if outbox.is_ledger_insert(StreamChange(r))]
     assert len(records) == 15
     # The first batch of 10 goes out; the second keeps failing.
     flaky = FlakyBus(bus.client(), ["ok"] + ["fail"] * bus.MAX_ATTEMPTS)
@@ -127,6 +128,21 @@ def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
     assert failures(run("PublisherFunction", {"Records": records[10:]})) == []
     rest = by_type(signals.bus.published(), "Segment Membership Changed")
     assert sorted(p for c in rest for p in c["added"]) == sorted(f"p-many{i}" for i in range(10, 15))
+
+
+def test_a_record_whose_image_cannot_be_read_is_reported_after_the_ones_before_it_are_published(
+    api: Api, org: Org, signals: Any
+) -> None:
+    """A poison record (an image that is not DynamoDB JSON) ends the batch there: the records before
+    it are published, it is the one reported, and nothing after it goes out before it does."""
+    _many_changes(api, org, 3)
+    records = [r for r in signals.stream_batch() if outbox.is_ledger_insert(StreamChange(r))]
+    assert len(records) == 3
+    poison = {**records[1], "dynamodb": {**records[1]["dynamodb"], "NewImage": {"pids": {"Q": "?"}}}}
+    result = run("PublisherFunction", {"Records": [records[0], poison, records[2]]})
+    assert failures(result) == [records[1]["dynamodb"]["SequenceNumber"]]
+    [published] = by_type(signals.bus.published(), "Segment Membership Changed")
+    assert published["added"] == ["p-many0"]
 
 
 def _ledger_record(pids: list[str]) -> dict[str, Any]:
@@ -161,7 +177,7 @@ def _ledger_record(pids: list[str]) -> dict[str, Any]:
 
 def test_membership_events_are_chunked_well_under_256_kb() -> None:
     pids = [f"p-{'x' * 60}{i:04d}" for i in range(2500)]
-    entries = outbox.entries_of(_ledger_record(pids))
+    entries = outbox.entries_of(StreamChange(_ledger_record(pids)))
     assert len(entries) == 3
     assert sorted(p for e in entries for p in e.detail["added"]) == sorted(pids)
     assert len({e.detail["event_id"] for e in entries}) == 3
@@ -180,12 +196,16 @@ def test_a_ledger_or_feed_record_that_is_not_an_insert_publishes_nothing(
     sid = create_segment(api, org.key, "Rewrites")
     add(api, org.key, sid, PID)
     assert failures(ingest(person_event("death", PID))) == []
-    inserts = [r for r in signals.stream_batch() if outbox.is_ledger_insert(r) or outbox.is_feed_insert(r)]
+    inserts = [
+        r
+        for r in signals.stream_batch()
+        if outbox.is_ledger_insert(StreamChange(r)) or outbox.is_feed_insert(StreamChange(r))
+    ]
     assert len(inserts) == 2  # one ledger entry, one feed entry
     rewritten = [
         {**r, "eventName": kind, "dynamodb": {**r["dynamodb"], "OldImage": r["dynamodb"]["NewImage"]}} for r in inserts
     ]
-    assert [outbox.entries_of(r) for r in rewritten] == [[], []]
+    assert [outbox.entries_of(StreamChange(r)) for r in rewritten] == [[], []]
     assert failures(run("PublisherFunction", {"Records": rewritten})) == []
     assert signals.bus.published() == []
     assert failures(run("PublisherFunction", {"Records": inserts})) == []  # the inserts themselves do publish

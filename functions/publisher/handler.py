@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from segments.adapters import dynamodb_stream
 from segments.events import publish
 from segments.observability import observed
 
 
 @observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return publish.publish(event.get("Records") or [])
+    return dynamodb_stream.as_batch(event, publish.publish, what="publishing")

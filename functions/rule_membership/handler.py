@@ -4,10 +4,11 @@ rebuilds in step with segment definitions."""
 
 from typing import Any
 
+from segments.adapters import dynamodb_stream
 from segments.observability import observed
 from segments.usecases import rule_membership
 
 
 @observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return rule_membership.process_stream(event.get("Records") or [])
+    return dynamodb_stream.in_order(event, rule_membership.apply, what="rule membership")

@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from segments.adapters import dynamodb_stream
 from segments.observability import observed
 from segments.usecases import signal_feed
 
 
 @observed
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return signal_feed.reconcile_stream(event.get("Records") or [])
+    return dynamodb_stream.in_order(event, signal_feed.apply, what="signal feed reconciliation")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -182,3 +183,46 @@ class Actor(BaseModel):
     request_id: str
     reason: Reason = "api"
     key_id: str | None = None
+
+
+def render_signal(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored feed entry in the public shape of its signal type (docs/api.md#signals): what the signal
+    reads return and what `Segment Signal Detected` carries, so it sits below both."""
+    data = entry.get("data") or {}
+    common = {"minerva_pid": entry["minerva_pid"]}
+    if entry["type"] == "death":
+        return {
+            **common,
+            "obituary_id": data.get("obituary_id"),
+            "date_of_death": data.get("date_of_death"),
+            "publication_last_update_date": data.get("publication_last_update_date"),
+            "first_observed_at": entry["first_observed_at"],
+            "signal_metadata": {
+                "source": data.get("source"),
+                "obituary_url": data.get("obituary_url"),
+                "publication_name": data.get("publication_name"),
+                "confidence_score": data.get("confidence_score"),
+            },
+        }
+    metadata = {"source": data.get("source"), "confidence_score": data.get("confidence_score")}
+    if entry["type"] == "job_change":
+        return {
+            **common,
+            "signal_id": entry["event_id"],
+            "previous_employer": data.get("previous_employer"),
+            "previous_title": data.get("previous_title"),
+            "new_employer": data.get("new_employer"),
+            "new_title": data.get("new_title"),
+            "effective_date": data.get("effective_date"),
+            "first_observed_at": entry["first_observed_at"],
+            "signal_metadata": metadata,
+        }
+    return {
+        **common,
+        "signal_id": entry["event_id"],
+        "previous_location": data.get("previous_location"),
+        "new_location": data.get("new_location"),
+        "effective_date": data.get("effective_date"),
+        "first_observed_at": entry["first_observed_at"],
+        "signal_metadata": metadata,
+    }

@@ -134,6 +134,11 @@ def is_ledger_sk(sk: str) -> bool:
     return sk.startswith(LOG) and sk < LOG_END
 
 
+def is_ledger_key(pk: str, sk: str) -> bool:
+    """A ledger entry's item (in its segment's partition)."""
+    return pk.startswith(SEGMENT) and is_ledger_sk(sk)
+
+
 # ------------------------------------------------------------------ people registry
 
 

@@ -16,11 +16,10 @@ pass drops members without a record).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from segments import errors
+from segments.adapters.dynamodb_stream import StreamChange
 from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import keys
@@ -69,11 +68,9 @@ def person_removed(org_id: str, pid: str, *, change_id: str) -> Removed:
     return result
 
 
-def apply_remove(record: Mapping[str, Any]) -> Removed | None:
-    """A REMOVE stream record: a person record's is applied; anything else is ignored."""
-    raw = (record.get("dynamodb") or {}).get("Keys") or {}
-    pk, sk = (raw.get("pk") or {}).get("S"), (raw.get("sk") or {}).get("S")
-    if pk is None or sk is None or not keys.is_person_key(pk, sk):
+def apply_remove(change: StreamChange) -> Removed | None:
+    """A REMOVE stream change: a person record's is applied; anything else is ignored."""
+    if change.keys is None or not keys.is_person_key(*change.keys):
         return None
-    change_id = str(record.get("eventID") or (record.get("dynamodb") or {}).get("SequenceNumber") or "")
-    return person_removed(keys.org_of_people_pk(pk), keys.pid_of(sk), change_id=change_id)
+    pk, sk = change.keys
+    return person_removed(keys.org_of_people_pk(pk), keys.pid_of(sk), change_id=change.change_id)

@@ -30,17 +30,15 @@ the actor's id is derived from the stream record's id (a retry is recognised as 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from segments import errors
-from segments.events.outbox import new_image
-from segments.events.publish import sequence_number
+from segments.adapters.dynamodb_stream import INSERT, MODIFY, REMOVE, StreamChange
 from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import keys, rule_index
-from segments.store.dynamo import from_item
 from segments.usecases import members, rebuild, record_removal
 from segments.usecases.rule_definitions import RECORD_STORAGE, Definition, person
 
@@ -169,44 +167,25 @@ def segment_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, ch
     return Reindexed(now.segment_id, len(fields_now), len(fields_before - fields_now), started)
 
 
-def apply(record: Mapping[str, Any]) -> Evaluated | Reindexed | record_removal.Removed | None:
-    """One stream record: a person record or a segment item written, or a person record deleted
-    (usecases/record_removal.py); anything else is ignored."""
-    if record.get("eventName") == "REMOVE":
-        return record_removal.apply_remove(record)
-    if record.get("eventName") not in ("INSERT", "MODIFY"):
+def apply(change: StreamChange) -> Evaluated | Reindexed | record_removal.Removed | None:
+    """One stream change: a person record or a segment item written, or a person record deleted
+    (usecases/record_removal.py); anything else is ignored. The stream adapter applies a batch's
+    changes in order and stops at the first that fails."""
+    if change.event_name == REMOVE:
+        return record_removal.apply_remove(change)
+    if change.event_name not in (INSERT, MODIFY) or change.keys is None:
         return None
-    raw = (record.get("dynamodb") or {}).get("Keys") or {}
-    pk, sk = (raw.get("pk") or {}).get("S"), (raw.get("sk") or {}).get("S")
-    if pk is None or sk is None:
-        return None
-    change_id = str(record.get("eventID") or sequence_number(record))
-    old_raw = (record.get("dynamodb") or {}).get("OldImage")
-    old = from_item(old_raw) if old_raw else {}
-    new = new_image(record)
+    pk, sk = change.keys
+    old, new = change.old, change.new
     if keys.is_person_key(pk, sk):
         return reevaluate(
             keys.org_of_people_pk(pk),
             keys.pid_of(sk),
             old,
             new,
-            change_id=change_id,
-            created=record.get("eventName") == "INSERT" or not old_raw,
+            change_id=change.change_id,
+            created=change.inserted or not change.has_old,
         )
     if keys.is_segment_key(pk, sk) and new.get("segment_id") and new.get("org_id"):
-        return segment_changed(old or None, new, change_id=change_id)
+        return segment_changed(old or None, new, change_id=change.change_id)
     return None
-
-
-def process_stream(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Apply a stream batch in order; the Lambda partial-batch response. The first record that
-    fails is reported and nothing after it is applied: Lambda resumes from it, in order."""
-    for record in records:
-        try:
-            apply(record)
-        except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
-            logger.exception(
-                "rule membership failed; the stream will retry", extra={"sequence_number": sequence_number(record)}
-            )
-            return {"batchItemFailures": [{"itemIdentifier": sequence_number(record)}]}
-    return {"batchItemFailures": []}

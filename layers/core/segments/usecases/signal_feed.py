@@ -16,14 +16,13 @@ window before this runs never serves a removed member.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from segments.events import outbox
-from segments.events.publish import sequence_number
+from segments.adapters.dynamodb_stream import MODIFY, StreamChange
 from segments.observability import MetricUnit, logger, metrics
-from segments.store import held
+from segments.store import held, keys
 from segments.store import segments as segments_store
 from segments.store import signals as store
 from segments.usecases.ingest import feed_entries
@@ -93,25 +92,22 @@ def release_held(org_id: str, segment_id: str) -> Reconciled:
     return Reconciled(segment_id, "restored", len(current), len(fed))
 
 
-def reconcile_stream(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Apply the ledger INSERTs and segment restores of a stream batch, in order; the Lambda
-    partial-batch response.
+def restored_segment(change: StreamChange) -> tuple[str, str] | None:
+    """(org_id, segment_id) of a segment item's MODIFY from deleted to active (a restore), else None."""
+    if change.event_name != MODIFY or change.keys is None or not keys.is_segment_key(*change.keys):
+        return None
+    if (change.old.get("record_state"), change.new.get("record_state")) != ("deleted", "active"):
+        return None
+    return keys.org_of_org_pk(change.keys[0]), keys.segment_id_of(change.keys[1])
 
-    The first record that fails is reported (its SequenceNumber) and nothing after it is applied:
-    Lambda resumes from it, so one segment's changes are never applied out of order."""
-    for record in records:
-        restored = outbox.restored_segment(record)
-        if restored is None and not outbox.is_ledger_insert(record):
-            continue
-        try:
-            if restored is not None:
-                release_held(*restored)
-            else:
-                apply_ledger_entry(outbox.new_image(record))
-        except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
-            logger.exception(
-                "signal feed reconciliation failed; the stream will retry",
-                extra={"sequence_number": sequence_number(record)},
-            )
-            return {"batchItemFailures": [{"itemIdentifier": sequence_number(record)}]}
-    return {"batchItemFailures": []}
+
+def apply(change: StreamChange) -> Reconciled | None:
+    """One stream change: a ledger INSERT reconciles the feed, a segment restore releases its held
+    signals; anything else is ignored. The stream adapter applies a batch's changes in order and
+    stops at the first that fails, so one segment's changes are never applied out of order."""
+    restored = restored_segment(change)
+    if restored is not None:
+        return release_held(*restored)
+    if change.inserted and change.keys is not None and keys.is_ledger_key(*change.keys):
+        return apply_ledger_entry(change.new)
+    return None

@@ -13,7 +13,7 @@ import re
 from typing import Any, Literal
 
 from segments import cursors, errors
-from segments.models import Actor
+from segments.models import Actor, render_signal
 from segments.store import signals as store
 from segments.timefmt import instant
 from segments.usecases.segments import live_record
@@ -79,46 +79,4 @@ def list_signals(
     else:
         position = start  # cut short after a long run of removed members: go on from what was read
     next_cursor = cursors.encode(kind, scope, position) if position else None
-    return {"results": [render(e) for e in found], "next_cursor": next_cursor}
-
-
-def render(entry: dict[str, Any]) -> dict[str, Any]:
-    """A feed entry in the shape of its type (docs/api.md#signals)."""
-    data = entry.get("data") or {}
-    common = {"minerva_pid": entry["minerva_pid"]}
-    if entry["type"] == "death":
-        return {
-            **common,
-            "obituary_id": data.get("obituary_id"),
-            "date_of_death": data.get("date_of_death"),
-            "publication_last_update_date": data.get("publication_last_update_date"),
-            "first_observed_at": entry["first_observed_at"],
-            "signal_metadata": {
-                "source": data.get("source"),
-                "obituary_url": data.get("obituary_url"),
-                "publication_name": data.get("publication_name"),
-                "confidence_score": data.get("confidence_score"),
-            },
-        }
-    metadata = {"source": data.get("source"), "confidence_score": data.get("confidence_score")}
-    if entry["type"] == "job_change":
-        return {
-            **common,
-            "signal_id": entry["event_id"],
-            "previous_employer": data.get("previous_employer"),
-            "previous_title": data.get("previous_title"),
-            "new_employer": data.get("new_employer"),
-            "new_title": data.get("new_title"),
-            "effective_date": data.get("effective_date"),
-            "first_observed_at": entry["first_observed_at"],
-            "signal_metadata": metadata,
-        }
-    return {
-        **common,
-        "signal_id": entry["event_id"],
-        "previous_location": data.get("previous_location"),
-        "new_location": data.get("new_location"),
-        "effective_date": data.get("effective_date"),
-        "first_observed_at": entry["first_observed_at"],
-        "signal_metadata": metadata,
-    }
+    return {"results": [render_signal(e) for e in found], "next_cursor": next_cursor}

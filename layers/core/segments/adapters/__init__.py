@@ -1,0 +1,1 @@
+"""Adapters between Lambda's event sources and the use cases: `dynamodb_stream` (the table's stream)."""
