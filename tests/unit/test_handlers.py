@@ -12,8 +12,9 @@ import ast
 import importlib.util
 import json
 import sys
+import uuid
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,6 +37,17 @@ def template_handlers() -> dict[Path, set[str]]:
         path = (ROOT / function.code_uri / (module.replace(".", "/") + ".py")).resolve()
         found.setdefault(path, set()).add(attr)
     return found
+
+
+def lambda_context(function_name: str) -> SimpleNamespace:
+    """What Powertools reads of Lambda's context (the local stack's runtime is not of this tier)."""
+    return SimpleNamespace(
+        function_name=function_name,
+        memory_limit_in_mb=512,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        aws_request_id=str(uuid.uuid4()),
+        get_remaining_time_in_millis=lambda: 28_000,
+    )
 
 
 def load(path: Path) -> ModuleType:
@@ -86,8 +98,6 @@ def test_a_request_has_one_id_in_its_response_and_its_log_lines(api_request_id: 
     """surfaces/http takes the request id `observed` set as the correlation id (whatever API
     Gateway's id looks like) instead of deriving a second one."""
     from helpers.logs import captured_log_lines
-
-    from tools.local_stack import lambda_context
 
     module = load(ROOT / "functions" / "segment_query" / "handler.py")
     event = {
