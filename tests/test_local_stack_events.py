@@ -10,13 +10,13 @@ from __future__ import annotations
 import itertools
 import json
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from helpers.waiting import wait_for
 
 from tools.local_stack import LocalStack, StackInfo
 
@@ -209,17 +209,6 @@ def events_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo
 
 def client(stack: StackInfo, service: str) -> Any:
     return boto3.client(service, endpoint_url=stack.moto_url, region_name="us-east-1")
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll until `check()` is truthy (a liveness deadline; nothing is asserted about speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"gave up waiting for {what}"
-            return result
-        time.sleep(0.2)
 
 
 def calls(stack: StackInfo, function: str) -> list[dict[str, Any]]:

@@ -5,14 +5,14 @@ segment serves it and the publisher puts it on the bus once."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from helpers.http import call
+from helpers.waiting import wait_for
 
 from tools.local_stack import LocalStack, StackInfo
 
@@ -24,17 +24,6 @@ PID = "p-restored01"
 def aws_env() -> Iterator[None]:
     """Replaces the suite's per-test AWS environment: the running stack owns it here."""
     yield
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 240) -> Any:
-    """Poll until `check()` is truthy (a liveness deadline; nothing is asserted about speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"gave up waiting for {what}"
-            return result
-        time.sleep(0.3)
 
 
 def test_a_death_while_deleted_is_served_and_published_after_the_restore() -> None:

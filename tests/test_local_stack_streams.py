@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from helpers.http import Reply, call
+from helpers.waiting import wait_for
 
 from conftest import ACCOUNT, REGION, ROOT
 from tools.local_stack import LocalStack
@@ -44,17 +45,6 @@ def stack() -> Iterator[LocalStack]:
     with LocalStack(ROOT / "template.yaml", port=0, moto_port=0, org="demo-org", bucket="demo") as running:
         assert running.info is not None
         yield running
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
-    """Poll until `check()` is truthy (a liveness deadline; nothing is asserted about speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"gave up waiting for {what}"
-            return result
-        time.sleep(0.25)
 
 
 class Api:
