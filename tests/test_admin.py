@@ -14,7 +14,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conftest import ENV, ROOT, Api, template
-from segments import admin, auth
+from segments import auth
+from segments.cli import admin
 from segments.store import dynamo
 from tools import cfn
 

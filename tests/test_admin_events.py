@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from conftest import REGION
-from segments import admin, admin_events
+from segments.cli import admin, admin_events
 from tools.moto_events import make_event_envelopes_faithful
 
 
@@ -201,7 +201,7 @@ def test_honours_aws_endpoint_url(aws_env: None) -> None:
         queue = sqs.create_queue(QueueName="PersonEventsQueue")["QueueUrl"]
         env = {**os.environ, **ENV, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT / "layers/core")}
         done = subprocess.run(
-            [sys.executable, "-m", "segments.admin", "--json", "publish-event", "-", "--queue", queue],
+            [sys.executable, "-m", "segments.cli.admin", "--json", "publish-event", "-", "--queue", queue],
             input=json.dumps(person_event(1)) + "\n" + json.dumps(person_event(2)) + "\n",
             env=env, capture_output=True, text=True, timeout=60, cwd=ROOT,
         )  # fmt: skip
@@ -227,7 +227,7 @@ def test_honours_aws_endpoint_url(aws_env: None) -> None:
 def test_events_the_consumer_would_refuse_are_refused_with_its_reason(
     bus: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], reason: str
 ) -> None:
-    """The consumer's own parser decides (segments.person_events): nothing is put, exit 2."""
+    """The consumer's own parser decides (segments.events.person_events): nothing is put, exit 2."""
     bad = {k: v for k, v in {**person_event(2), **change}.items() if v is not None or k == "org_id"}
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps(person_event(1)) + "\n" + json.dumps(bad) + "\n")

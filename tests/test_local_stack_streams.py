@@ -193,7 +193,7 @@ class TestStreamsAfterCancelledTransactions:
         wait_for("every stream consumer to catch up", lambda: caught_up(stack))
 
     def test_a_profile_of_the_documented_maximum_size_goes_through(self, stack: LocalStack) -> None:
-        from segments.person_events import ATTRIBUTES_MAX
+        from segments.events.person_events import ATTRIBUTES_MAX
 
         api = Api(stack)
         uid = api.dynamic("Malton", "malton")

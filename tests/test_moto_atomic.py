@@ -151,7 +151,7 @@ def test_a_stream_reader_keeps_reading_after_a_cancelled_transaction(aws: None) 
 def test_a_profile_of_the_documented_maximum_size_is_stored(aws: None, attributes: int) -> None:
     """A profile's merge is one SET action per attribute (plus five of the record's own): moto's
     recursive copy of that expression's tree failed with RecursionError from about 160 actions."""
-    from segments.person_events import ATTRIBUTES_MAX
+    from segments.events.person_events import ATTRIBUTES_MAX
     from segments.store import signals
 
     assert attributes >= ATTRIBUTES_MAX

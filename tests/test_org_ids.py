@@ -13,7 +13,8 @@ import pytest
 from helpers.signals import REGION, failures, ingest, person_event, signals_fixture  # noqa: F401 - `signals`
 
 from conftest import Api, Org
-from segments import admin, auth
+from segments import auth
+from segments.cli import admin
 from segments.models import valid_bucket, valid_org_id
 from segments.store import api_keys
 from segments.store import signals as signal_store

@@ -13,7 +13,7 @@ from helpers.rules import Rig, members_of, rig_fixture, segment, sheep_segment  
 from helpers.signals import REGION, failures, run, signals_fixture, sqs_batch, sqs_record  # noqa: F401
 
 from conftest import Api, Org
-from segments import admin
+from segments.cli import admin
 from segments.store import signals as signal_store
 
 GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
@@ -102,7 +102,7 @@ def test_the_queue_comes_from_the_environment(
 
 
 def test_event_ids_are_deterministic_and_content_sensitive() -> None:
-    from segments.people_import import event_id
+    from segments.cli.people_import import event_id
 
     assert event_id("o", "p-1", {"a": 1, "b": 2}) == event_id("o", "p-1", {"b": 2, "a": 1})
     assert event_id("o", "p-1", {"a": 1}) != event_id("o", "p-1", {"a": 2})

@@ -21,7 +21,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org
-from segments.person_events import parse
+from segments.events.person_events import parse
 from segments.store import dynamo
 from segments.usecases import ingest as ingest_usecase
 

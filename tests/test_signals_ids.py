@@ -25,7 +25,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org
-from segments.person_events import InvalidEvent
+from segments.events.person_events import InvalidEvent
 from segments.usecases import ingest as ingest_usecase
 
 A, B = "p-aaaa1111", "p-bbbb2222"

@@ -22,7 +22,7 @@ from helpers.signals import (
 )
 
 from conftest import Api, Org
-from segments.person_events import InvalidEvent, parse
+from segments.events.person_events import InvalidEvent, parse
 from segments.store import people
 from segments.store import signals as signal_store
 

@@ -119,3 +119,32 @@ def test_a_request_has_one_id_in_its_response_and_its_log_lines(api_request_id: 
     assert lines and {line["correlation_id"] for line in lines} == {rid}
     if api_request_id == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef":
         assert rid == "req_c6af9ac67b6111e69a4193e8deadbeef"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (absolute `import x.y` and `from x.y import z` forms, plus
+    `from x import y` as `x.y`, so a submodule imported by name counts)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_function_and_no_core_module_imports_the_operator_cli() -> None:
+    """`segments.cli` is left out of the Lambda layer (layers/core/Makefile), so code that runs in a
+    function must never import it; only the CLI itself and the tests do."""
+    core = ROOT / "layers" / "core" / "segments"
+    in_functions = list((ROOT / "functions").rglob("*.py"))
+    files = in_functions + [p for p in core.rglob("*.py") if "cli" not in p.relative_to(core).parts]
+    assert len(files) > 50
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[:2] == ["segments", "cli"])
+        for p in files
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    makefile = (ROOT / "layers" / "core" / "Makefile").read_text(encoding="utf-8")
+    assert 'rm -rf "$(TARGET)/segments/cli"' in makefile

@@ -124,7 +124,7 @@ def is_active_member_item(item: dict[str, Any]) -> bool:
 
 def ingest_event(detail: dict[str, Any]) -> Any:
     """Ingest one person event (the `detail` of a bus event) through the core's use case."""
-    from segments.person_events import parse
+    from segments.events.person_events import parse
     from segments.usecases.ingest import ingest
 
     return ingest(parse(detail))
@@ -132,7 +132,7 @@ def ingest_event(detail: dict[str, Any]) -> Any:
 
 def signal_fact(detail: dict[str, Any]) -> dict[str, Any]:
     """The stored fact of a lifecycle person event (validated as the consumer validates it)."""
-    from segments.person_events import parse
+    from segments.events.person_events import parse
     from segments.usecases.ingest import fact_of
 
     return fact_of(parse(detail))

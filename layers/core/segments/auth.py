@@ -78,7 +78,7 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
     (or not yet claimed by any org)."""
     from pydantic import ValidationError
 
-    from segments import limits
+    from segments.store import limits
     from segments.usecases import segments as usecase
 
     _check_org_and_bucket(org_id, bucket)

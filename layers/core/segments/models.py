@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from segments import limits
+from segments.store import limits
 
 NAME_MAX = 255
 DESCRIPTION_MAX = 4096

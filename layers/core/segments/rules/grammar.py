@@ -17,8 +17,9 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from segments import errors, limits
+from segments import errors
 from segments.rules import values
+from segments.store import limits
 
 RAW_MAX_DEPTH = 10
 VALUE_MAX_BYTES = 16 * 1024  # a rule's value, as DynamoDB counts it

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from segments import errors, limits
+from segments import errors
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name, storable_segment
+from segments.store import limits
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, request_id, run_idempotent

@@ -11,7 +11,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from segments import errors, limits
+from segments import errors
+from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import SECURITY, error, error_responses, field_message

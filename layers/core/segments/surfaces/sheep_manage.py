@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from segments import errors, limits
+from segments import errors
 from segments.models import DESCRIPTION_MAX, Actor, clean_name
 from segments.rules import Rule
+from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, run_idempotent
 from segments.surfaces.sheep import (

@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, Field
 
-from segments import errors, limits
+from segments import errors
+from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps
 from segments.surfaces.sheep import SECURITY, error, error_responses, uid_of, uri_of

@@ -13,9 +13,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from segments import errors, limits
+from segments import errors
 from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
 from segments.rules import RULES_MAX, Rule
+from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import (

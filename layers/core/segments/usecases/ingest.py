@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from segments import errors
+from segments.events.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.observability import MetricUnit, logger, metrics
-from segments.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.store import held
 from segments.store import signals as store
 

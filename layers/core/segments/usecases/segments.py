@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from segments import cursors, errors, limits
+from segments import cursors, errors
 from segments.models import (
     DEFINITION_FIELDS,
     Actor,
@@ -21,6 +21,7 @@ from segments.models import (
     needs_build,
 )
 from segments.observability import MetricUnit, metrics
+from segments.store import limits
 from segments.store import segments as store
 from segments.timefmt import iso, now
 from segments.usecases import segment_tree as tree

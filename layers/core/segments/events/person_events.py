@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from segments import limits
 from segments.models import PID_RE, check_org_and_bucket
+from segments.store import limits
 from segments.timefmt import instant
 
 EventType = Literal["death", "job_change", "relocation", "profile"]
@@ -218,14 +218,14 @@ class PersonEvent(BaseModel):
             # A lifecycle fact is about the person, not an org's record of them: it reaches every
             # org holding the PID. An org_id would promise a scoping that is not applied.
             raise ValueError(f"a {self.type} event is not org-scoped: org_id must be null or absent")
-        try:  # what DynamoDB can store, as for segment values (limits.py): numbers' range and digits, empty keys
+        try:  # what DynamoDB can store, as for segment values (store/limits.py): numbers' range and digits, empty keys
             limits.storable(self.data, "data")
         except limits.LimitExceeded as exc:
             raise ValueError(f"{exc.field}: {exc.message}") from None
         return self
 
     def stored_data(self) -> dict[str, Any]:
-        """`data` as DynamoDB stores it: numbers as Decimal (exactly, as limits.py converts them)."""
+        """`data` as DynamoDB stores it: numbers as Decimal (exactly, as store/limits.py converts them)."""
         stored: dict[str, Any] = limits.storable(self.data, "data")
         return stored
 

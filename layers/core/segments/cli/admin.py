@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from segments import admin_events, auth, errors, people_import
+from segments import auth, errors
+from segments.cli import admin_events, people_import
 from segments.config import get_settings
 
 

@@ -28,10 +28,11 @@ from itertools import batched
 from pathlib import Path
 from typing import Any, TextIO
 
-from segments import admin_events, queues
+from segments import queues
+from segments.cli import admin_events
 from segments.config import get_settings
+from segments.events.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.models import check_org_and_bucket
-from segments.person_events import InvalidEvent, PersonEvent, parse_message
 from segments.timefmt import iso
 
 BATCH_BYTES_MAX = 256 * 1024  # SendMessageBatch: all messages of one call together

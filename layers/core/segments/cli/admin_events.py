@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from segments import aws, person_events
+from segments import aws
+from segments.events import person_events
 
 SOURCE = "segments.people"
 DETAIL_TYPE = "Person Event"
