@@ -289,8 +289,7 @@ def _rate_alarm(api: str, props: dict[str, Any], kind: str, percent: int, floor:
 
 def _insights(metric: str, table: str) -> str:
     return (
-        f"SELECT SUM({metric}) FROM SCHEMA(\\\"AWS/DynamoDB\\\", Operation, TableName) "
-        f"WHERE TableName = '${{{table}}}'"
+        f"SELECT SUM({metric}) FROM SCHEMA(\\\"AWS/DynamoDB\\\", Operation, TableName) WHERE TableName = '${{{table}}}'"
     )
 
 
@@ -324,8 +323,13 @@ def _dlq_alarm(queue: str) -> Alarm:
     return Alarm(
         f"{queue}Alarm",
         f"Messages wait in the dead-letter queue {queue}: their work failed every retry.",
-        _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", [("QueueName", f"!GetAtt {queue}.QueueName")],
-                "Maximum", 60),  # fmt: skip
+        _metric(
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            [("QueueName", f"!GetAtt {queue}.QueueName")],
+            "Maximum",
+            60,
+        ),
         _evaluation(1, 1),
     )
 
