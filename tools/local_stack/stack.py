@@ -105,11 +105,11 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": cfn.REGION,
                 "AWS_REGION": cfn.REGION,
                 "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105  # moto's dummy credentials
                 "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
                 "AWS_PROFILE": None,
-                "AWS_SESSION_TOKEN": None,
-                "AWS_SECURITY_TOKEN": None,
+                "AWS_SESSION_TOKEN": None,  # nosec B105  # no token
+                "AWS_SECURITY_TOKEN": None,  # nosec B105  # no token
             }
         )
         self._create_resources(moto_url)
@@ -160,7 +160,7 @@ class LocalStack:
         if self._moto:
             try:  # moto's state is per process: leave none behind for whoever runs next
                 reset = urllib.request.Request(f"http://{self.host}:{self.moto_port}/moto-api/reset", method="POST")
-                urllib.request.urlopen(reset, timeout=5).close()
+                urllib.request.urlopen(reset, timeout=5).close()  # nosec B310  # the local moto server
             except OSError:
                 log.warning("could not reset moto")
             self._moto.stop()
@@ -193,7 +193,7 @@ class LocalStack:
                 endpoint_url=moto_url,
                 region_name=cfn.REGION,
                 aws_access_key_id="testing",
-                aws_secret_access_key="testing",
+                aws_secret_access_key="testing",  # nosec B106  # moto's dummy credentials
             )
 
         self.resources.update(cfn.create_tables(client("dynamodb"), self.template))

@@ -80,7 +80,7 @@ def reset() -> None:
 def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = True) -> float:
     """Exponential: base * 2**attempt, at most `cap`; with full jitter, uniform in [0, that]."""
     ceiling = min(cap, base * (2**attempt))
-    return random.uniform(0, ceiling) if jitter else ceiling
+    return random.uniform(0, ceiling) if jitter else ceiling  # nosec B311  # jitter, not a secret
 
 
 def backoff(
