@@ -5,6 +5,9 @@ safe to build clients from several threads at once) and honouring AWS_ENDPOINT_U
 stack, moto). Every client shares botocore's standard retries and short timeouts; per service only
 what differs is set here. `reset()` forgets the clients and the settings (tests switch endpoints
 and environment), and whatever registered itself with `on_reset` (a cache built from them).
+
+Under Lambda SnapStart (segments.snapstart) `prime` runs before the snapshot and `after_restore`
+after each restore: see their docstrings and docs/decisions.md (Cold start).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from segments import snapstart
 from segments.config import get_settings
 
 RETRIES = {"mode": "standard", "max_attempts": 4}  # botocore's own retries, before ours
@@ -95,3 +99,26 @@ def backoff(
     retries unprocessed items, failed entries or throttling waits through here; each bounds its
     attempts. `sleep` replaces time.sleep (a caller that lets its own caller choose)."""
     (sleep or time.sleep)(delay(attempt, base, cap, jitter))
+
+
+# ------------------------------------------------------------------ SnapStart
+
+
+def prime() -> None:
+    """Before the snapshot: boto3 imported and a client of each service built, so the snapshot
+    holds the loaded service models (cached by boto3's default session) and a restored environment
+    only builds client objects. No request is made: no connection is open in the snapshot."""
+    for service in SERVICE_CONFIG:
+        client(service)
+
+
+def after_restore() -> None:
+    """After each restore: every environment resumed from one snapshot starts with the same
+    `random` state, so they would all draw the same backoff jitter and retry in step: seed it
+    again from os.urandom. And forget the clients (reset()): each environment builds its own,
+    with its own connections and credentials, from the models already loaded."""
+    reset()
+    random.seed()
+
+
+snapstart.register(before_snapshot=prime, after_restore=after_restore)
