@@ -106,8 +106,11 @@ SCANS = {"checkov": checkov, "bandit": bandit, "pip-audit": pip_audit}
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scans", nargs="*", choices=[*SCANS, []], help="which scans (default: all)")
+    parser.add_argument("scans", nargs="*", help=f"which scans, of {', '.join(SCANS)} (default: all)")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.scans if name not in SCANS]
+    if unknown:
+        parser.error(f"unknown scan(s): {', '.join(unknown)}")
     failed = [name for name in args.scans or SCANS if SCANS[name]() != 0]
     if failed:
         print(f"scan: failed: {', '.join(failed)}", file=sys.stderr)
