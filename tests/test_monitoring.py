@@ -296,7 +296,8 @@ def test_any_change_to_a_function_publishes_the_version_its_alias_serves(fn: str
     PublishLambdaVersion), and a parameter counts through VersionDescription, which names every
     parameter the function reads (a new description replaces the version)."""
     props = FUNCTIONS[fn]
-    assert props["AutoPublishAliasAllProperties"] is True
+    assert props.get("AutoPublishAliasAllProperties") is True, f"{fn}: AutoPublishAliasAllProperties: true"
+    assert "VersionDescription" in props, f"{fn}: VersionDescription: *version_inputs"
     merged = {**TPL["Globals"]["Function"], **props}
     merged.pop("VersionDescription")
     read = _parameters_read(merged, TPL["Conditions"])
