@@ -92,6 +92,20 @@ def test_a_function_and_a_queue_added_without_alarms_fail_until_the_block_is_reg
     assert (duration["ExtendedStatistic"], duration["Threshold"]) == ("p99", 96_000)  # 80 % of 120 s
 
 
+def test_a_new_failure_count_in_the_code_needs_an_alarm_and_a_new_count_a_place_on_the_dashboard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emitted = {**monitoring.emitted_metrics(), "webhooks": ["WebhookDeliveries", "WebhookDeliveriesFailed"]}
+    monkeypatch.setattr(monitoring, "emitted_metrics", lambda: emitted)
+    assert monitoring.missing_coverage(TPL) == [
+        "WebhookDeliveriesFailed: no WebhookDeliveriesFailed alarm",
+        "WebhookDeliveries: WebhookDeliveries not on the dashboard",
+        "WebhookDeliveriesFailed: WebhookDeliveriesFailed not on the dashboard",
+    ]
+    alarm = ALARMS["EventsNotPublishedAlarm"]
+    assert (alarm["Namespace"], alarm["Dimensions"]) == (NAMESPACE, [{"Name": "service", "Value": SERVICE}])
+
+
 def test_an_alarm_without_the_topic_is_reported() -> None:
     changed = copy.deepcopy(TPL)
     changed["Resources"]["RebuildDLQAlarm"]["Properties"].pop("OKActions")

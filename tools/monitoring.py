@@ -13,6 +13,10 @@ rest of the template (read without the block):
 - every dead-letter queue (a queue named as a redrive target, an on-failure destination, a
   function's or a rule target's dead-letter queue): its depth, unless an alarm outside the block
   already watches it (those sit beside their queues with their own descriptions);
+- every metric the core emits whose name says work failed (`...Failed`, `...Failures`,
+  `...NotPublished`: today events not put on the bus; failed webhook deliveries or exports as
+  soon as the code counts them under such a name). `...Dropped` is not one: the rebuild and bulk
+  delete consumers count there the messages they drop on purpose (stale, duplicate, superseded);
 - one dashboard with all of these, plus every metric the core emits (`add_metric(name="...")`
   under layers/core/segments, namespace and service of segments.observability).
 
@@ -62,6 +66,7 @@ DURATION_SHARE = 0.8  # p99 duration alarm: this share of the function's timeout
 ITERATOR_AGE_MS = 300_000  # a stream consumer 5 minutes behind, for 5 minutes
 SERVER_ERROR_PERCENT, SERVER_ERROR_FLOOR = 2, 20  # 5xx: 2 % of at least 20 requests, twice in a row
 CLIENT_ERROR_PERCENT, CLIENT_ERROR_FLOOR = 25, 50  # 4xx: a quarter of at least 50 requests, twice
+FAILURE_METRIC = re.compile(r"(Failed|Failures|NotPublished)$")  # any in 5 minutes
 
 
 # ------------------------------------------------------------------ what the template holds
@@ -144,6 +149,11 @@ def _watched_queues(template: dict[str, Any]) -> set[str]:
             if dimension.get("Name") == "QueueName" and isinstance(value, dict) and "Fn::GetAtt" in value:
                 watched.add(str(value["Fn::GetAtt"][0]))
     return watched
+
+
+def failure_metrics() -> list[tuple[str, str]]:
+    """(module, metric) of the emitted metrics that count failed work."""
+    return [(module, n) for module, names in emitted_metrics().items() for n in names if FAILURE_METRIC.search(n)]
 
 
 def emitted_metrics() -> dict[str, list[str]]:
@@ -333,6 +343,17 @@ def _dlq_alarm(queue: str) -> Alarm:
     )
 
 
+def _failure_alarm(module: str, metric: str) -> Alarm:
+    from segments.observability import NAMESPACE, SERVICE
+
+    return Alarm(
+        f"{metric}Alarm",
+        f"The service counted {metric} (segments, module {module}) in the last 5 minutes.",
+        _metric(NAMESPACE, metric, [("service", SERVICE)], "Sum", 300),
+        _evaluation(1, 1),
+    )
+
+
 def alarms(template: dict[str, Any]) -> list[Alarm]:
     found: list[Alarm] = []
     for fn in resources_of(template, SERVERLESS_FUNCTION):
@@ -345,6 +366,7 @@ def alarms(template: dict[str, Any]) -> list[Alarm]:
         found += _table_alarms(table)
     watched = _watched_queues(template)
     found += [_dlq_alarm(q) for q in dead_letter_queues(template) if q not in watched]
+    found += [_failure_alarm(module, metric) for module, metric in failure_metrics()]
     return found
 
 
@@ -533,6 +555,13 @@ def missing_coverage(template: dict[str, Any]) -> list[str]:
         for metric in ("5XXError", "4XXError", "Count"):
             alarm(api, "AWS/ApiGateway", metric, "ApiName", props.get("Name"))
             shown(api, "AWS/ApiGateway", metric, "ApiName", _in_sub(props.get("Name")))
+    from segments.observability import NAMESPACE, SERVICE
+
+    for _, metric in failure_metrics():
+        alarm(metric, NAMESPACE, metric, "service", SERVICE)
+    for names in emitted_metrics().values():
+        for metric in names:
+            shown(metric, NAMESPACE, metric, "service", SERVICE)
     for table in resources_of(template, TABLE):
         for metric in ("ThrottledRequests", "SystemErrors"):
             if not any(f"SUM({metric})" in _queries(a) and "${" + table + "}" in _queries(a) for a in alarms_):
