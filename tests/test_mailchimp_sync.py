@@ -208,3 +208,43 @@ def test_the_position_advances_over_settled_entries_only(
     mailchimp.settle()
     assert mailchimp.calls("POST", "/lists/aud-a") == before  # only the removal: nothing to subscribe
     assert mailchimp.server.segment_members("aud-a", "Later") == {"p2@example.org"}
+
+
+def test_set_mailchimp_stores_the_credentials_as_a_secret_never_in_the_table_nor_printed(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    from segments.cli.admin import main
+    from segments.mailchimp import credentials
+
+    assert main(["set-mailchimp", "--org", "org-s", "--api-key", "secret123-us6", "--audience-id", "aud-s"]) == 0
+    assert (
+        main(["--json", "set-mailchimp", "--org", "org-s", "--api-key", "secret456-us6", "--audience-id", "aud-t"]) == 0
+    )
+    out = capsys.readouterr()
+    assert "secret123" not in out.out + out.err and "secret456" not in out.out + out.err
+    assert "https://us6.api.mailchimp.com/3.0" in out.out and "segments/mailchimp/org-s" in out.out
+    stored = credentials.load("org-s")
+    assert stored and (stored.api_key, stored.audience_id, stored.status_if_new) == (
+        "secret456-us6",
+        "aud-t",
+        "transactional",
+    )
+    assert "secret456" not in repr(stored)
+    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName="SegmentsTable")["Items"]
+    assert "secret" not in str(items)
+    assert main(["set-mailchimp", "--org", "org-s", "--api-key", "nodatacentre", "--audience-id", "a"]) == 2
+    assert "data centre" in capsys.readouterr().err
+    assert main(["set-mailchimp", "--org", "bad org", "--api-key", "k-us1", "--audience-id", "a"]) == 2
+
+
+def test_the_base_url_comes_from_the_key_unless_mailchimp_base_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segments import aws
+    from segments.mailchimp.credentials import Credentials
+
+    assert Credentials("abc-us6", "a").base_url == "https://us6.api.mailchimp.com/3.0"
+    assert Credentials("abc-us21", "a").base_url == "https://us21.api.mailchimp.com/3.0"
+    monkeypatch.setenv("MAILCHIMP_BASE_URL", "http://127.0.0.1:8090/3.0/")
+    aws.reset()
+    assert Credentials("abc-us6", "a").base_url == "http://127.0.0.1:8090/3.0"

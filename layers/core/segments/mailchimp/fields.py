@@ -32,7 +32,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def merge_tag(path: str) -> str:
-    last = path.rsplit(".", 1)[-1]
+    named = [part for part in path.split(".") if not part.isdigit()]  # `lines.0`: the list's name
+    last = named[-1] if named else path
     known = KNOWN_TAGS.get(last.lower())
     if known:
         return known

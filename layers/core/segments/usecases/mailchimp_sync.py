@@ -259,6 +259,7 @@ def request_full_sync(
     if segment_name is not None and not segment_name.strip():
         raise errors.ValidationFailed("segment_name must not be empty")
     segment = usecase.get_segment(actor, segment_id)
+    given = {"segment_name": segment_name.strip()} if segment_name else {}
     at = iso(now())
     job = {
         "job_id": str(uuid.uuid4()),
@@ -267,7 +268,7 @@ def request_full_sync(
         "action": ACTION,
         "segment_id": segment["segment_id"],
         "segment_name": (segment_name or "").strip()[: client.NAME_MAX] or None,
-        "target_name": ((segment_name or "").strip() or str(segment["name"]))[: client.NAME_MAX],
+        "target_name": mailchimp_name(segment, {**state_store.get_state(actor.org_id, segment_id), **given}),
         "definition_version": int(segment["definition_version"]),
         "rules": [],
         "safe_mode": False,
