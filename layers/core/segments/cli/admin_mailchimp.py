@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:
-        print(
-            f"stored the Mailchimp credentials of org {args.org} in secret {name} (audience {creds.audience_id}, {base_url})"
-        )
+        where = f"audience {creds.audience_id}, {base_url}"
+        print(f"stored the Mailchimp credentials of org {args.org} in secret {name} ({where})")
     return 0
