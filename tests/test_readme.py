@@ -152,6 +152,7 @@ class Stack:
     moto: str
     key: str
     log: Path
+    mailchimp: str
 
 
 @pytest.fixture
@@ -160,7 +161,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     log = tmp_path / "stack.log"
     with log.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_stack", "--port", "0", "--moto-port", "0", "--stop-after", "900"],
+            [sys.executable, "-m", "tools.local_stack", "--port", "0", "--moto-port", "0", "--mailchimp-port", "0",
+             "--stop-after", "900"],
             cwd=ROOT, env=user_env(tmp_path), stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
         try:
@@ -169,8 +171,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             api = re.search(r"^\s+API\s+(http://\S+)", banner, re.M)
             moto = re.search(r"^\s+moto \(AWS services\)\s+(http://\S+)", banner, re.M)
             key = re.search(r"^\s+demo key\s+(sk_seg_\S+)", banner, re.M)
-            assert api and moto and key, banner
-            yield Stack(api[1], moto[1], key[1], log)
+            mailchimp = re.search(r"^\s+Mailchimp \(local\)\s+(http://\S+)/3\.0", banner, re.M)
+            assert api and moto and key and mailchimp, banner
+            yield Stack(api[1], moto[1], key[1], log, mailchimp[1])
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -186,6 +189,7 @@ def filled(code: str, stack: Stack, used: set[str]) -> str:
         ("KEY=sk_seg_...", f"KEY={stack.key}"),
         ("http://127.0.0.1:3000", stack.api),
         ("http://127.0.0.1:5000", stack.moto),
+        ("http://127.0.0.1:8090", stack.mailchimp),
     ):
         if placeholder in code:
             used.add(placeholder)
@@ -260,7 +264,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
             lines = out.until(re.compile(f"^{DONE} "), BLOCK_SECONDS, f"README {block.title}")
             outputs[block.number] = "".join(lines[:-1])
             (tmp_path / f"block{block.number}.out").write_text(outputs[block.number])  # to read when it fails
-        assert used == {"KEY=sk_seg_...", "http://127.0.0.1:3000", "http://127.0.0.1:5000"}
+        assert used == {"KEY=sk_seg_...", "http://127.0.0.1:3000", "http://127.0.0.1:5000", "http://127.0.0.1:8090"}
 
         for number, text in outputs.items():
             for symptom in ("Traceback", "command not found", "No such file", "readonly variable", "Internal"):
@@ -270,6 +274,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
         check_rule_segments(outputs[block_with("York 50+").number])
         check_api_keys(outputs[block_with("revoke-api-key").number])
         check_events(outputs[block_with("evt-7f3a0001").number])
+        check_mailchimp(outputs[block_with("set-mailchimp --org demo-org").number])
         assert background is not None
         check_subscriber(second)
     finally:
@@ -352,3 +357,23 @@ def check_subscriber(second: Lines) -> None:
     pattern = re.compile(r"Segment Signal Detected.*p-a1b2c3d4e5f6")
     if not any(pattern.search(line) for line in second.seen):
         second.until(pattern, 60, "the subscriber in the second terminal")
+
+
+def check_mailchimp(text: str) -> None:
+    """The local Mailchimp's static segment: both Bath members, then Ada alone; the full sync's receipt
+    and its notification, done."""
+    lines = text.splitlines()
+    assert "ada@example.org alan@example.org" in lines and lines.count("ada@example.org") >= 1, text[-3000:]
+    assert lines.index("ada@example.org alan@example.org") < len(lines) - 1 - lines[::-1].index("ada@example.org")
+    assert "grace@example.org" not in text
+    assert "stored the Mailchimp credentials of org demo-org in secret segments/mailchimp/demo-org" in text
+    assert "local-us6" not in text  # the key is never printed
+    docs = json_documents(text)
+    [receipt] = [d for d in docs if "journal_uri" in d]
+    assert receipt["lambda_prefix"] == "sync_mailchimp" and receipt["segment_name"] == "Bath newsletter"
+    notes = [d for d in docs if d.get("action") == "sync_mailchimp"]
+    assert (
+        notes
+        and notes[-1]["status"] == "done"
+        and notes[-1]["message"].startswith("1 members read, 1 with an email: 0 added")
+    ), notes

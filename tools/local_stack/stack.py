@@ -273,8 +273,8 @@ def banner(info: StackInfo) -> str:
             f"  API                 {base}",
             f"  moto (AWS services) {info.moto_url}",
             f"  Swagger UI          {base}{DOCS_PATH}",
-            f"  demo key            {key}   (org {info.org}, bucket {info.bucket})",
             f"  Mailchimp (local)   {info.mailchimp_url or '<none: MAILCHIMP_BASE_URL is not set>'}",
+            f"  demo key            {key}   (org {info.org}, bucket {info.bucket})",
             "",
             "Minerva surface:",
             f"  curl -s -X POST {base}/v2/segments/create -H 'x-api-key: {key}' "

@@ -329,8 +329,9 @@ def full_sync(org_id: str, job_id: str) -> str:
     sets = {"segment_name": job["segment_name"]} if job.get("segment_name") else {}
     _record(org_id, segment_id, state, creds, mc_segment, name, pushed, position=end, changes=read, extra=sets)
     message = (
-        f"{read} members read: {pushed.added} in the Mailchimp segment {name!r} ({pushed.subscribed} new contacts, "
-        f"{pushed.rejected} refused by Mailchimp, {pushed.without_email} without an email); {pushed.removed} removed"
+        f"{read} members read, {len(current)} with an email: {pushed.added} added to the Mailchimp segment "
+        f"{name!r}, {pushed.removed} removed from it; {pushed.subscribed} new contacts, {pushed.rejected} refused "
+        f"by Mailchimp, {pushed.without_email} members without an email"
     )
     recent = pushed.batches[-20:] if job.get("verbose") else []
     jobs.advance(
