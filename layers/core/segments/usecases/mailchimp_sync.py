@@ -261,29 +261,21 @@ def request_full_sync(
     segment = usecase.get_segment(actor, segment_id)
     given = {"segment_name": segment_name.strip()} if segment_name else {}
     at = iso(now())
-    job = {
-        "job_id": str(uuid.uuid4()),
-        "org_id": actor.org_id,
-        "bucket": actor.bucket,
-        "action": ACTION,
-        "segment_id": segment["segment_id"],
-        "segment_name": (segment_name or "").strip()[: client.NAME_MAX] or None,
-        "target_name": mailchimp_name(segment, {**state_store.get_state(actor.org_id, segment_id), **given}),
-        "definition_version": int(segment["definition_version"]),
-        "rules": [],
-        "safe_mode": False,
-        "batch_size": batch_size,
-        "verbose": verbose,
-        "requested_at": at,
-        "updated_at": at,
-        "request_id": actor.request_id,
-        "status": "queued",
-        "chunk": 0,
-        "cursor": None,
-        "counts": {"members_read": 0},
-        "recent": [],
-        "message": None,
-    }
+    job = jobs.fresh(
+        org_id=actor.org_id,
+        bucket=actor.bucket,
+        action=ACTION,
+        segment=segment,
+        request_id=actor.request_id,
+        at=at,
+        segment_name=(segment_name or "").strip()[: client.NAME_MAX] or None,
+        target_name=mailchimp_name(segment, {**state_store.get_state(actor.org_id, segment["segment_id"]), **given}),
+        rules=[],
+        safe_mode=False,
+        batch_size=batch_size,
+        verbose=verbose,
+        counts={"members_read": 0},
+    )
     jobs.put_new(job)
     try:
         queues.send(queue_url(), {"kind": "full", "org_id": actor.org_id, "job_id": job["job_id"]})
