@@ -248,3 +248,26 @@ def test_the_base_url_comes_from_the_key_unless_mailchimp_base_url_is_set(monkey
     monkeypatch.setenv("MAILCHIMP_BASE_URL", "http://127.0.0.1:8090/3.0/")
     aws.reset()
     assert Credentials("abc-us6", "a").base_url == "http://127.0.0.1:8090/3.0"
+
+
+def test_sheepcrm_create_and_update_turn_the_sync_on_and_off(mailchimp: Sync, api: Api, org_a: str) -> None:
+    made = api.post(
+        "/segments/v2/org-a/create",
+        bearer=org_a,
+        body={"name": "Sheep list", "resource_type": "person", "segment_type": "static", "mailchimp_sync": True},
+    )
+    assert made.status == 201 and made.json["mailchimp_sync"] is True, made.text
+    seg = str(uuid.UUID(made.json["uid"]))
+    add(api, org_a, seg, "p-1")
+    mailchimp.settle()
+    assert mailchimp.server.segment_members("aud-a", "Sheep list") == {"p1@example.org"}
+    path = f"/segments/v2/org-a/segment/{made.json['uid']}"
+    assert api.request("PUT", path, bearer=org_a, body={"mailchimp_sync": False}).status == 200
+    add(api, org_a, seg, "p-2")
+    mailchimp.settle()
+    assert mailchimp.server.segment_members("aud-a", "Sheep list") == {"p1@example.org"}  # off: not synced
+    assert api.request("PUT", path, bearer=org_a, body={"mailchimp_sync": True, "name": "Sheep letter"}).status == 200
+    add(api, org_a, seg, "p-3")
+    mailchimp.settle()  # on again, renamed: the static segment is renamed, and the whole ledger is read
+    assert mailchimp.server.segment_members("aud-a", "Sheep letter") == emails(3, 1)
+    assert mailchimp.server.segments_named("aud-a", "Sheep list") == 0

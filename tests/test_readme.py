@@ -2,7 +2,8 @@
 shell, against the local stack (`make local`'s command, on free ports), from the repository root.
 
 What a user types in is filled in only where the README says to: the demo key `make local`
-prints (`KEY=sk_seg_...`) and the two addresses (the stack runs on free ports, not 3000 and 5000).
+prints (`KEY=sk_seg_...`) and the three addresses (the stack runs on free ports, not 3000, 5000
+and 8090: the API, moto, the local Mailchimp).
 Every other value (segment ids, cursors, key ids) the README's own commands capture. A block
 marked `<!-- readme-test: skip (reason) -->` is not run, and is reported as a skipped test with its
 reason; one marked `background` is a second terminal, run beside the others. Each block has a
