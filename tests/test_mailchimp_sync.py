@@ -271,3 +271,26 @@ def test_sheepcrm_create_and_update_turn_the_sync_on_and_off(mailchimp: Sync, ap
     mailchimp.settle()  # on again, renamed: the static segment is renamed, and the whole ledger is read
     assert mailchimp.server.segment_members("aud-a", "Sheep letter") == emails(3, 1)
     assert mailchimp.server.segments_named("aud-a", "Sheep list") == 0
+
+
+def test_a_static_segment_deleted_in_mailchimp_is_made_again(mailchimp: Sync, api: Api, org_a: str) -> None:
+    seg = synced_segment(api, org_a, "Fragile")
+    add(api, org_a, seg, "p-1")
+    mailchimp.settle()
+    audience = mailchimp.server.audiences["aud-a"]
+    [gone] = [k for k, s in audience.segments.items() if s["name"] == "Fragile"]
+    del audience.segments[gone]  # someone deletes the tag in Mailchimp
+    add(api, org_a, seg, "p-2")
+    mailchimp.settle()
+    assert mailchimp.server.segment_members("aud-a", "Fragile") == {"p1@example.org", "p2@example.org"}
+    assert state_store.get_state("org-a", seg)["mailchimp_segment_id"] != gone
+
+
+def test_an_unknown_audience_is_recorded_not_retried(mailchimp: Sync, api: Api, org_a: str) -> None:
+    from segments.mailchimp import credentials
+
+    credentials.save("org-a", credentials.Credentials("key-a-us6", "no-such-audience"))
+    seg = synced_segment(api, org_a, "Lost")
+    add(api, org_a, seg, "p-1")
+    mailchimp.settle()  # fails the test if a message fails
+    assert "refused" in state_store.get_state("org-a", seg)["last_error"]

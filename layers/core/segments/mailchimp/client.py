@@ -9,8 +9,9 @@
 
 Authentication is HTTP Basic with any user name and the API key. 429 and 5xx (and no answer) are
 retried with segments.aws's backoff (honouring Retry-After), MAX_ATTEMPTS in all; then `Unavailable`
-(the caller's message is retried by its queue). 401/403 are `Refused` (a configuration problem:
-retrying does not help); 404 `NotFound`. Nothing here logs a key or an email address.
+(the caller's message is retried by its queue). 401/403 and other 4xx are `Refused` (a
+configuration problem: retrying does not help); 404 is `NotFound`, a `Refused` the caller may mend
+(a static segment deleted in Mailchimp is made again). Nothing here logs a key or an email address.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Refused(MailchimpError):
     """401/403 (a bad key, or no access to the audience) or another 4xx: not worth retrying."""
 
 
-class NotFound(MailchimpError):
+class NotFound(Refused):
     """404: the audience or the segment does not exist (any more)."""
 
 

@@ -101,7 +101,7 @@ class Pushed:
     batches: list[dict[str, int]] = field(default_factory=list)
 
 
-def _static_segment(creds: Credentials, org_id: str, segment_id: str, state: Mapping[str, Any], name: str) -> str:
+def _static_segment(creds: Credentials, state: Mapping[str, Any], name: str) -> str:
     """The audience's static segment for this segment: the stored one (renamed if the name changed),
     else one found by name, else a new one."""
     known = state.get("mailchimp_segment_id")
@@ -114,6 +114,25 @@ def _static_segment(creds: Credentials, org_id: str, segment_id: str, state: Map
         if known:
             return str(known)
     return client.find_static_segment(creds, name) or client.create_static_segment(creds, name)
+
+
+def push_to(
+    creds: Credentials,
+    state: Mapping[str, Any],
+    name: str,
+    adds: Sequence[tuple[str, Mapping[str, str]]],
+    removes: Sequence[str],
+    size: int,
+) -> tuple[str, Pushed]:
+    """`push` to the segment's static segment; one deleted in Mailchimp meanwhile (404) is found by
+    name or made again, and the push repeated (it is idempotent). (its id, what was pushed)"""
+    mc_segment = _static_segment(creds, state, name)
+    try:
+        return mc_segment, push(creds, mc_segment, adds, removes, size)
+    except client.NotFound:
+        logger.info("mailchimp static segment gone: made again", extra={"mailchimp_segment_id": mc_segment})
+        mc_segment = client.find_static_segment(creds, name) or client.create_static_segment(creds, name)
+        return mc_segment, push(creds, mc_segment, adds, removes, size)
 
 
 def push(
@@ -193,8 +212,7 @@ def sync(org_id: str, segment_id: str) -> str:
     people = records.person_records(org_id, pids, consistent=False)
     adds, removes, without = _split(pids, active, people, fields_of(org_id, segment))
     name = mailchimp_name(segment, state)
-    mc_segment = _static_segment(creds, org_id, segment_id, state, name)
-    pushed = push(creds, mc_segment, adds, removes, client.BATCH_MAX)
+    mc_segment, pushed = push_to(creds, state, name, adds, removes, client.BATCH_MAX)
     pushed.without_email = without
     _record(org_id, segment_id, state, creds, mc_segment, name, pushed, position=new_position, changes=len(pids))
     return "synced"
@@ -310,7 +328,7 @@ def full_sync(org_id: str, job_id: str) -> str:
     end = ledger.last_position(segment_id)  # before the members: every change up to it is in what follows
     name = mailchimp_name(segment, state)
     try:
-        mc_segment = _static_segment(creds, org_id, segment_id, state, name)
+        mc_segment = _static_segment(creds, state, name)
         pushed, read, current = _push_members(creds, org_id, segment, mc_segment, int(job["batch_size"]))
         stale = [e for e in client.segment_emails(creds, mc_segment) if e.lower() not in current]
         removed = push(creds, mc_segment, [], stale, int(job["batch_size"]))
