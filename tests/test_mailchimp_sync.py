@@ -294,3 +294,18 @@ def test_an_unknown_audience_is_recorded_not_retried(mailchimp: Sync, api: Api, 
     add(api, org_a, seg, "p-1")
     mailchimp.settle()  # fails the test if a message fails
     assert "refused" in state_store.get_state("org-a", seg)["last_error"]
+
+
+def test_a_full_sync_mailchimp_keeps_refusing_stops_with_the_reason(mailchimp: Sync, api: Api, org_a: str) -> None:
+    from helpers.signals import failures, run, sqs_batch, sqs_record
+
+    seg = synced_segment(api, org_a, "Stubborn")
+    uid = uuid.UUID(seg).hex
+    receipt = api.get(f"/segments/v2/org-a/segment/{uid}/all/sync_mailchimp", bearer=org_a).json
+    [body] = mailchimp.messages()
+    mailchimp.server.fail(503, times=6 * 5)
+    for receive in range(1, 5):
+        assert len(failures(run("MailchimpSyncFunction", sqs_batch([sqs_record(body, receive_count=receive)])))) == 1
+    assert failures(run("MailchimpSyncFunction", sqs_batch([sqs_record(body, receive_count=5)]))) == []
+    note = api.get(f"/segments/v2/org-a/notification/{receipt['journal_uri'].split('/')[3]}", bearer=org_a).json
+    assert note["status"] == "stopped" and "did not answer" in note["message"]

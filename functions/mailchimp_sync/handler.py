@@ -14,7 +14,7 @@ processor = sqs_processor("mailchimp sync")
 
 
 def record_handler(record: SQSRecord) -> None:
-    mailchimp_sync.process_message(record.body)
+    mailchimp_sync.process_message(record.body, receive_count=int(record.attributes.approximate_receive_count or 1))
 
 
 @observed

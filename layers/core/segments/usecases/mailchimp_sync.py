@@ -47,6 +47,7 @@ from segments.usecases import segments as usecase
 
 ACTION = "sync_mailchimp"
 LEDGER_PAGE = 100
+LAST_RECEIVE = 5  # MailchimpSyncQueue's maxReceiveCount (template.yaml): then the DLQ
 
 
 def queue_url() -> str:
@@ -308,7 +309,18 @@ def _finished(status: str, message: str, **more: Any) -> dict[str, Any]:
     return {"status": status, "message": message, "updated_at": iso(now()), **more}
 
 
-def full_sync(org_id: str, job_id: str) -> str:
+def full_sync(org_id: str, job_id: str, *, receive_count: int = 1) -> str:
+    try:
+        return _full_sync(org_id, job_id)
+    except client.Unavailable:
+        if receive_count < LAST_RECEIVE:
+            raise  # the queue delivers it again
+        why = f"Mailchimp did not answer (429/5xx) on {LAST_RECEIVE} deliveries; request the sync again"
+        jobs.advance(org_id, job_id, chunk=0, sets=_finished("stopped", why))
+        return "stopped"
+
+
+def _full_sync(org_id: str, job_id: str) -> str:
     job = jobs.get_job(org_id, job_id)
     if job is None or job["status"] not in jobs.RUNNING or int(job["chunk"]) != 0:
         return "dropped"
@@ -377,7 +389,7 @@ def _push_members(
 # ------------------------------------------------------------------ the queue
 
 
-def process_message(body: str) -> str:
+def process_message(body: str, *, receive_count: int = 1) -> str:
     """One MailchimpSyncQueue message (see the module docstring); a malformed one raises
     ValidationFailed (it lands in the DLQ)."""
     try:
@@ -394,7 +406,7 @@ def process_message(body: str) -> str:
         if kind == "sync":
             return sync(org_id, ident)
         if kind == "full":
-            return full_sync(org_id, ident)
+            return full_sync(org_id, ident, receive_count=receive_count)
     except client.Refused as exc:
         # a bad key or audience: retrying does not help; the state says why
         state = state_store.get_state(org_id, ident) if kind == "sync" else {}
