@@ -383,11 +383,13 @@ def mailchimp_setup(org_id: str, bucket: str, name: str, api_key: str, audience:
 def mailchimp_full_sync(org_id: str, bucket: str, segment_id: str) -> str:
     """Queue a full sync job (as `all/sync_mailchimp` does); the job id."""
     from segments.models import Actor
-    from segments.usecases import mailchimp_sync
+    from segments.usecases import mailchimp_full_sync
 
     actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
     return str(
-        mailchimp_sync.request_full_sync(actor, segment_id, batch_size=500, segment_name=None, verbose=False)["job_id"]
+        mailchimp_full_sync.request_full_sync(actor, segment_id, batch_size=500, segment_name=None, verbose=False)[
+            "job_id"
+        ]
     )
 
 

@@ -5,7 +5,7 @@
 - `pending_until` (epoch ms): a sync is scheduled; membership changes before then schedule none;
 - `last_synced_at`, `last_sync` (counts), `last_error`: what the last run did.
 
-What the fields mean is the use case's (usecases/mailchimp_sync.py); this module performs the
+What the fields mean is the use cases' (usecases/mailchimp_*.py); this module performs the
 conditional writes.
 """
 

@@ -17,7 +17,7 @@ from segments.surfaces.http import JSON, dumps, run_idempotent
 from segments.surfaces.sheep import SECURITY, error_responses, uri_of
 from segments.surfaces.sheep_records import notification_uri
 from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid
-from segments.usecases import mailchimp_sync
+from segments.usecases import mailchimp_full_sync
 
 mailchimp_routes = Routes()
 
@@ -84,12 +84,12 @@ def sync_mailchimp(
     loud = _BOOLS.get(verbose or "false", False)
 
     def run() -> dict[str, Any]:
-        job = mailchimp_sync.request_full_sync(
+        job = mailchimp_full_sync.request_full_sync(
             who, segment_id, batch_size=size, segment_name=segment_name, verbose=loud
         )
         return {
             "bucket": bucket,
-            "lambda_prefix": mailchimp_sync.ACTION,
+            "lambda_prefix": mailchimp_full_sync.ACTION,
             "segment_uri": uri_of(bucket, job["segment_id"]),
             "segment_name": job["target_name"],
             "mailchimp_batch_size": size,
