@@ -22,6 +22,7 @@ from tools.bench import (
     cold_import,
     create_calls,
     environments,
+    mailchimp,
     members_calls,
     members_reads,
     members_speed,
@@ -47,6 +48,7 @@ ORDER = (
     signals_late_joiners,
     rules_eval,
     rule_segments,
+    mailchimp,
     environments,
 )
 

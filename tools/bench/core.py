@@ -364,3 +364,44 @@ def reset_queues() -> None:
 
     queues.reset()
     rule_definitions.clear_cache()
+
+
+# ------------------------------------------------------------------ Mailchimp audience sync
+
+
+def mailchimp_setup(org_id: str, bucket: str, name: str, api_key: str, audience: str) -> str:
+    """The org's Mailchimp credentials (Secrets Manager) and a segment with mailchimp_sync; its id."""
+    from segments.mailchimp import credentials
+    from segments.models import Actor, NewSegment
+    from segments.usecases.segments import create_segment as create
+
+    credentials.save(org_id, credentials.Credentials(api_key, audience))
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="admin")
+    return create(actor, NewSegment(name=name, mailchimp_sync=True)).segment_id
+
+
+def mailchimp_full_sync(org_id: str, bucket: str, segment_id: str) -> str:
+    """Queue a full sync job (as `all/sync_mailchimp` does); the job id."""
+    from segments.models import Actor
+    from segments.usecases import mailchimp_full_sync
+
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
+    return str(
+        mailchimp_full_sync.request_full_sync(actor, segment_id, batch_size=500, segment_name=None, verbose=False)[
+            "job_id"
+        ]
+    )
+
+
+def mailchimp_state(org_id: str, segment_id: str) -> dict[str, Any]:
+    from segments.store import mailchimp
+
+    return mailchimp.get_state(org_id, segment_id)
+
+
+def remove_members(org_id: str, bucket: str, segment_id: str, members: list[str]) -> None:
+    from segments.models import Actor
+    from segments.usecases import members as usecase
+
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
+    usecase.remove_members(actor, segment_id, members)

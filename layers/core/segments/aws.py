@@ -28,6 +28,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "dynamodb": {"read_timeout": 5, "tcp_keepalive": True, "max_pool_connections": 32},
     "events": {"read_timeout": 5},
     "sqs": {"read_timeout": 10},
+    "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
 }
 
 _lock = threading.Lock()
@@ -62,6 +63,10 @@ def events() -> Any:
 
 def sqs() -> Any:
     return client("sqs")
+
+
+def secrets() -> Any:
+    return client("secretsmanager")
 
 
 def on_reset(forget: Callable[[], None]) -> None:

@@ -1,4 +1,5 @@
-"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events.
+"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events;
+store an org's Mailchimp credentials.
 
 Reads the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, AWS_REGION/AWS_DEFAULT_REGION)
 and honours AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json`
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segments import auth, errors
-from segments.cli import admin_events, people_import
+from segments.cli import admin_events, admin_mailchimp, people_import
 from segments.config import get_settings
 
 
@@ -181,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_publish)
 
     people_import.register(sub)
+    admin_mailchimp.register(sub)
     return p
 
 

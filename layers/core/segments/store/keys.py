@@ -17,6 +17,7 @@
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
 | bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
+| mailchimp    | ORG#{org}          | MAILCHIMP#{segment_id} (a segment's audience sync state) |          |
 """
 
 from __future__ import annotations
@@ -335,3 +336,14 @@ def job_key(org_id: str, job_id: str) -> dict[str, Any]:
 def member_prefix_sk(pid_prefix: str) -> str:
     """Member sort keys of the PIDs starting with `pid_prefix` (begins_with in a segment's partition)."""
     return f"{PID}{pid_prefix}"
+
+
+# ------------------------------------------------------------------ Mailchimp audience sync
+# One item per synced segment, in the org's partition: where in the ledger the sync has got to,
+# the Mailchimp static segment's id, and the "sync pending" marker that debounces a burst.
+
+MAILCHIMP = "MAILCHIMP#"
+
+
+def mailchimp_sync_key(org_id: str, segment_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), f"{MAILCHIMP}{segment_id}")

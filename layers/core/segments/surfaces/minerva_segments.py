@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from segments import errors
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name, storable_segment
@@ -30,6 +30,9 @@ class CreateSegmentBody(BaseModel):
 
     name: Annotated[StrictStr, Field(description="Unique in the organisation; 1-255 characters after trimming")]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX)] = None
+    mailchimp_sync: StrictBool = Field(
+        default=False, description="Keep the members in a static segment of this name in the org's Mailchimp audience"
+    )
 
     @field_validator("name")
     @classmethod
@@ -58,10 +61,17 @@ class CreateSegmentResponse(BaseModel):
 )
 def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentResponse:
     who = actor()
-    payload = body.model_dump()
+    # mailchimp_sync joins the payload only when set, so a create without it hashes as it always did
+    payload = body.model_dump(exclude=None if body.mailchimp_sync else {"mailchimp_sync"})
     try:
         new = storable_segment(
-            NewSegment(name=body.name, description=body.description, source="api", segment_type="static")
+            NewSegment(
+                name=body.name,
+                description=body.description,
+                source="api",
+                segment_type="static",
+                mailchimp_sync=body.mailchimp_sync,
+            )
         )
     except limits.LimitExceeded as exc:
         raise errors.ValidationFailed(exc.describe()) from exc
@@ -157,6 +167,7 @@ class PatchSegmentBody(BaseModel):
     # Optional but not nullable: absent keeps the name, null is refused (422).
     name: StrictStr = Field(default=None, description="New name, unique in the organisation; 1-255 characters")  # type: ignore[assignment]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX, description="null clears it")] = None
+    mailchimp_sync: StrictBool = Field(default=None, description="Start (true) or stop (false) the Mailchimp sync")  # type: ignore[assignment]
 
     @field_validator("name")
     @classmethod
@@ -204,7 +215,7 @@ def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
 
 @manage_routes.patch(
     SEGMENT_PATH,
-    summary="Rename a segment or change its description",
+    summary="Rename a segment, change its description, turn its Mailchimp sync on or off",
     description="Names stay unique per organisation (a taken name answers like create: 404 "
     "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
     "the first response. Returns the updated segment.",

@@ -100,27 +100,19 @@ def start(
             "yet those of its rules. Wait for build_state ready, or send safe_mode=false"
         )
     at = iso(now())
-    job = {
-        "job_id": str(uuid.uuid4()),
-        "org_id": actor.org_id,
-        "bucket": actor.bucket,
-        "action": "delete",
-        "segment_id": segment["segment_id"],
-        "definition_version": int(segment["definition_version"]),
-        "rules": rules,
-        "safe_mode": safe_mode,
-        "batch_size": batch_size,
-        "verbose": verbose,
-        "requested_at": at,
-        "updated_at": at,
-        "request_id": actor.request_id,
-        "status": "queued",
-        "chunk": 0,
-        "cursor": None,
-        "counts": dict.fromkeys(COUNTS, 0),
-        "recent": [],
-        "message": None,
-    }
+    job = jobs.fresh(
+        org_id=actor.org_id,
+        bucket=actor.bucket,
+        action="delete",
+        segment=segment,
+        request_id=actor.request_id,
+        at=at,
+        rules=rules,
+        safe_mode=safe_mode,
+        batch_size=batch_size,
+        verbose=verbose,
+        counts=dict.fromkeys(COUNTS, 0),
+    )
     jobs.put_new(job)
     try:
         queues.send(queue_url(), {"org_id": actor.org_id, "job_id": job["job_id"], "chunk": 0})
