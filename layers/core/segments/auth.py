@@ -7,13 +7,12 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segments import errors
 from segments.models import (
     Actor,
     NewSegment,
-    Segment,
     check_org_and_bucket,
     storable_segment,
     valid_bucket,
@@ -22,6 +21,9 @@ from segments.models import (
 from segments.observability import logger
 from segments.store import api_keys
 from segments.timefmt import iso, now
+
+if TYPE_CHECKING:
+    from segments.store.segments import SegmentRecord
 
 KEY_PREFIX = "sk_seg_"
 
@@ -72,7 +74,7 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
     return ApiKeyCreated(key_id=key_id, api_key=api_key, org_id=org_id, bucket=bucket, label=label)
 
 
-def create_system_segment(org_id: str, bucket: str, name: str, description: str | None = None) -> Segment:
+def create_system_segment(org_id: str, bucket: str, name: str, description: str | None = None) -> SegmentRecord:
     """Create a system segment (operators only: API callers can neither create, rename nor delete one)
     through the same use case as the API, acting with reason "admin". The bucket must be the org's
     (or not yet claimed by any org)."""

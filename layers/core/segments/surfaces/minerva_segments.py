@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from segments import errors
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name, storable_segment
 from segments.store import limits
+from segments.store.segments import SegmentRecord
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, request_id, run_idempotent
@@ -105,7 +106,7 @@ MANAGE_ERRORS = minerva.error_responses(401, 403, 404, 409, 422, 500, 503, notes
 
 
 class SegmentView(BaseModel):
-    """A segment as served: its stored fields without storage internals."""
+    """A segment as served (`segment_view`)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -168,8 +169,42 @@ def _ok(model: type[BaseModel]) -> dict[int, Any]:
     return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
 
 
-def _view(segment: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in segment.items() if k != "api_request_id"}
+def _listed(values: tuple[Any, ...] | None) -> list[Any] | None:
+    return None if values is None else list(values)
+
+
+def segment_view(s: SegmentRecord) -> dict[str, Any]:
+    """A segment as this surface serves it, field by field: each one the segment holds (None: not
+    stored, not served). An attribute of the item that is not rendered here is not served."""
+    fields = {
+        "segment_id": s.segment_id,
+        "org_id": s.org_id,
+        "bucket": s.bucket,
+        "name": s.name,
+        "description": s.description,
+        "source": s.source,
+        "segment_type": s.segment_type,
+        "resource_type": s.resource_type,
+        "rules": _listed(s.rules),
+        "tags": _listed(s.tags),
+        "parent_segment": s.parent_segment,
+        "uris_include": _listed(s.uris_include),
+        "uris_exclude": _listed(s.uris_exclude),
+        "view_context": _listed(s.view_context),
+        "active": s.active,
+        "system_segment": s.system_segment,
+        "mailchimp_sync": s.mailchimp_sync,
+        "current_size": s.current_size,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "record_state": s.record_state,
+        "deleted_at": s.deleted_at,
+        "created_by_request": s.created_by_request,
+        "definition_version": s.definition_version,
+        "build_state": s.build_state,
+        "build_progress": s.build_progress,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 @query_routes.get(
@@ -184,10 +219,8 @@ def list_segments(
     cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Segments a page (default 50)")] = 50,
 ):
-    results = usecase.list_segments(actor(), cursor=cursor, limit=limit)
-    return minerva.ok(
-        {"results": {"items": [_view(s) for s in results["items"]], "next_cursor": results["next_cursor"]}}
-    )
+    items, next_cursor = usecase.list_segments(actor(), cursor=cursor, limit=limit)
+    return minerva.ok({"results": {"items": [segment_view(s) for s in items], "next_cursor": next_cursor}})
 
 
 @query_routes.get(
@@ -199,7 +232,7 @@ def list_segments(
     tags=["Segments"],
 )
 def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
-    return minerva.ok(_view(usecase.get_segment(actor(), segment_id)))
+    return minerva.ok(segment_view(usecase.get_segment(actor(), segment_id)))
 
 
 @manage_routes.patch(
@@ -221,7 +254,7 @@ def patch_segment(
 
     def run() -> dict[str, Any]:
         segment = usecase.update_segment(who, segment_id, changes)
-        return {"api_request_id": request_id(), **_view(segment), "request_completed_at": iso(now())}
+        return {"api_request_id": request_id(), **segment_view(segment), "request_completed_at": iso(now())}
 
     return minerva.ok(run_idempotent("update_segment", {"segment_id": segment_id, **changes}, run))
 
@@ -240,6 +273,12 @@ def delete_segment(segment_id: Annotated[str, Path(description="The segment")]):
 
     def run() -> dict[str, Any]:
         deleted = usecase.delete_segment(who, segment_id)
-        return {"api_request_id": request_id(), **deleted, "request_completed_at": iso(now())}
+        return {
+            "api_request_id": request_id(),
+            "segment_id": deleted.segment_id,
+            "record_state": deleted.record_state,
+            "deleted_at": deleted.deleted_at,
+            "request_completed_at": iso(now()),
+        }
 
     return minerva.ok(run_idempotent("delete_segment", {"segment_id": segment_id}, run))

@@ -14,6 +14,7 @@ from segments import errors
 from segments.models import DESCRIPTION_MAX, Actor, clean_name
 from segments.rules import Rule
 from segments.store import limits
+from segments.store.segments import SegmentRecord
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, run_idempotent
 from segments.surfaces.sheep import (
@@ -120,7 +121,7 @@ def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, A
 
 
 def _record_action(
-    operation: str, bucket: str, uid: str, action: Callable[[Actor, str], dict[str, Any]]
+    operation: str, bucket: str, uid: str, action: Callable[[Actor, str], SegmentRecord]
 ) -> Response[Any]:
     """Delete or restore: ``action(who, segment_id)`` on the segment named by ``uid``."""
     who = bucket_actor(bucket)
@@ -174,15 +175,16 @@ def update_segment(
     def run() -> dict[str, Any]:
         if fixed:
             stored = usecase.get_segment(who, segment_id)
+            held = {"resource_type": stored.resource_type, "system_segment": bool(stored.system_segment)}
             for name, value in fixed.items():
-                if value != stored.get(name, False if name == "system_segment" else None):
+                if value != held[name]:
                     raise (
                         errors.Forbidden(usecase.SYSTEM_SEGMENT)
-                        if name == "system_segment" and stored.get(name)
+                        if name == "system_segment" and stored.system_segment
                         else errors.ValidationFailed(f"Invalid '{name}': it can't be changed")
                     )
             if not changes:
-                if stored.get("system_segment"):
+                if stored.system_segment:
                     raise errors.Forbidden(usecase.SYSTEM_SEGMENT)
                 return sheep_body(stored)
         try:
@@ -225,7 +227,7 @@ def delete_segment(
     bucket: str,
     uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
 ) -> Response[Any]:
-    return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment_record)
+    return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment)
 
 
 @manage_routes.post(

@@ -20,6 +20,7 @@ from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid, sh
 from segments.timefmt import sheep_time
 from segments.usecases import member_reads
 from segments.usecases import segments as usecase
+from segments.usecases.segment_tree import Node
 
 read_routes = Routes()
 
@@ -100,8 +101,15 @@ def _segments(bucket: str, *, include_inactive: bool, name: str | None, page: in
     found = usecase.browse(
         bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page, page_size=page_size
     )
-    items = found.pop("items")
-    return _json({"segments": [sheep_body(s) for s in items], **found})
+    return _json(
+        {
+            "segments": [sheep_body(s) for s in found.items],
+            "count": found.count,
+            "page": found.page,
+            "page_size": found.page_size,
+            "next_page": found.next_page,
+        }
+    )
 
 
 @read_routes.get(
@@ -161,12 +169,12 @@ def trees(bucket: str) -> Response[Any]:
     roots = usecase.trees(bucket_actor(bucket))
     out: list[dict[str, Any]] = []
     # (node, the list its rendering joins): iterative, as deep as the trees are
-    stack: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [(node, out) for node in reversed(roots)]
+    stack: list[tuple[Node, list[dict[str, Any]]]] = [(node, out) for node in reversed(roots)]
     while stack:
         node, into = stack.pop()
-        rendered = {**sheep_body(node["segment"]), "children": []}
+        rendered = {**sheep_body(node.segment), "children": []}
         into.append(rendered)
-        stack.extend((child, rendered["children"]) for child in reversed(node["children"]))
+        stack.extend((child, rendered["children"]) for child in reversed(node.children))
     return _json({"segments": out})
 
 
@@ -184,10 +192,10 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
     segment = usecase.get_segment(who, segment_id_of_uid(uid))
     return _json(
         {
-            "count": int(segment.get("current_size", 0)),
-            "description": segment.get("description") or "",
-            "segment": uri_of(bucket, segment["segment_id"]),
-            "build_state": segment["build_state"],
+            "count": segment.current_size or 0,
+            "description": segment.description or "",
+            "segment": uri_of(bucket, segment.segment_id),
+            "build_state": segment.build_state,
         }
     )
 
