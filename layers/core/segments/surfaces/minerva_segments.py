@@ -106,7 +106,7 @@ MANAGE_ERRORS = minerva.error_responses(401, 403, 404, 409, 422, 500, 503, notes
 
 
 class SegmentView(BaseModel):
-    """A segment as served (`segment_view`)."""
+    """A segment as served: its stored fields without storage internals."""
 
     model_config = ConfigDict(extra="allow")
 

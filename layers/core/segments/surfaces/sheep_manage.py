@@ -111,8 +111,16 @@ def _changes(bucket: str, body: SheepUpdateBody | None) -> tuple[dict[str, Any],
     return changes, fixed
 
 
-def _ok(description: str) -> dict[int, Any]:
-    return {200: {"description": description, "content": {JSON: {"model": SheepSegment}}}}
+IDEMPOTENCY_REFUSED = "Idempotency-Key invalid or reused with another request"
+
+
+def _responses(answer: str, notes: dict[int, str]) -> dict[int, Any]:
+    """The OpenAPI `responses=` of a route that answers the segment (200, described as `answer`)
+    or one of the same error statuses (`notes` over this module's texts for 400 and 404)."""
+    return {
+        200: {"description": answer, "content": {JSON: {"model": SheepSegment}}},
+        **error_responses(400, 401, 403, 404, 409, 500, 503, notes={400: IDEMPOTENCY_REFUSED, 404: NOT_FOUND, **notes}),
+    }
 
 
 def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Response[Any]:
@@ -140,26 +148,16 @@ def _record_action(
     "(no cycles; at most 32 levels above it). A segment with members can't become auxiliary (409). "
     "System segments can't be edited (403). Header `Idempotency-Key` makes a retry return the "
     "first response.",
-    responses={
-        **_ok("The segment as updated"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
-                "is not a live segment of the bucket or would make a cycle, nothing to update",
-                403: FORBIDDEN,
-                404: NOT_FOUND,
-                409: "The name is used by another segment; the segment has members and can't become "
-                "auxiliary; or a request with this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as updated",
+        {
+            400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
+            "is not a live segment of the bucket or would make a cycle, nothing to update",
+            403: FORBIDDEN,
+            409: "The name is used by another segment; the segment has members and can't become "
+            "auxiliary; or a request with this Idempotency-Key is in progress",
+        },
+    ),
     security=SECURITY,
     tags=TAGS,
 )
@@ -202,24 +200,9 @@ def update_segment(
     description="Soft delete: `record_state` becomes deleted, the name is free again, and the segment is no "
     "longer listed or served (404) until restored. System segments can't be deleted (403). Header "
     "`Idempotency-Key` makes a retry return the first response.",
-    responses={
-        **_ok("The segment as deleted"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Idempotency-Key invalid or reused with another request",
-                403: FORBIDDEN,
-                404: NOT_FOUND,
-                409: "A request with this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as deleted", {403: FORBIDDEN, 409: "A request with this Idempotency-Key is in progress"}
+    ),
     security=SECURITY,
     tags=TAGS,
 )
@@ -237,24 +220,14 @@ def delete_segment(
     "segment has the name now (rename or delete that one first) or when the segment is not deleted. "
     "A rule or uri based segment is `build_state` building again. Header `Idempotency-Key` makes a "
     "retry return the first response.",
-    responses={
-        **_ok("The segment as restored"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Idempotency-Key invalid or reused with another request",
-                404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
-                409: "The name is used by another segment now; the segment is not deleted; or a request with "
-                "this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as restored",
+        {
+            404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
+            409: "The name is used by another segment now; the segment is not deleted; or a request with "
+            "this Idempotency-Key is in progress",
+        },
+    ),
     security=SECURITY,
     tags=TAGS,
 )
