@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from segments import errors
@@ -17,7 +17,7 @@ from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import SECURITY, error, error_responses, field_message
 from segments.surfaces.sheep_records import lambda_params, notification_uri, render_job
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid
 from segments.usecases import bulk_delete
 from segments.usecases import segments as usecase
 
@@ -26,7 +26,6 @@ action_routes = Routes()
 BASE = "/segments/v2/<bucket>/segment/<uid>/action"
 TAGS = ["SheepCRM bulk actions"]
 NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
-_Uid = Annotated[str, Path(description="The segment's uid (32 hex)")]
 _q = Annotated[str | None, Query()]
 
 
@@ -122,7 +121,7 @@ def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> Bu
 )
 def delete_records(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     body: Annotated[BulkActionBody | None, Body()] = None,
     rules: _q = None,
     safe_mode: _q = None,
@@ -186,7 +185,7 @@ REPLACE = (
     security=SECURITY,
     tags=TAGS,
 )
-def replace_records(bucket: str, uid: _Uid) -> Response[Any]:
+def replace_records(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     usecase.get_segment(who, segment_id_of_uid(uid))  # an unknown or foreign segment is a 404 first
     return error(501, "not_implemented", "Not implemented", REPLACE)

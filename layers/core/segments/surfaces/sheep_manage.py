@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from segments import errors
@@ -31,6 +31,7 @@ from segments.surfaces.sheep_segments import (
     URI_MAX,
     URIS_MAX,
     VIEW_CONTEXT_MAX,
+    SegmentUid,
     bucket_actor,
     check_uris,
     segment_id_of_uid,
@@ -163,7 +164,7 @@ def _record_action(
 )
 def update_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
     body: Annotated[SheepUpdateBody | None, Body()] = None,
 ) -> Response[Any]:
     who = bucket_actor(bucket)
@@ -208,7 +209,7 @@ def update_segment(
 )
 def delete_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
 ) -> Response[Any]:
     return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment)
 
@@ -233,6 +234,6 @@ def delete_segment(
 )
 def restore_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
 ) -> Response[Any]:
     return _record_action("sheep_restore_segment", bucket, uid, usecase.restore_segment)

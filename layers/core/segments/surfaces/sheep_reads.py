@@ -16,7 +16,7 @@ from segments.models import NAME_MAX
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps
 from segments.surfaces.sheep import SECURITY, SURFACE, VIEW_CONTEXTS, SheepSegment, error_responses, uri_of
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid, sheep_body
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid, sheep_body
 from segments.timefmt import sheep_time
 from segments.usecases import member_reads
 from segments.usecases import segments as usecase
@@ -187,7 +187,7 @@ def trees(bucket: str) -> Response[Any]:
     security=SECURITY,
     tags=TAGS,
 )
-def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (32 hex)")]) -> Response[Any]:
+def count(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     segment = usecase.get_segment(who, segment_id_of_uid(uid))
     return _json(
@@ -211,7 +211,7 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
 )
 def members(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
     page: _Page = 1,
     page_size: _PageSize = 50,
 ) -> Response[Any]:

@@ -15,7 +15,7 @@ from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps
 from segments.surfaces.sheep import SECURITY, error, error_responses, uid_of, uri_of
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid
 from segments.timefmt import sheep_time
 from segments.usecases import bulk_delete, lookup, segment_config, signal_reads
 
@@ -24,7 +24,6 @@ records_routes = Routes()
 BASE = "/segments/v2/<bucket>"
 TAGS = ["SheepCRM segments"]
 NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
-_Uid = Annotated[str, Path(description="The segment's uid (32 hex)")]
 
 
 def _ok(model: Any, headers: dict[str, Any] | None = None) -> dict[int, Any]:
@@ -96,7 +95,7 @@ class SegmentConfig(BaseModel):
     security=SECURITY,
     tags=TAGS,
 )
-def config(bucket: str, uid: _Uid) -> Response[Any]:
+def config(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     found = segment_config.config(who, segment_id_of_uid(uid))
     editable = not found["system_segment"]
@@ -159,7 +158,7 @@ LOOKUP_HEADERS = {
 )
 def lookup_records(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     q: Annotated[str, Query(min_length=1, max_length=lookup.Q_MAX, description="One search term")],
     limit: Annotated[
         int, Query(ge=1, le=lookup.LIMIT_MAX, description=f"[ours] Results at most (default {lookup.LIMIT_DEFAULT})")
@@ -211,7 +210,7 @@ class SegmentSignals(BaseModel):
 )
 def signals(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     type: Annotated[Literal["death", "job_change", "relocation"], Query(description="The signal type")],
     since: Annotated[str | None, Query(max_length=64)] = None,
     until: Annotated[str | None, Query(max_length=64)] = None,

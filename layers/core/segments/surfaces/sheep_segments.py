@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from segments import errors
@@ -42,6 +42,7 @@ VIEW_CONTEXT_MAX = 20
 SYSTEM_SEGMENT = "system segments are made by operators only (segments-admin create-system-segment)"
 
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
+SegmentUid = Annotated[str, Path(description="The segment's uid (32 hex)")]  # a route's {uid}
 UNTITLED = "Untitled segment "  # + the uid: the name of a segment created without one
 
 
