@@ -17,7 +17,7 @@ from segments.store import limits
 from segments.store.segments import SegmentRecord
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor, request_id, run_idempotent
+from segments.surfaces.http import actor, ok_schema, request_id, run_idempotent
 from segments.timefmt import iso, now
 from segments.usecases import segments as usecase
 
@@ -95,11 +95,10 @@ def create_v1():
 # ------------------------------------------------------------------ metadata (docs/api.md#minerva-segment-metadata)
 
 SEGMENT_PATH = "/v2/segments/<segment_id>"
-NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
-READ_NOTES = {404: NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
+READ_NOTES = {404: minerva.SEGMENT_NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
 MANAGE_NOTES = {
     403: "System segments can't be edited or deleted",
-    404: NOT_FOUND + "; or, for a rename, `Segment name <name> already exists`",
+    404: minerva.SEGMENT_NOT_FOUND + "; or, for a rename, `Segment name <name> already exists`",
     422: "Validation error, or an Idempotency-Key reused with a different body",
 }
 MANAGE_ERRORS = minerva.error_responses(401, 403, 404, 409, 422, 500, 503, notes=MANAGE_NOTES)
@@ -165,10 +164,6 @@ class PatchSegmentBody(BaseModel):
         return clean_name(value)
 
 
-def _ok(model: type[BaseModel]) -> dict[int, Any]:
-    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
-
-
 def _listed(values: tuple[Any, ...] | None) -> list[Any] | None:
     return None if values is None else list(values)
 
@@ -211,7 +206,7 @@ def segment_view(s: SegmentRecord) -> dict[str, Any]:
     "/v2/segments",
     summary="List segments",
     description="The organisation's segments, newest first.",
-    responses={**_ok(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -227,7 +222,7 @@ def list_segments(
     SEGMENT_PATH,
     summary="Get a segment",
     description="The segment's metadata and its exact `current_size`.",
-    responses={**_ok(SegmentResponse), **minerva.error_responses(401, 404, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(SegmentResponse), **minerva.error_responses(401, 404, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -241,7 +236,7 @@ def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
     description="Names stay unique per organisation (a taken name answers like create: 404 "
     "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
     "the first response. Returns the updated segment.",
-    responses={**_ok(UpdatedSegmentResponse), **MANAGE_ERRORS},
+    responses={**ok_schema(UpdatedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -264,7 +259,7 @@ def patch_segment(
     summary="Delete a segment",
     description="Soft delete: the name is free again; the segment, its members and its history are no "
     "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
-    responses={**_ok(DeletedSegmentResponse), **MANAGE_ERRORS},
+    responses={**ok_schema(DeletedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )

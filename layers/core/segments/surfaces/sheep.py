@@ -17,6 +17,8 @@ from segments.surfaces.http import JSON, dumps
 from segments.timefmt import sheep_time
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+# The 404 of a route under /segment/{uid} (its OpenAPI text).
+SEGMENT_NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 
 ViewContext = Literal[
     "comments",
@@ -96,6 +98,11 @@ def error(status: int, kind: str, concise: str, description: str, headers: dict[
     metrics.add_metric(name=f"Errors{status}", unit=MetricUnit.Count, value=1)
     body = {"error": concise, "description": description, "type": kind}
     return Response(status_code=status, content_type=JSON, body=dumps(body), headers=headers or {})
+
+
+def ok(body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    """A 200 with `body` as JSON."""
+    return Response(status_code=200, content_type=JSON, body=dumps(body), headers=headers or {})
 
 
 def field_message(errs: list[Any]) -> str:

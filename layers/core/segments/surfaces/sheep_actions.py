@@ -15,7 +15,7 @@ from segments import errors
 from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, parse_json, run_idempotent
-from segments.surfaces.sheep import SECURITY, error, error_responses, field_message
+from segments.surfaces.sheep import SECURITY, SEGMENT_NOT_FOUND, error, error_responses, field_message
 from segments.surfaces.sheep_records import lambda_params, notification_uri, render_job
 from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid
 from segments.usecases import bulk_delete
@@ -25,7 +25,6 @@ action_routes = Routes()
 
 BASE = "/segments/v2/<bucket>/segment/<uid>/action"
 TAGS = ["SheepCRM bulk actions"]
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 _q = Annotated[str | None, Query()]
 
 
@@ -111,7 +110,7 @@ def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> Bu
             503,
             notes={
                 400: "A bad parameter: batch_size beyond 2,500 ('Batch size must be at most 2500'), bad rules",
-                404: NOT_FOUND,
+                404: SEGMENT_NOT_FOUND,
                 409: "safe_mode: the segment's membership is still being built",
             },
         ),
@@ -179,7 +178,7 @@ REPLACE = (
             403,
             404,
             500,
-            notes={400: "Validation error (replace reads no parameter: it answers 501)", 404: NOT_FOUND},
+            notes={400: "Validation error (replace reads no parameter: it answers 501)", 404: SEGMENT_NOT_FOUND},
         ),
     },
     security=SECURITY,

@@ -16,9 +16,10 @@ from segments.rules import Rule
 from segments.store import limits
 from segments.store.segments import SegmentRecord
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, dumps, run_idempotent
+from segments.surfaces.http import JSON, dumps, ok_schema, run_idempotent
 from segments.surfaces.sheep import (
     SECURITY,
+    SEGMENT_NOT_FOUND,
     SegmentTypeName,
     SheepSegment,
     ViewContext,
@@ -43,7 +44,6 @@ manage_routes = Routes()
 
 SEGMENT_PATH = "/segments/v2/<bucket>/segment/<uid>"
 TAGS = ["SheepCRM segments"]
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 FORBIDDEN = "The token belongs to another bucket, or the segment is a system segment (can't be edited or deleted)"
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
 _Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
@@ -119,8 +119,10 @@ def _responses(answer: str, notes: dict[int, str]) -> dict[int, Any]:
     """The OpenAPI `responses=` of a route that answers the segment (200, described as `answer`)
     or one of the same error statuses (`notes` over this module's texts for 400 and 404)."""
     return {
-        200: {"description": answer, "content": {JSON: {"model": SheepSegment}}},
-        **error_responses(400, 401, 403, 404, 409, 500, 503, notes={400: IDEMPOTENCY_REFUSED, 404: NOT_FOUND, **notes}),
+        **ok_schema(SheepSegment, answer),
+        **error_responses(
+            400, 401, 403, 404, 409, 500, 503, notes={400: IDEMPOTENCY_REFUSED, 404: SEGMENT_NOT_FOUND, **notes}
+        ),
     }
 
 
