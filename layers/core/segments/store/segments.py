@@ -79,7 +79,7 @@ class SegmentRecord:
 
     @classmethod
     def of_item(cls, item: Mapping[str, Any]) -> SegmentRecord:
-        """From a segment item as `from_item` gives it (or a stream image of one)."""
+        """From a segment item as `from_item` gives it."""
         return cls(
             segment_id=str(item["segment_id"]),
             org_id=str(item["org_id"]),
