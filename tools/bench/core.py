@@ -12,7 +12,10 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segments.store.segments import SegmentRecord
 
 CORE_DIR = Path(__file__).resolve().parents[2] / "layers" / "core"
 
@@ -280,7 +283,7 @@ def reevaluate_all(org_id: str, pid: str, new: dict[str, Any], segment_ids: list
     actor = Actor(org_id=org_id, bucket="-", request_id="req_" + uuid.uuid4().hex, reason="rule")
     changed = 0
     for segment_id, seg in records.items():
-        wanted = Definition.of_segment({**seg, "org_id": org_id}).wants(pid, record)
+        wanted = Definition.of_segment(seg).wants(pid, record)
         if wanted is None or bool((stored.get(segment_id) or {}).get("active")) == wanted:
             continue
         (members.add_members if wanted else members.remove_members)(actor, segment_id, [pid])
@@ -307,10 +310,10 @@ def compiled(org_id: str, segment_id: str, rules: list[dict[str, Any]]) -> Any:
     )
 
 
-def segment_record(org_id: str, segment_id: str) -> dict[str, Any] | None:
-    from segments.store import rule_index
+def segment_record(org_id: str, segment_id: str) -> SegmentRecord | None:
+    from segments.store import segments
 
-    return rule_index.segment(org_id, segment_id)
+    return segments.get_any(org_id, segment_id)
 
 
 def start_rebuild(org_id: str, segment_id: str, run: str) -> None:

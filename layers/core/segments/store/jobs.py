@@ -15,12 +15,13 @@ from botocore.exceptions import ClientError
 
 from segments.store import keys
 from segments.store.dynamo import call, get, is_condition_failure, table, to_item, translate, update_if, values
+from segments.store.segments import SegmentRecord
 
 RUNNING = ("queued", "running")
 
 
 def fresh(
-    *, org_id: str, bucket: str, action: str, segment: Mapping[str, Any], request_id: str, at: str, **own: Any
+    *, org_id: str, bucket: str, action: str, segment: SegmentRecord, request_id: str, at: str, **own: Any
 ) -> dict[str, Any]:
     """A new job (not yet stored): a fresh id, queued at chunk 0 with no cursor, counts or summaries
     yet, on `segment` as it is now; `own` holds what the action adds (its parameters, its counts)."""
@@ -29,8 +30,8 @@ def fresh(
         "org_id": org_id,
         "bucket": bucket,
         "action": action,
-        "segment_id": segment["segment_id"],
-        "definition_version": int(segment["definition_version"]),
+        "segment_id": segment.segment_id,
+        "definition_version": segment.definition_version,
         "requested_at": at,
         "updated_at": at,
         "request_id": request_id,

@@ -5,7 +5,6 @@ sync state's position moves to the ledger's end as read before the members (docs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from segments import errors, queues
@@ -16,6 +15,7 @@ from segments.observability import logger
 from segments.store import jobs, ledger, records
 from segments.store import mailchimp as state_store
 from segments.store import segments as segment_store
+from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
 from segments.usecases import segments as usecase
 from segments.usecases.mailchimp_push import (
@@ -52,7 +52,7 @@ def request_full_sync(
         request_id=actor.request_id,
         at=at,
         segment_name=(segment_name or "").strip()[: client.NAME_MAX] or None,
-        target_name=mailchimp_name(segment, {**state_store.get_state(actor.org_id, segment["segment_id"]), **given}),
+        target_name=mailchimp_name(segment, {**state_store.get_state(actor.org_id, segment.segment_id), **given}),
         rules=[],
         safe_mode=False,
         batch_size=batch_size,
@@ -127,13 +127,13 @@ def _full_sync(org_id: str, job_id: str) -> str:
 
 
 def _push_members(
-    creds: Credentials, org_id: str, segment: Mapping[str, Any], mc_segment: str, size: int
+    creds: Credentials, org_id: str, segment: SegmentRecord, mc_segment: str, size: int
 ) -> tuple[Pushed, int, set[str]]:
     """Every current member, a page of `size` at a time; (what was pushed, members read, their emails)."""
     total, read, emails, after = Pushed(), 0, set[str](), None
     paths = fields_of(org_id, segment)
     while True:
-        page, after, _ = records.members_page(str(segment["segment_id"]), after=after, read=size)
+        page, after, _ = records.members_page(segment.segment_id, after=after, read=size)
         pids = [str(m["minerva_pid"]) for m in page]
         read += len(pids)
         people = records.person_records(org_id, pids, consistent=False)

@@ -14,6 +14,7 @@ from segments.mailchimp.credentials import Credentials
 from segments.mailchimp.fields import DEFAULT_FIELDS, email_of, merge_fields
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import mailchimp as state_store
+from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
 
 
@@ -24,13 +25,13 @@ def queue_url() -> str:
     return url
 
 
-def fields_of(org_id: str, segment: Mapping[str, Any]) -> Sequence[str]:
+def fields_of(org_id: str, segment: SegmentRecord) -> Sequence[str]:
     """The person-record fields sent as merge fields (the segment's fieldset, when it names one)."""
     return DEFAULT_FIELDS
 
 
-def mailchimp_name(segment: Mapping[str, Any], state: Mapping[str, Any]) -> str:
-    return str(state.get("segment_name") or segment["name"])[: client.NAME_MAX]
+def mailchimp_name(segment: SegmentRecord, state: Mapping[str, Any]) -> str:
+    return str(state.get("segment_name") or segment.name)[: client.NAME_MAX]
 
 
 @dataclass

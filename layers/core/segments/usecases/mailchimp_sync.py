@@ -54,7 +54,7 @@ def on_membership_changed(detail: Mapping[str, Any]) -> str:
     """Schedule one sync of the segment, unless one is pending or the segment does not sync."""
     org_id, segment_id = str(detail["org_id"]), str(detail["segment_id"])
     segment = segment_store.get_live(org_id, segment_id, consistent=False)
-    if segment is None or not segment.get("mailchimp_sync"):
+    if segment is None or not segment.mailchimp_sync:
         return "not synced"
     delay = get_settings().mailchimp_sync_delay_seconds
     now_ms = int(time.time() * 1000)
@@ -77,7 +77,7 @@ def sync(org_id: str, segment_id: str) -> str:
     """Apply the ledger's changes since the last sync (see the module docstring)."""
     state_store.clear_pending(org_id, segment_id)
     segment = segment_store.get_live(org_id, segment_id)
-    if segment is None or not segment.get("mailchimp_sync"):
+    if segment is None or not segment.mailchimp_sync:
         return "not synced"
     creds = _credentials(org_id, segment_id)
     if creds is None:
