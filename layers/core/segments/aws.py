@@ -24,6 +24,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "dynamodb": {"read_timeout": 5, "tcp_keepalive": True, "max_pool_connections": 32},
     "events": {"read_timeout": 5},
     "sqs": {"read_timeout": 10},
+    "apigateway": {"read_timeout": 10},  # segments-admin only: usage plans and the orgs' gateway keys
 }
 
 _lock = threading.Lock()
@@ -58,6 +59,10 @@ def events() -> Any:
 
 def sqs() -> Any:
     return client("sqs")
+
+
+def apigateway() -> Any:
+    return client("apigateway")
 
 
 def on_reset(forget: Callable[[], None]) -> None:

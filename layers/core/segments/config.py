@@ -41,6 +41,12 @@ class Settings(BaseModel):
     # `segments-admin import-people`: the person-events queue when --queue is not given.
     person_events_queue_url: str | None = Field(default=None, alias="PERSON_EVENTS_QUEUE_URL")
 
+    # Usage plans (`segments-admin create-api-key --plan`, `set-plan`): each plan's API Gateway
+    # usage plan, by id (the stack outputs StandardUsagePlanId, ProUsagePlanId) or by name (the
+    # defaults are the names the local stack gives them).
+    usage_plan_standard: str = Field(default="StandardUsagePlan", min_length=1, alias="USAGE_PLAN_STANDARD")
+    usage_plan_pro: str = Field(default="ProUsagePlan", min_length=1, alias="USAGE_PLAN_PRO")
+
     # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600
     # A member-writing request holds the segment's lease at most this long; it must exceed the

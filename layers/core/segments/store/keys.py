@@ -17,6 +17,7 @@
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
 | bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
+| org plan     | ORG#{org}          | PLAN                 | (usage plan, API Gateway key id)             |
 """
 
 from __future__ import annotations
@@ -177,6 +178,17 @@ def api_key_by_id(key_id: str) -> dict[str, Any]:
 
 def api_keys_gsi_pk(org_id: str) -> str:
     return f"ORG#{org_id}#KEYS"
+
+
+# ------------------------------------------------------------------ usage plans
+# An org's plan (standard, pro) and its one API Gateway key, which the org's segments keys name
+# (`gateway_key_id` on both key items) so that the authorizer's one GetItem finds it.
+
+ORG_PLAN_SK = "PLAN"
+
+
+def org_plan_key(org_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), ORG_PLAN_SK)
 
 
 # ------------------------------------------------------------------ signals

@@ -194,3 +194,13 @@ def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 
 def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def rate_limited_response(error_schema: str) -> dict[str, Any]:
+    """The OpenAPI 429 of every route: API Gateway's answer past the org's usage plan
+    (docs/api.md#rate-limits-and-quotas), in the surface's error body (`error_schema`)."""
+    return {
+        "description": "Over the org's rate, burst or daily quota (or the stage's); retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{error_schema}"}}},
+    }
