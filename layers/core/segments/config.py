@@ -47,6 +47,11 @@ class Settings(BaseModel):
     usage_plan_standard: str = Field(default="StandardUsagePlan", min_length=1, alias="USAGE_PLAN_STANDARD")
     usage_plan_pro: str = Field(default="ProUsagePlan", min_length=1, alias="USAGE_PLAN_PRO")
 
+    # The table's stream, dispatched (StreamDispatcherFunction): the FIFO queue of each concern that
+    # reads stream changes through a queue rather than the stream (docs/decisions.md: stream readers).
+    publisher_queue_url: str | None = Field(default=None, alias="PUBLISHER_QUEUE_URL")
+    signal_feed_queue_url: str | None = Field(default=None, alias="SIGNAL_FEED_QUEUE_URL")
+
     # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600
     # A member-writing request holds the segment's lease at most this long; it must exceed the

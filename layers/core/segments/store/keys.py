@@ -347,3 +347,17 @@ def job_key(org_id: str, job_id: str) -> dict[str, Any]:
 def member_prefix_sk(pid_prefix: str) -> str:
     """Member sort keys of the PIDs starting with `pid_prefix` (begins_with in a segment's partition)."""
     return f"{PID}{pid_prefix}"
+
+
+# ------------------------------------------------------------------ stream changes on FIFO queues
+
+
+def stream_group(pk: str, sk: str) -> str:
+    """The FIFO message group of a changed item: its segment (`SEG#{id}`) for a segment's own
+    partition (members, ledger, feed) and for the segment item (ORG#{org} / SEG#{id}), so one
+    segment's changes stay in order on a queue; any other item's partition key."""
+    if pk.startswith(SEGMENT):
+        return pk
+    if pk.startswith("ORG#") and sk.startswith(SEGMENT):
+        return sk
+    return pk
