@@ -103,21 +103,10 @@ def test_console_script_honours_aws_endpoint_url() -> None:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, **ENV, "AWS_ENDPOINT_URL": endpoint}
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", **credentials)
         cfn.create_tables(client, template())
-        apigateway = boto3.client(
-            "apigateway",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        apigateway = boto3.client("apigateway", endpoint_url=endpoint, region_name="us-east-1", **credentials)
         cfn.create_usage_plans(apigateway, template())
         done = subprocess.run(
             [str(script), "--json", "create-api-key", "--org", "remote", "--bucket", "remote"],

@@ -30,6 +30,7 @@ from tools.bench import (
     signals_ingest,
     signals_late_joiners,
     signals_reads,
+    stream_readers,
 )
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
@@ -45,6 +46,7 @@ ORDER = (
     signals_late_joiners,
     rules_eval,
     rule_segments,
+    stream_readers,
     environments,
 )
 

@@ -364,3 +364,11 @@ def reset_queues() -> None:
 
     queues.reset()
     rule_definitions.clear_cache()
+
+
+def dispatched_concerns(record: dict[str, Any]) -> list[str]:
+    """The concerns StreamDispatcherFunction forwards a stream record to (none: not dispatched)."""
+    from segments.adapters.dynamodb_stream import StreamChange
+    from segments.adapters.stream_dispatch import concerns_of
+
+    return concerns_of(StreamChange(record))
