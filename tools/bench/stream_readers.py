@@ -74,17 +74,18 @@ def _scenario(segments: int, changes: int) -> list[dict[str, Any]]:
     """`changes` dispatched changes (ledger INSERTs and the feed entries of deaths) over `segments`
     segments; the stream batch Lambda would deliver to the dispatcher (its filters applied)."""
     ids = [new_segment(f"readers {n}") for n in range(segments)]
-    n = 0
-    while True:
+    made, n = 0, 0
+    while made < changes:  # each add writes a ledger entry; each death of a member, a feed entry
         for i, segment_id in enumerate(ids):
             pid = f"p-rd{n:04d}{i:04d}"
             add_members(segment_id, [pid])
+            made += 1
             if n % 2:
                 core.ingest_event(person_event("death", pid, f"evt-rd-{n}-{i}", "2024-01-15T10:30:45.123456Z"))
+                made += 1
         n += 1
-        batch = [r for r in _stream_records() if core.dispatched_concerns(r)]
-        if len(batch) >= changes:
-            return batch[:changes]
+    batch = [r for r in _stream_records() if core.dispatched_concerns(r)]
+    return batch[:changes]
 
 
 def _drain(queue_url: str, function: str) -> int:
