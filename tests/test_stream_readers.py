@@ -108,8 +108,12 @@ def test_through_the_queues_each_concern_does_what_it_did_from_the_stream(
     wanted = {c: [r for r in batch if c in stream_dispatch.concerns_of(StreamChange(r))] for c in held}
     assert wanted["publisher"] and wanted["signal feed"]
     for concern, messages in held.items():
-        # the same stream records, each once, in stream order; grouped by segment, deduplicated by record
-        assert [json.loads(m["body"]) for m in messages] == wanted[concern]
+        # the same stream records, each once; each segment's in stream order (one message group each)
+        got = [json.loads(m["body"]) for m in messages]
+        assert sorted(got, key=lambda r: r["eventID"]) == sorted(wanted[concern], key=lambda r: r["eventID"])
+        for group in {m["attributes"]["MessageGroupId"] for m in messages}:
+            order = [r["eventID"] for r in got if keys.stream_group(*StreamChange(r).keys) == group]
+            assert order == [r["eventID"] for r in wanted[concern] if keys.stream_group(*StreamChange(r).keys) == group]
         for m in messages:
             change = StreamChange(json.loads(m["body"]))
             assert m["attributes"]["MessageGroupId"] == keys.stream_group(*change.keys)
@@ -171,10 +175,13 @@ def test_a_queue_batch_gives_the_same_changes_and_reports_from_the_first_failure
     assert failures(dynamodb_stream.in_order(not_a_record, apply, what="test")) == ["m0"]
 
 
-def test_the_dispatcher_sends_one_message_per_segment_a_call_and_stops_at_the_first_unsent(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[list[tuple[str, str]]] = []
+def _in(segment: str, n: int) -> dict[str, Any]:
+    record = _ledger(n)
+    return {**record, "dynamodb": {**record["dynamodb"], "Keys": {"pk": {"S": segment}, "sk": {"S": f"LOG#{n}"}}}}
+
+
+def test_the_dispatcher_packs_calls_without_reordering_a_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str]]] = []
     monkeypatch.setenv("PUBLISHER_QUEUE_URL", "https://sqs/publisher.fifo")
     monkeypatch.setenv("SIGNAL_FEED_QUEUE_URL", "https://sqs/feed.fifo")
     from segments import aws
@@ -182,20 +189,22 @@ def test_the_dispatcher_sends_one_message_per_segment_a_call_and_stops_at_the_fi
     aws.reset()
 
     def send_batch(url: str, bodies: Any, fifo: Any = None) -> queues.Sent:
-        calls.append([fifo[i][0] for i, _ in bodies])
-        failed = [i for i, _ in bodies if url.endswith("feed.fifo") and i == "3"]
+        assert len({fifo[i][0] for i, _ in bodies}) == len(bodies)  # one message per segment a call
+        calls.append((url.rsplit("/", 1)[-1], [i for i, _ in bodies]))
+        failed = [i for i, _ in bodies if url.endswith("feed.fifo") and i in refused]
         return queues.Sent(sent=len(bodies) - len(failed), failed=failed)
 
+    refused: set[str] = set()
     monkeypatch.setattr(queues, "send_batch", send_batch)
-    other = {
-        **_ledger(4),
-        "dynamodb": {**_ledger(4)["dynamodb"], "Keys": {"pk": {"S": "SEG#s2"}, "sk": {"S": "LOG#x"}}},
-    }
-    changes = [StreamChange(r) for r in (_ledger(0), other, _ledger(1), _ledger(2), _ledger(3))]
-    # one segment's changes never share a call; another segment's may
+    # a segment's later change goes in a later call; another segment's fills an earlier one
+    packed = [StreamChange(_in(seg, n)) for n, seg in enumerate(["SEG#s1", "SEG#s1", "SEG#s2", "SEG#s2", "SEG#s3"])]
+    assert stream_dispatch.forward(packed) is None
+    assert [ids for queue, ids in calls if queue == "publisher.fifo"] == [["0", "2", "4"], ["1", "3"]]
+    calls.clear()
+    refused.add("3")
+    # the signal feed's queue refuses change 3: its call is the last one made for that queue, and
+    # the batch resumes from 3 (the publisher's queue got everything; it drops what it holds)
+    changes = [StreamChange(_in(seg, n)) for n, seg in enumerate(["SEG#s1", "SEG#s2", "SEG#s1", "SEG#s1", "SEG#s1"])]
     assert stream_dispatch.forward(changes) == 3
-    assert all(len(set(groups)) == len(groups) for groups in calls)
-    assert calls[0] == ["SEG#s1", "SEG#s2"]
-    feed_calls = calls[len(calls) // 2 :]
-    assert sum(len(c) for c in calls) < 2 * len(changes)  # the feed's calls stopped at the failure
-    assert feed_calls[-1] == ["SEG#s1"]
+    assert [ids for queue, ids in calls if queue == "publisher.fifo"] == [["0", "1"], ["2"], ["3"], ["4"]]
+    assert [ids for queue, ids in calls if queue == "feed.fifo"] == [["0", "1"], ["2"], ["3"]]

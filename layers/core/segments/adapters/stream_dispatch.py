@@ -8,9 +8,11 @@ changes it takes (what its filters on the stream took before; its use case check
 
 Each message is the stream record as Lambda delivered it (`adapters/stream_queue.py` reads it
 back), in message group `keys.stream_group` (the segment) and deduplicated by the record's
-eventID, so the dispatcher's own retries within SQS's 5-minute window add nothing. A call sends
-at most one message per group, so a partial failure cannot put a later change of a segment ahead
-of an earlier one; the batch stops at the first change not sent, and the stream retries from it.
+eventID, so the dispatcher's own retries within SQS's 5-minute window add nothing. Calls hold up
+to 10 messages, at most one per group, and each change goes in a later call than its group's
+previous change: a partial failure cannot put a later change of a segment ahead of an earlier one.
+After a failure no later call is made to that queue; the batch reports the first change not sent,
+and the stream retries from it.
 """
 
 from __future__ import annotations
@@ -69,23 +71,49 @@ def concerns_of(change: StreamChange) -> list[str]:
     return [route.concern for route in ROUTES if route.wants(change)]
 
 
+def _group(change: StreamChange) -> str:
+    return keys.stream_group(*(change.keys or ("", "")))
+
+
 def _calls(positions: Sequence[int], changes: Sequence[StreamChange]) -> list[list[int]]:
-    """Positions in order, cut into calls of at most 10 messages and one message per group."""
+    """The positions packed into calls (sent in this order) of at most 10 messages and one message
+    per group, each change in a later call than the change of its group before it: a segment's
+    changes reach the queue in stream order, whatever a call's partial failure."""
     calls: list[list[int]] = []
-    groups: set[str] = set()
+    groups: list[set[str]] = []
+    last: dict[str, int] = {}  # group -> the call holding its latest change
     for position in positions:
-        group = keys.stream_group(*(changes[position].keys or ("", "")))
-        if not calls or len(calls[-1]) == queues.SEND_BATCH_MAX or group in groups:
+        group = _group(changes[position])
+        at = last.get(group, -1) + 1
+        while at < len(calls) and len(calls[at]) == queues.SEND_BATCH_MAX:
+            at += 1
+        if at == len(calls):
             calls.append([])
-            groups = set()
-        calls[-1].append(position)
-        groups.add(group)
+            groups.append(set())
+        calls[at].append(position)
+        groups[at].add(group)
+        last[group] = at
     return calls
+
+
+def _send(url: str, changes: Sequence[StreamChange], positions: Sequence[int]) -> int | None:
+    """Send one concern's changes; the first position not sent (the failed ones and every one of
+    the calls not made after a failure), or None."""
+    calls = _calls(positions, changes)
+    for n, call in enumerate(calls):
+        bodies = [(str(p), json.dumps(dict(changes[p].record), separators=(",", ":"))) for p in call]
+        fifo = {str(p): (_group(changes[p]), changes[p].change_id) for p in call}
+        sent = queues.send_batch(url, bodies, fifo)
+        if sent.failed:
+            unsent = [int(i) for i in sent.failed] + [p for later in calls[n + 1 :] for p in later]
+            return min(unsent)
+    return None
 
 
 def forward(changes: Sequence[StreamChange]) -> int | None:
     """Send each change to its concerns' queues; the position of the first change not sent to all
-    of them (None when every one was)."""
+    of them (None when every one was). The stream resends from there; the queues drop what they
+    already hold (deduplication by the record's eventID)."""
     first_unsent: int | None = None
     for route in ROUTES:
         positions = [p for p, change in enumerate(changes) if route.wants(change)]
@@ -94,14 +122,7 @@ def forward(changes: Sequence[StreamChange]) -> int | None:
         url = route.queue_url()
         if not url:
             raise RuntimeError(f"no queue for the {route.concern} (its setting is not set)")
-        for call in _calls(positions, changes):
-            if first_unsent is not None and call[0] > first_unsent:
-                break  # the stream resends from first_unsent anyway
-            bodies = [(str(p), json.dumps(dict(changes[p].record), separators=(",", ":"))) for p in call]
-            fifo = {str(p): (keys.stream_group(*(changes[p].keys or ("", ""))), changes[p].change_id) for p in call}
-            sent = queues.send_batch(url, bodies, fifo)
-            if sent.failed:
-                failed = min(int(i) for i in sent.failed)
-                first_unsent = failed if first_unsent is None else min(first_unsent, failed)
-                break
+        unsent = _send(url, changes, positions)
+        if unsent is not None:
+            first_unsent = unsent if first_unsent is None else min(first_unsent, unsent)
     return first_unsent
