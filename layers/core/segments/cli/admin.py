@@ -53,8 +53,7 @@ def _set_plan(args: argparse.Namespace) -> int:
         args,
         plans.describe(org_plan),
         f"org {org_plan.org_id} is on plan {org_plan.plan} (usage plan {org_plan.usage_plan_id}, "
-        f"API Gateway key {org_plan.gateway_key_id}); cached authorizations keep the old limits "
-        "for at most the authorizer TTL",
+        f"API Gateway key {org_plan.gateway_key_id}); the plan's limits apply from the next request",
     )
     return 0
 
