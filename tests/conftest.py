@@ -48,6 +48,12 @@ ENV = {
 }
 
 
+# The suite's orgs are on `pro`, raised so that no functional test meets a 429 by its own speed
+# (in-process requests run faster than the template's 100 a second); `standard` keeps the template's
+# values, and tests/test_rate_limits.py tests the limits on it.
+SUITE_PLANS = {"ProRateLimit": 1_000_000, "ProBurstLimit": 1_000_000}
+
+
 @cache
 def template() -> dict[str, Any]:
     from tools import cfn
@@ -92,6 +98,7 @@ def aws(aws_env: None) -> Any:
     make_moto_atomic()
     with mock_aws():
         cfn.create_tables(boto3.client("dynamodb", region_name=REGION), template())
+        cfn.create_usage_plans(boto3.client("apigateway", region_name=REGION), template(), SUITE_PLANS)
         yield
 
 
@@ -257,10 +264,12 @@ class Org:
     key_id: str
 
 
-def make_org(org_id: str = "org-a", bucket: str = "org-a") -> Org:
-    from segments import auth
+def make_org(org_id: str = "org-a", bucket: str = "org-a", plan: str = "pro") -> Org:
+    """An org with a key, on a usage plan (the gateway refuses a key whose org has none)."""
+    from segments import auth, plans
 
     created = auth.create_api_key(org_id, bucket, label="test")
+    plans.set_plan(org_id, plan)
     return Org(org_id=org_id, bucket=bucket, key=created.api_key, key_id=created.key_id)
 
 

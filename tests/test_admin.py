@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from conftest import ENV, ROOT, Api, template
-from segments import auth
+from conftest import ENV, ROOT, Api, make_org, template
+from segments import auth, plans
 from segments.cli import admin
 from segments.store import dynamo
 from tools import cfn
@@ -30,9 +30,10 @@ def test_create_prints_the_key_once_and_it_works(aws: None, capsys: pytest.Captu
     code, out, _ = run(capsys, "--json", "create-api-key", "--org", "acme", "--bucket", "acme", "--label", "ci")
     assert code == 0
     created = json.loads(out)
-    assert set(created) == {"key_id", "api_key", "org_id", "bucket"}
-    assert (created["org_id"], created["bucket"]) == ("acme", "acme")
-    assert auth.authenticate(created["api_key"]) == auth.Principal(created["key_id"], "acme", "acme")
+    assert set(created) == {"key_id", "api_key", "org_id", "bucket", "plan"}
+    assert (created["org_id"], created["bucket"], created["plan"]) == ("acme", "acme", "standard")
+    principal = auth.authenticate(created["api_key"])
+    assert principal == auth.Principal(created["key_id"], "acme", "acme", plans.ensure_gateway_key("acme"))
     assert Api().post("/v2/segments/create", key=created["api_key"], body={"name": "via admin"}).status == 200
 
 
@@ -102,14 +103,11 @@ def test_console_script_honours_aws_endpoint_url() -> None:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, **ENV, "AWS_ENDPOINT_URL": endpoint}
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", **credentials)
         cfn.create_tables(client, template())
+        apigateway = boto3.client("apigateway", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+        cfn.create_usage_plans(apigateway, template())
         done = subprocess.run(
             [str(script), "--json", "create-api-key", "--org", "remote", "--bucket", "remote"],
             env=env,
@@ -150,7 +148,8 @@ def test_a_bucket_belongs_to_the_org_that_first_claimed_it(aws: None, capsys: py
     second = json.loads(out)
     assert len(_key_items_of("demo-org")) == 4  # by hash and by id, for each key
     for created in (first, second):
-        assert auth.authenticate(created["api_key"]) == auth.Principal(created["key_id"], "demo-org", "demo")
+        principal = auth.authenticate(created["api_key"])
+        assert principal == auth.Principal(created["key_id"], "demo-org", "demo", plans.ensure_gateway_key("demo-org"))
     # the refused org may still claim a bucket of its own
     assert run(capsys, "create-api-key", "--org", "other", "--bucket", "other")[0] == 0
 
@@ -161,7 +160,7 @@ def test_a_bucket_belongs_to_the_org_that_first_claimed_it(aws: None, capsys: py
 def test_create_system_segment_makes_a_segment_the_api_cannot_change(
     aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = auth.create_api_key("acme", "acme").api_key
+    key = make_org("acme", "acme").key
     code, out, err = run(
         capsys,
         "--json",

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import ROOT, Api, make_org
+from conftest import ROOT, SUITE_PLANS, Api, make_org
 from tools import openapi
 
 SPEC = openapi.build()
@@ -104,6 +104,7 @@ def gateway() -> Any:
 
         _reset_core()
         cfn.create_tables(boto3.client("dynamodb", region_name="us-east-1"), template())
+        cfn.create_usage_plans(boto3.client("apigateway", region_name="us-east-1"), template(), SUITE_PLANS)
         # SheepCRM action/delete queues its first chunk (nothing consumes it here)
         queues = cfn.create_queues(boto3.client("sqs", region_name="us-east-1"), template())
         os.environ["BULK_DELETE_QUEUE_URL"] = queues["BulkDeleteQueue"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, Api, LambdaContext, function_handler, response_headers
-from segments import auth
+from segments import auth, plans
 from segments.models import Segment, name_key
 from segments.store import api_keys, rule_index
 from segments.store import segments as segment_store
@@ -46,6 +46,7 @@ def seed_demo_key() -> None:
             "created_at": iso(now()),
         }
     )
+    plans.set_plan(DEMO_ORG, "pro")  # the demo org's usage plan key (the gateway refuses a key without one)
 
 
 def seed(entry: dict[str, Any]) -> None:

@@ -691,3 +691,40 @@ def test_every_aws_call_of_a_mailchimp_sync_is_allowed_by_the_functions_policy(
         if not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_every_aws_call_of_the_stream_dispatcher_is_allowed_by_its_policy(
+    recorder: Recorder, signals: Signals, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StreamDispatcherFunction on the changes it really gets (ledger and feed INSERTs, a restore):
+    SendMessageBatch to the publisher's and the signal feed's FIFO queues, and nothing else."""
+    org = make_org("org-a", "org-a")
+    monkeypatch.setenv("PUBLISHER_QUEUE_URL", signals.bus.queues["PublisherQueue"])
+    monkeypatch.setenv("SIGNAL_FEED_QUEUE_URL", signals.bus.queues["SignalFeedQueue"])
+    aws.reset()
+    segment_id = create_segment(api, org.key, "Dispatched")
+    add(api, org.key, segment_id, "p-a1b2c3d4e5f6")
+    assert (
+        failures(
+            functions().invoke(
+                "SignalsIngestFunction", sqs_batch([sqs_record(person_event("death", "p-a1b2c3d4e5f6"))])
+            )
+        )
+        == []
+    )
+    assert api.delete(f"/v2/segments/{segment_id}", key=org.key).status == 200
+    assert (
+        api.post(f"/segments/v2/{org.bucket}/segment/{segment_id.replace('-', '')}/restore", bearer=org.key).status
+        == 200
+    )
+    assert failures(functions().invoke("StreamDispatcherFunction", {"Records": signals.stream_batch()})) == []
+    sent = {c.resource for c in recorder.calls if c.function == "StreamDispatcherFunction"}
+    assert {r.rsplit(":", 1)[-1] for r in sent} == {"PublisherQueue.fifo", "SignalFeedQueue.fifo"}
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if c.function == "StreamDispatcherFunction"
+        and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

@@ -22,6 +22,7 @@ from helpers.signals import (
 
 from conftest import Api, Org, template
 from segments.adapters.dynamodb_stream import StreamChange
+from segments.adapters.stream_dispatch import concerns_of
 from segments.events import bus, outbox
 from tools.local_stack import filters
 
@@ -219,11 +220,12 @@ def _matches(pattern: Any, value: Any) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("function", "wanted"),
-    [("PublisherFunction", {"feed", "ledger"}), ("SignalFeedFunction", {"ledger", "segment restored"})],
+    ("concern", "wanted"),
+    [("publisher", {"feed", "ledger"}), ("signal feed", {"ledger", "segment restored"})],
 )
-def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: set[str]) -> None:
-    event = template()["Resources"][function]["Properties"]["Events"]
+def test_stream_filters_select_feed_and_ledger_inserts(concern: str, wanted: set[str]) -> None:
+    """What reaches each concern: the stream dispatcher's filters, then its route for the concern."""
+    event = template()["Resources"]["StreamDispatcherFunction"]["Properties"]["Events"]
     [source] = [e["Properties"] for e in event.values() if e["Type"] == "DynamoDB"]
     patterns = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
     seg = "SEG#3f1e2d4c-5b6a-4789-8abc-0123456789ab"
@@ -247,10 +249,12 @@ def test_stream_filters_select_feed_and_ledger_inserts(function: str, wanted: se
             images = {"OldImage": {"record_state": {"S": old}}, "NewImage": {"record_state": {"S": new}}}
         return {"eventName": kind, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, **images}}
 
-    selected = {name for name, sample in samples.items() if any(_matches(p, record(*sample)) for p in patterns)}
+    filtered = {name for name, sample in samples.items() if any(_matches(p, record(*sample)) for p in patterns)}
     # the local stack's filter (what `make local` delivers) selects the same records
-    assert {name for name, sample in samples.items() if filters.matches_any(patterns, record(*sample))} == selected
-    assert selected == wanted
+    assert {name for name, sample in samples.items() if filters.matches_any(patterns, record(*sample))} == filtered
+    routed = {name for name, sample in samples.items() if concern in concerns_of(StreamChange(record(*sample)))}
+    assert routed <= filtered  # the dispatcher only forwards what its filters let through
+    assert routed == wanted
     assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["BisectBatchOnFunctionError"] is True

@@ -274,6 +274,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
         check_using_the_api(outputs[block_with("Q1 2024 Enterprise Prospects").number])
         check_rule_segments(outputs[block_with("York 50+").number])
         check_api_keys(outputs[block_with("revoke-api-key").number])
+        check_rate_limits(outputs[block_with("set-plan --org acme").number])
         check_events(outputs[block_with("evt-7f3a0001").number])
         check_mailchimp(outputs[block_with("set-mailchimp --org demo-org").number])
         assert background is not None
@@ -338,6 +339,13 @@ def check_api_keys(text: str) -> None:
     assert [row.split()[1:3] for row in rows] == [["active", "acme"], ["active", "acme"]]
     assert "CRM sync" in rows[0]
     assert re.search(r"^revoked key_\S+ \(org acme\)", text, re.M)
+
+
+def check_rate_limits(text: str) -> None:
+    counts = {status: int(n) for n, status in re.findall(r"^\s*(\d+) (\d{3})$", text, re.M)}
+    assert set(counts) == {"200", "429"} and sum(counts.values()) == 40, text  # one 429 at least, no other status
+    assert re.search(r"^HTTP/\S+ 200", text, re.M), text  # after the pause
+    assert "org acme is on plan pro" in text
 
 
 def check_events(text: str) -> None:

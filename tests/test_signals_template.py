@@ -76,7 +76,15 @@ def test_ingest_consumes_the_queue_with_partial_batch_responses() -> None:
 
 
 def test_stream_consumers() -> None:
-    for function in ("PublisherFunction", "SignalFeedFunction"):
+    """The publisher and the signal feed read the stream through the dispatcher: each its own FIFO
+    queue (with a DLQ); the dispatcher's stream source holds the filters they had."""
+    for function, queue in (("PublisherFunction", "PublisherQueue"), ("SignalFeedFunction", "SignalFeedQueue")):
+        [event] = props(function)["Events"].values()
+        assert event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue_props = template()["Resources"][queue]["Properties"]
+        assert queue_props["FifoQueue"] is True and queue_props["RedrivePolicy"]["maxReceiveCount"] >= 1
+    for function in ("StreamDispatcherFunction",):
         [event] = props(function)["Events"].values()
         assert event["Type"] == "DynamoDB"
         p = event["Properties"]
@@ -88,7 +96,7 @@ def test_stream_consumers() -> None:
         # the feed function also takes a segment's restore (deleted -> active), nothing else modified
         restores = [x for x in patterns if x["eventName"] == ["MODIFY"]]
         assert len(inserts) + len(restores) == len(patterns)
-        assert len(restores) == (function == "SignalFeedFunction")
+        assert len(restores) == 1
         for x in restores:
             assert x["dynamodb"]["OldImage"] == {"record_state": {"S": ["deleted"]}}
             assert x["dynamodb"]["NewImage"] == {"record_state": {"S": ["active"]}}

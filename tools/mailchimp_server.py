@@ -201,7 +201,7 @@ def _subscribe(audience: Audience, body: dict[str, Any]) -> dict[str, Any]:
                 )
         else:
             contact = {
-                "id": hashlib.md5(low.encode()).hexdigest(),
+                "id": hashlib.md5(low.encode(), usedforsecurity=False).hexdigest(),  # Mailchimp's subscriber hash
                 "email_address": email,
                 "status": member["status"],
                 "merge_fields": member.get("merge_fields") or {},

@@ -32,6 +32,7 @@ from tools.bench import (
     signals_late_joiners,
     signals_reads,
     snapstart,
+    stream_readers,
 )
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
@@ -49,6 +50,7 @@ ORDER = (
     rules_eval,
     rule_segments,
     mailchimp,
+    stream_readers,
     environments,
 )
 

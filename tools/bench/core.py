@@ -408,3 +408,11 @@ def remove_members(org_id: str, bucket: str, segment_id: str, members: list[str]
 
     actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
     usecase.remove_members(actor, segment_id, members)
+
+
+def dispatched_concerns(record: dict[str, Any]) -> list[str]:
+    """The concerns StreamDispatcherFunction forwards a stream record to (none: not dispatched)."""
+    from segments.adapters.dynamodb_stream import StreamChange
+    from segments.adapters.stream_dispatch import concerns_of
+
+    return concerns_of(StreamChange(record))

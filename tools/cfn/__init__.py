@@ -10,7 +10,15 @@ from __future__ import annotations
 from tools.cfn.apis import Api, Authorizer, GatewayResponse, Route, api_routes, apis
 from tools.cfn.functions import Function, function, function_env, layer_dirs
 from tools.cfn.sources import SqsSource, StreamSource, sqs_sources, stream_sources
-from tools.cfn.storage import create_buses, create_queues, create_tables, queue_specs, table_specs
+from tools.cfn.storage import (
+    create_buses,
+    create_queues,
+    create_tables,
+    create_usage_plans,
+    queue_specs,
+    table_specs,
+    usage_plan_specs,
+)
 from tools.cfn.template import (
     ACCOUNT_ID,
     IMPLICIT_API,
@@ -46,6 +54,7 @@ __all__ = [
     "create_buses",
     "create_queues",
     "create_tables",
+    "create_usage_plans",
     "function",
     "function_env",
     "layer_dirs",
@@ -56,4 +65,5 @@ __all__ = [
     "sqs_sources",
     "stream_sources",
     "table_specs",
+    "usage_plan_specs",
 ]

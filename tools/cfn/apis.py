@@ -51,6 +51,8 @@ class Api:
     authorizers: dict[str, Authorizer]
     default_authorizer: str | None
     gateway_responses: dict[str, GatewayResponse]
+    api_key_source: str = "HEADER"  # ApiKeySourceType: HEADER (x-api-key) or AUTHORIZER (usageIdentifierKey)
+    api_key_required: bool = False  # Auth.ApiKeyRequired: every route needs a key of a usage plan
 
 
 def apis(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Api]:
@@ -96,6 +98,8 @@ def apis(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> 
             authorizers=authorizers,
             default_authorizer=None if default in (None, "NONE", "AWS_IAM") else str(default),
             gateway_responses=responses,
+            api_key_source=str(props.get("ApiKeySourceType", "HEADER")).upper(),
+            api_key_required=str(auth.get("ApiKeyRequired", False)).lower() == "true",
         )
     return result
 

@@ -127,3 +127,30 @@ def create_buses(
         if targets:
             events_client.put_targets(Rule=logical_id, EventBusName=bus, Targets=targets)
     return names
+
+
+def usage_plan_specs(template: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Logical id -> kwargs for boto3 `create_usage_plan` of every AWS::ApiGateway::UsagePlan: its
+    throttle and quota (named after its logical id; API stages are not created locally)."""
+    resolver = Resolver(template, parameters=parameters or {})
+    specs: dict[str, dict[str, Any]] = {}
+    for logical_id, raw in resources_of(template, "AWS::ApiGateway::UsagePlan").items():
+        spec: dict[str, Any] = {"name": logical_id}
+        throttle = resolver.resolve(raw.get("Throttle") or {})
+        if throttle:
+            spec["throttle"] = {"rateLimit": float(throttle["RateLimit"]), "burstLimit": int(throttle["BurstLimit"])}
+        quota = resolver.resolve(raw.get("Quota") or {})
+        if quota:
+            spec["quota"] = {"limit": int(quota["Limit"]), "period": str(quota["Period"])}
+        specs[logical_id] = spec
+    return specs
+
+
+def create_usage_plans(
+    apigateway_client: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Create every usage plan of the template; returns logical id -> usage plan id (its Ref)."""
+    return {
+        logical_id: apigateway_client.create_usage_plan(**spec)["id"]
+        for logical_id, spec in usage_plan_specs(template, parameters).items()
+    }

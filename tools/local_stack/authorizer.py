@@ -122,6 +122,8 @@ class Authorizers:
                 message += " with an explicit deny"
             return self._refuse(route.api, "ACCESS_DENIED", request_id, event["path"], message)
         context = {k: _context_value(v) for k, v in (result.get("context") or {}).items() if v is not None}
+        if result.get("usageIdentifierKey"):  # API key source AUTHORIZER: the key metered by usage plans
+            event["requestContext"]["identity"]["apiKeyId"] = str(result["usageIdentifierKey"])
         return {"principalId": result["principalId"], **context, "integrationLatency": latency}
 
     def _call(self, authorizer: cfn.Authorizer, event: dict[str, Any], method_arn: str) -> dict[str, Any]:
@@ -152,6 +154,7 @@ class Authorizers:
             and isinstance(result["policyDocument"].get("Statement"), list | dict)
             and isinstance(result.get("context") or {}, dict)
             and not any(isinstance(v, dict | list) for v in (result.get("context") or {}).values())
+            and isinstance(result.get("usageIdentifierKey") or "", str)
         ):
             raise AuthorizerError(f"malformed authorizer result: {result!r:.500}")
         return result

@@ -16,6 +16,7 @@ from tools.local_stack.authorizer import Authorizers
 from tools.local_stack.responses import gateway_response
 from tools.local_stack.routing import Request, Response, Router, header, path_segments, short_id
 from tools.local_stack.runtime import Runtime
+from tools.local_stack.usage_plans import UsagePlans
 
 log = logging.getLogger("local_stack")
 
@@ -42,6 +43,7 @@ class Gateway:
         self.root = root
         self.api_ids = {name: short_id(name, 10) for name in self.apis}
         self.authorizers = Authorizers(self.apis, self.api_ids, runtime)
+        self.usage_plans = UsagePlans()
 
     # -------------------------------------------------------- entry point
     def handle(self, request: Request) -> Response:
@@ -114,6 +116,7 @@ class Gateway:
                 "sourceIp": request.source_ip,
                 "principalOrgId": None,
                 "accessKey": None,
+                "apiKeyId": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,
@@ -141,6 +144,10 @@ class Gateway:
             if isinstance(outcome, Response):
                 return outcome
             request_context["authorizer"] = outcome
+        if api.api_key_required and api.api_key_source == "AUTHORIZER":
+            refused = self.usage_plans.admit(request_context["identity"].get("apiKeyId"))
+            if refused:
+                return self.gateway_response(route.api, refused, request_id, path=path)
         return self._integrate(route, event, request_id, path)
 
     def _integrate(self, route: cfn.Route, event: dict[str, Any], request_id: str, path: str) -> Response:

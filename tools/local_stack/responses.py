@@ -17,6 +17,9 @@ RESPONSE_DEFAULTS: dict[str, tuple[int, str, str | None]] = {
     "AUTHORIZER_FAILURE": (500, "AuthorizerFailureException", None),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, "AuthorizerConfigurationException", None),
     "REQUEST_TOO_LARGE": (413, "RequestTooLargeException", "Request Too Long"),
+    "INVALID_API_KEY": (403, "ForbiddenException", "Forbidden"),
+    "THROTTLED": (429, "TooManyRequestsException", "Too Many Requests"),
+    "QUOTA_EXCEEDED": (429, "LimitExceededException", "Limit Exceeded"),
     "DEFAULT_4XX": (400, "BadRequestException", "Bad Request"),
     "DEFAULT_5XX": (502, "InternalServerErrorException", "Internal server error"),
 }

@@ -224,6 +224,7 @@ class LocalStack:
         self.resources.update(cfn.create_tables(client("dynamodb"), self.template))
         self.resources.update(cfn.create_queues(client("sqs"), self.template))
         self.resources.update(cfn.create_buses(client("events"), self.template, self.resources))
+        self.resources.update(cfn.create_usage_plans(client("apigateway"), self.template))
 
     def _preload(self, runtime: Runtime) -> None:
         """Import every handler now, so that a broken one shows at startup (its routes answer 5xx)."""
@@ -241,7 +242,11 @@ class LocalStack:
         except ImportError as exc:
             log.warning("no demo key: segments.auth is not importable (%s)", exc)
             return None
-        return auth.create_api_key(self.org, self.bucket, label="local demo")
+        created = auth.create_api_key(self.org, self.bucket, label="local demo")
+        from segments import plans
+
+        plans.set_plan(self.org, "pro")  # the demo org's key gets its usage plan key (docs/api.md: 429)
+        return created
 
 
 def _ensure_free(host: str, port: int, what: str) -> None:

@@ -42,6 +42,7 @@ class Principal:
     key_id: str
     org_id: str
     bucket: str
+    gateway_key_id: str | None = None  # the org's API Gateway key (segments.plans), its usage plan's meter
 
 
 def _check_org_and_bucket(org_id: str, bucket: str) -> None:
@@ -55,8 +56,11 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
-def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKeyCreated:
-    """Mint a random key (256 bits), store only its hash, and return the key once."""
+def create_api_key(
+    org_id: str, bucket: str, label: str | None = None, gateway_key_id: str | None = None
+) -> ApiKeyCreated:
+    """Mint a random key (256 bits), store only its hash, and return the key once. `gateway_key_id`:
+    the org's API Gateway key (segments.plans), when it has one already."""
     _check_org_and_bucket(org_id, bucket)
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
@@ -69,6 +73,7 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
             "label": label,
             "status": "active",
             "created_at": iso(now()),
+            **({"gateway_key_id": gateway_key_id} if gateway_key_id else {}),
         }
     )
     return ApiKeyCreated(key_id=key_id, api_key=api_key, org_id=org_id, bucket=bucket, label=label)
@@ -130,7 +135,12 @@ def authenticate(api_key: str | None) -> Principal | None:
         # A key minted before org ids were checked, for an org id no storage key can hold safely.
         logger.warning("API key refused: its org id or bucket is malformed", extra={"key_id": record.key_id})
         return None
-    return Principal(key_id=record.key_id, org_id=str(record.org_id), bucket=str(record.bucket))
+    return Principal(
+        key_id=record.key_id,
+        org_id=str(record.org_id),
+        bucket=str(record.bucket),
+        gateway_key_id=record.gateway_key_id,
+    )
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -153,9 +163,16 @@ def policy(principal: Principal, method_arn: str, resources: list[str]) -> dict[
     """An Allow policy for `resources` (relative to the API stage), with the principal as context.
 
     The authorizer result is cached per key for the TTL, so the policy must cover every route the
-    key may use, and nothing else.
+    key may use, and nothing else. `usageIdentifierKey` is the org's API Gateway key: both APIs take
+    their API key from the authorizer, and meter and throttle each org by its usage plan. A key of an
+    org without one gets no usageIdentifierKey, and API Gateway refuses the request (403).
     """
     prefix = _api_arn_prefix(method_arn)
+    if principal.gateway_key_id is None:
+        logger.warning(
+            "the key's org has no usage plan key: `segments-admin set-plan --org ORG --plan standard` gives it one",
+            extra={"key_id": principal.key_id, "org_id": principal.org_id},
+        )
     return {
         "principalId": principal.key_id,
         "policyDocument": {
@@ -169,6 +186,7 @@ def policy(principal: Principal, method_arn: str, resources: list[str]) -> dict[
             ],
         },
         "context": {"org_id": principal.org_id, "bucket": principal.bucket, "key_id": principal.key_id},
+        **({"usageIdentifierKey": principal.gateway_key_id} if principal.gateway_key_id else {}),
     }
 
 

@@ -29,6 +29,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "events": {"read_timeout": 5},
     "sqs": {"read_timeout": 10},
     "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
+    "apigateway": {"read_timeout": 10},  # segments-admin only: usage plans and the orgs' gateway keys
 }
 
 _lock = threading.Lock()
@@ -67,6 +68,10 @@ def sqs() -> Any:
 
 def secrets() -> Any:
     return client("secretsmanager")
+
+
+def apigateway() -> Any:
+    return client("apigateway")
 
 
 def on_reset(forget: Callable[[], None]) -> None:

@@ -49,6 +49,17 @@ class Settings(BaseModel):
     mailchimp_sync_queue_url: str | None = Field(default=None, alias="MAILCHIMP_SYNC_QUEUE_URL")
     mailchimp_sync_delay_seconds: int = Field(default=30, ge=0, le=900, alias="MAILCHIMP_SYNC_DELAY_SECONDS")
 
+    # Usage plans (`segments-admin create-api-key --plan`, `set-plan`): each plan's API Gateway
+    # usage plan, by id (the stack outputs StandardUsagePlanId, ProUsagePlanId) or by name (the
+    # defaults are the names the local stack gives them).
+    usage_plan_standard: str = Field(default="StandardUsagePlan", min_length=1, alias="USAGE_PLAN_STANDARD")
+    usage_plan_pro: str = Field(default="ProUsagePlan", min_length=1, alias="USAGE_PLAN_PRO")
+
+    # The table's stream, dispatched (StreamDispatcherFunction): the FIFO queue of each concern that
+    # reads stream changes through a queue rather than the stream (docs/decisions.md: stream readers).
+    publisher_queue_url: str | None = Field(default=None, alias="PUBLISHER_QUEUE_URL")
+    signal_feed_queue_url: str | None = Field(default=None, alias="SIGNAL_FEED_QUEUE_URL")
+
     # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600
     # A member-writing request holds the segment's lease at most this long; it must exceed the

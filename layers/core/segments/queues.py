@@ -39,19 +39,27 @@ class Sent:
     failed: list[str]  # ids of entries that still failed after the retries
 
 
-def send_batch(queue_url: str, bodies: Sequence[tuple[str, str]]) -> Sent:
+def send_batch(
+    queue_url: str, bodies: Sequence[tuple[str, str]], fifo: Mapping[str, tuple[str, str]] | None = None
+) -> Sent:
     """Send (id, body) messages 10 a call (SendMessageBatch); entries reported failed by a call are
-    sent again after a backoff, up to SEND_ROUNDS rounds. Ids must be unique within `bodies` (1-80 of [A-Za-z0-9_-])."""
+    sent again after a backoff, up to SEND_ROUNDS rounds. Ids must be unique within `bodies` (1-80 of [A-Za-z0-9_-]).
+    `fifo`: id -> (MessageGroupId, MessageDeduplicationId), for a FIFO queue."""
     failed: list[str] = []
     sent = 0
+
+    def entry(i: str, b: str) -> dict[str, str]:
+        if fifo is None:
+            return {"Id": i, "MessageBody": b}
+        group, dedup = fifo[i]
+        return {"Id": i, "MessageBody": b, "MessageGroupId": group, "MessageDeduplicationId": dedup}
+
     for start in range(0, len(bodies), SEND_BATCH_MAX):
         pending = list(bodies[start : start + SEND_BATCH_MAX])
         for round_ in range(SEND_ROUNDS):
             if round_:
                 aws.backoff(round_)
-            result = client().send_message_batch(
-                QueueUrl=queue_url, Entries=[{"Id": i, "MessageBody": b} for i, b in pending]
-            )
+            result = client().send_message_batch(QueueUrl=queue_url, Entries=[entry(i, b) for i, b in pending])
             sent += len(result.get("Successful") or [])
             again = {f["Id"] for f in result.get("Failed") or [] if not f.get("SenderFault")}
             failed += [f["Id"] for f in result.get("Failed") or [] if f.get("SenderFault")]

@@ -17,6 +17,11 @@ A record that cannot be parsed (an image that is not DynamoDB JSON) fails as its
 it is reported and the batch resumes from it. A record without a sequence number is reported
 with an empty identifier, which Lambda takes as the whole batch failed.
 
+The same two entry points take an SQS batch of a concern's FIFO queue, whose messages carry the
+stream records StreamDispatcherFunction forwarded (`adapters/stream_queue.py`): the same
+`StreamChange`s, in the queue's order (one segment's changes in order: one message group), and
+SQS's partial-batch response (the failed message and every later one, by message id).
+
 Use cases receive `StreamChange`s and never see the batch format; this module imports nothing
 above the store (its type is all the use cases take from it).
 """
@@ -27,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
+from segments.adapters import stream_queue
 from segments.observability import logger
 from segments.store.dynamo import from_item
 
@@ -47,6 +53,7 @@ class StreamChange:
         pk, sk = (raw.get("pk") or {}).get("S"), (raw.get("sk") or {}).get("S")
         # (pk, sk) of the item; None for an item of another key shape (nothing here reads those)
         self.keys: tuple[str, str] | None = (str(pk), str(sk)) if pk is not None and sk is not None else None
+        self.record = record  # as Lambda delivered it (the dispatcher forwards it as it is)
         self._images = images
 
     @property
@@ -91,24 +98,45 @@ def ordered(records: Sequence[Any]) -> list[Any]:
     return [r for _, _, r in sorted(zip((int(n) for n in numbers), range(len(records)), records, strict=True))]
 
 
-def _records(event: Mapping[str, Any]) -> list[Any]:
-    return ordered(event.get("Records") or [])
+class _Batch:
+    """A batch of stream records (ordered by sequence number) or of queue messages (in queue order)."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        records = list(event.get("Records") or [])
+        self.queued = stream_queue.is_queue_batch(records)
+        self.records = records if self.queued else ordered(records)
+
+    def change(self, position: int) -> StreamChange:
+        record = self.records[position]
+        return StreamChange(stream_queue.stream_record(record) if self.queued else record)
+
+    def failures_from(self, position: int) -> dict[str, Any]:
+        """The partial-batch response resuming at `position`."""
+        if self.queued:
+            return stream_queue.failures_from(self.records, position)
+        return {"batchItemFailures": [{"itemIdentifier": _sequence_number(self.records[position])}]}
+
+    def identifier(self, position: int) -> dict[str, str]:
+        record = self.records[position]
+        if self.queued:
+            return {"message_id": stream_queue.message_id(record)}
+        return {"sequence_number": _sequence_number(record)}
 
 
-def _failed(record: Any, what: str) -> dict[str, Any]:
-    identifier = _sequence_number(record)
-    logger.exception(f"{what} failed; the stream will retry", extra={"sequence_number": identifier})
-    return {"batchItemFailures": [{"itemIdentifier": identifier}]}
+def _failed(batch: _Batch, position: int, what: str) -> dict[str, Any]:
+    logger.exception(f"{what} failed; it will be retried", extra=batch.identifier(position))
+    return batch.failures_from(position)
 
 
 def in_order(event: Mapping[str, Any], apply: Callable[[StreamChange], object], *, what: str) -> dict[str, Any]:
     """Apply each change of the batch in order; the partial-batch response (the first failure reported,
     nothing after it applied). `what` names the consumer in the failure's log line."""
-    for record in _records(event):
+    batch = _Batch(event)
+    for position in range(len(batch.records)):
         try:
-            apply(StreamChange(record))
+            apply(batch.change(position))
         except Exception:  # noqa: BLE001 - any failure is this record's: report it, Lambda resumes from it
-            return _failed(record, what)
+            return _failed(batch, position, what)
     return {"batchItemFailures": []}
 
 
@@ -119,20 +147,19 @@ def as_batch(
     could not complete (None when all are done); the partial-batch response. A record that cannot be
     parsed ends the batch before it: the changes before it are handed over, it is reported. An
     exception out of `apply` fails the whole invocation (nothing is known done)."""
-    records = _records(event)
+    batch = _Batch(event)
     changes: list[StreamChange] = []
     unparsed: list[dict[str, Any]] = []  # the response naming a record not parsed
-    for record in records:
+    for position in range(len(batch.records)):
         try:
-            changes.append(StreamChange(record))
+            changes.append(batch.change(position))
         except Exception:  # noqa: BLE001 - not a stream record: reported like a failure
-            unparsed.append(_failed(record, what))
+            unparsed.append(_failed(batch, position, what))
             break
     first = apply(changes)
     if first is not None:
-        identifier = changes[first].sequence_number
-        logger.warning(f"{what} incomplete; the stream will retry", extra={"sequence_number": identifier})
-        return {"batchItemFailures": [{"itemIdentifier": identifier}]}
+        logger.warning(f"{what} incomplete; it will be retried", extra=batch.identifier(first))
+        return batch.failures_from(first)
     if unparsed:
         return unparsed[0]
     return {"batchItemFailures": []}

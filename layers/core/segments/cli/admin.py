@@ -1,5 +1,5 @@
-"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events;
-store an org's Mailchimp credentials.
+"""`segments-admin`: create, revoke and list API keys; put orgs on usage plans; create system segments;
+publish person events; store an org's Mailchimp credentials.
 
 Reads the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, AWS_REGION/AWS_DEFAULT_REGION)
 and honours AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json`
@@ -25,13 +25,36 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from segments import plans  # only the plan commands call API Gateway
+
     created = auth.create_api_key(args.org, args.bucket, label=args.label)
-    data = {"key_id": created.key_id, "api_key": created.api_key, "org_id": created.org_id, "bucket": created.bucket}
+    # the org's plan: the one asked for, else the one it has, else standard; the new key names its gateway key
+    org_plan = plans.set_plan(args.org, args.plan or plans.current_plan(args.org) or plans.DEFAULT_PLAN)
+    data = {
+        "key_id": created.key_id,
+        "api_key": created.api_key,
+        "org_id": created.org_id,
+        "bucket": created.bucket,
+        "plan": org_plan.plan,
+    }
     _print(
         args,
         data,
-        f"key_id:  {created.key_id}\norg_id:  {created.org_id}\nbucket:  {created.bucket}\n"
+        f"key_id:  {created.key_id}\norg_id:  {created.org_id}\nbucket:  {created.bucket}\nplan:    {org_plan.plan}\n"
         f"api_key: {created.api_key}\n\nThe key is shown only this once; only its SHA-256 hash is stored.",
+    )
+    return 0
+
+
+def _set_plan(args: argparse.Namespace) -> int:
+    from segments import plans
+
+    org_plan = plans.set_plan(args.org, args.plan)
+    _print(
+        args,
+        plans.describe(org_plan),
+        f"org {org_plan.org_id} is on plan {org_plan.plan} (usage plan {org_plan.usage_plan_id}, "
+        f"API Gateway key {org_plan.gateway_key_id}); the plan's limits apply from the next request",
     )
     return 0
 
@@ -155,8 +178,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--org", required=True)
     c.add_argument("--bucket", required=True, help="the org's handle, ^[a-z0-9][a-z0-9-]{1,62}$")
     c.add_argument("--label", default=None)
+    c.add_argument(
+        "--plan",
+        choices=("standard", "pro"),
+        default=None,
+        help="the org's usage plan (default: its own, else standard)",
+    )
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     c.set_defaults(func=_create)
+
+    sp = sub.add_parser("set-plan", help="put an org on a usage plan (its rate, burst and daily quota)")
+    sp.add_argument("--org", required=True)
+    sp.add_argument("--plan", required=True, choices=("standard", "pro"))
+    sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    sp.set_defaults(func=_set_plan)
 
     r = sub.add_parser("revoke-api-key", help="revoke a key by its id")
     r.add_argument("key_id")

@@ -85,7 +85,7 @@ def call(
         hint = None
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only (Credentials.base_url)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - as above
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310  # nosec B310 - http(s) only (Credentials.base_url)
                 text = response.read().decode() or "{}"
                 return dict(json.loads(text))
         except urllib.error.HTTPError as exc:

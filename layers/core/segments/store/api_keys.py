@@ -25,6 +25,7 @@ class ApiKeyRecord:
     created_at: str | None
     label: str | None = None
     updated_at: str | None = None
+    gateway_key_id: str | None = None  # the org's API Gateway key (its usage plan), copied onto each key
 
     @classmethod
     def of_item(cls, item: Mapping[str, Any]) -> ApiKeyRecord:
@@ -37,6 +38,7 @@ class ApiKeyRecord:
             created_at=item.get("created_at"),
             label=item.get("label"),
             updated_at=item.get("updated_at"),
+            gateway_key_id=item.get("gateway_key_id"),
         )
 
 

@@ -18,6 +18,7 @@
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
 | bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
 | mailchimp    | ORG#{org}          | MAILCHIMP#{segment_id} (a segment's audience sync state) |          |
+| org plan     | ORG#{org}          | PLAN                 | (usage plan, API Gateway key id)             |
 """
 
 from __future__ import annotations
@@ -178,6 +179,17 @@ def api_key_by_id(key_id: str) -> dict[str, Any]:
 
 def api_keys_gsi_pk(org_id: str) -> str:
     return f"ORG#{org_id}#KEYS"
+
+
+# ------------------------------------------------------------------ usage plans
+# An org's plan (standard, pro) and its one API Gateway key, which the org's segments keys name
+# (`gateway_key_id` on both key items) so that the authorizer's one GetItem finds it.
+
+ORG_PLAN_SK = "PLAN"
+
+
+def org_plan_key(org_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), ORG_PLAN_SK)
 
 
 # ------------------------------------------------------------------ signals
@@ -347,3 +359,17 @@ MAILCHIMP = "MAILCHIMP#"
 
 def mailchimp_sync_key(org_id: str, segment_id: str) -> dict[str, Any]:
     return key(org_pk(org_id), f"{MAILCHIMP}{segment_id}")
+
+
+# ------------------------------------------------------------------ stream changes on FIFO queues
+
+
+def stream_group(pk: str, sk: str) -> str:
+    """The FIFO message group of a changed item: its segment (`SEG#{id}`) for a segment's own
+    partition (members, ledger, feed) and for the segment item (ORG#{org} / SEG#{id}), so one
+    segment's changes stay in order on a queue; any other item's partition key."""
+    if pk.startswith(SEGMENT):
+        return pk
+    if pk.startswith("ORG#") and sk.startswith(SEGMENT):
+        return sk
+    return pk

@@ -202,3 +202,13 @@ def ok_schema(model: Any, description: str = "OK", headers: dict[str, Any] | Non
     if headers:
         entry["headers"] = headers
     return {200: entry}
+
+
+def rate_limited_response(error_schema: str) -> dict[str, Any]:
+    """The OpenAPI 429 of every route: API Gateway's answer past the org's usage plan
+    (docs/api.md#rate-limits-and-quotas), in the surface's error body (`error_schema`)."""
+    return {
+        "description": "Over the org's rate, burst or daily quota (or the stage's); retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{error_schema}"}}},
+    }

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from segments import errors
 from segments.observability import MetricUnit, logger, metrics
-from segments.surfaces.http import JSON, dumps, request_id
+from segments.surfaces.http import JSON, dumps, rate_limited_response, request_id
 
 STATUS = {
     "validation": 422,
@@ -53,10 +53,11 @@ def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict
         503: "The store is busy; retry after Retry-After seconds",
     }
     text.update(notes or {})
-    return {
+    responses: dict[int, Any] = {
         s: {"description": text[s], "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
         for s in statuses
     }
+    return {**responses, 429: rate_limited_response("ErrorBody")}
 
 
 def error(

@@ -13,7 +13,7 @@ from segments import errors
 from segments.models import BuildState
 from segments.observability import MetricUnit, logger, metrics
 from segments.store.segments import SegmentRecord
-from segments.surfaces.http import JSON, dumps
+from segments.surfaces.http import JSON, dumps, rate_limited_response
 from segments.timefmt import sheep_time
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
@@ -72,7 +72,13 @@ class ErrorBody(BaseModel):
     error: str = Field(description="A concise error message")
     description: str = Field(description="A human readable description of the error")
     type: Literal[
-        "authentication_error", "permission_denied", "not_found", "validation_error", "conflict", "internal_error"
+        "authentication_error",
+        "permission_denied",
+        "not_found",
+        "validation_error",
+        "conflict",
+        "internal_error",
+        "rate_limited",
     ]
 
 
@@ -88,10 +94,11 @@ def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict
         503: "The store is busy; retry after Retry-After seconds",
     }
     text.update(notes or {})
-    return {
+    responses: dict[int, Any] = {
         s: {"description": text[s], "content": {JSON: {"schema": {"$ref": "#/components/schemas/SheepErrorBody"}}}}
         for s in statuses
     }
+    return {**responses, 429: rate_limited_response("SheepErrorBody")}
 
 
 def error(status: int, kind: str, concise: str, description: str, headers: dict[str, str] | None = None) -> Response:
