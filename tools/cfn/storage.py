@@ -127,3 +127,12 @@ def create_buses(
         if targets:
             events_client.put_targets(Rule=logical_id, EventBusName=bus, Targets=targets)
     return names
+
+
+def create_keys(kms_client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create every AWS::KMS::Key (symmetric, as the template's); returns logical id -> key id (its Ref)."""
+    ids: dict[str, str] = {}
+    for logical_id, props in resources_of(template, "AWS::KMS::Key").items():
+        description = str(props.get("Description") or logical_id)
+        ids[logical_id] = kms_client.create_key(Description=description)["KeyMetadata"]["KeyId"]
+    return ids

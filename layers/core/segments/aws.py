@@ -24,6 +24,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "dynamodb": {"read_timeout": 5, "tcp_keepalive": True, "max_pool_connections": 32},
     "events": {"read_timeout": 5},
     "sqs": {"read_timeout": 10},
+    "kms": {"read_timeout": 5},  # webhook signing secrets (segments/webhook_secrets.py)
 }
 
 _lock = threading.Lock()
@@ -58,6 +59,10 @@ def events() -> Any:
 
 def sqs() -> Any:
     return client("sqs")
+
+
+def kms() -> Any:
+    return client("kms")
 
 
 def on_reset(forget: Callable[[], None]) -> None:
