@@ -5,13 +5,21 @@ redelivery and replay, and a hanging receiver that holds up no other org."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers.webhooks import Receiver, Rig, receiver, rig_fixture  # noqa: F401 - the `receiver` fixture
-from standardwebhooks.webhooks import Webhook
+from helpers.webhooks import Receiver, Rig, rig_fixture
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from conftest import Api, Org, make_org
+from conftest import Api, Org
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.stop()
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def test_a_death_arrives_signed_and_the_library_verifies_it(api: Api, org: Org, 
     assert payload["type"] == "segment.signal.detected"
     assert payload["data"]["segment_id"] == segment_id and payload["data"]["signal_type"] == "death"
     assert got.headers["webhook-id"].startswith("msg_")
-    with pytest.raises(Exception):  # another secret does not verify
+    with pytest.raises(WebhookVerificationError):  # another secret does not verify
         Webhook("whsec_" + "QUJDRA==" * 4).verify(got.body, got.headers)
     # the secret is never shown again
     shown = api.get(f"/v2/webhooks/{created['webhook_id']}", key=org.key)

@@ -8,16 +8,16 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
-from helpers.signals import failures, run, sqs_batch, sqs_record
 
 from conftest import REGION
+from helpers.signals import failures, run, sqs_batch, sqs_record
 from segments import aws
 from segments.events import outbox
 
@@ -52,7 +52,7 @@ class Receiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with owner._lock:
                     owner.received.append(
@@ -83,24 +83,6 @@ class Receiver:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-def receiver_factory() -> Callable[[], Receiver]:
-    made: list[Receiver] = []
-
-    def make() -> Receiver:
-        made.append(Receiver())
-        return made[-1]
-
-    make.made = made  # type: ignore[attr-defined]
-    return make
 
 
 @dataclass
@@ -137,7 +119,12 @@ class Rig:
             "org_id": org_id,
             "minerva_pid": pid,
             "signal_type": "death",
-            "signal": {"minerva_pid": pid, "obituary_id": "obit-1", "date_of_death": "2024-01-01"},
+            "signal": {
+                "minerva_pid": pid,
+                "obituary_id": "obit-1",
+                "date_of_death": "2024-01-01",
+                "signal_metadata": {"source": "obituaries", "confidence_score": 0.95},
+            },
         }
         return self.bus_event(outbox.SIGNAL_DETECTED, detail)
 

@@ -8,7 +8,9 @@ holds more than its limit, however many creates race.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -235,13 +237,14 @@ def attempts(webhook_id: str, limit: int, after: Mapping[str, str] | None) -> tu
 
 
 def put_org_events(events: Sequence[Mapping[str, Any]]) -> None:
-    """Each event as `{org_id, at, event_id, ...}`; an event seen again overwrites itself."""
+    """Each event as `{org_id, at, event_id, ...}` (JSON values: a fraction is stored as the Decimal
+    of its JSON text); an event seen again overwrites itself."""
     requests = [
         {
             "PutRequest": {
                 "Item": {
                     **keys.key(keys.org_events_pk(e["org_id"]), keys.org_event_sk(e["at"], e["event_id"])),
-                    **dynamo.to_item(e),
+                    **dynamo.to_item(json.loads(json.dumps(e), parse_float=Decimal)),
                 }
             }
         }
