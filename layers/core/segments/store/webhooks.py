@@ -130,7 +130,7 @@ def update_if(
     return dynamo.update_if(**request)
 
 
-def mark_failing(org_id: str, webhook_id: str, at: str, paused_until: float | None) -> dict[str, Any] | None:
+def mark_failing(org_id: str, webhook_id: str, at: str, paused_until: int | None) -> dict[str, Any] | None:
     """A failed attempt: `failing_since` set if it was not, one more consecutive failure, and (for
     an endpoint that did not answer) the pause; the endpoint's new state, None if it is gone."""
     expression = "SET failing_since = if_not_exists(failing_since, :at), last_failure_at = :at ADD failures :one"

@@ -241,7 +241,7 @@ def deliver(body: str) -> str:
             webhook_id,
             "SET paused_until = :probe",
             "paused_until = :seen",
-            probe=time.time() + settings.webhook_timeout_seconds + 5,
+            probe=int(time.time() + settings.webhook_timeout_seconds) + 5,
             seen=endpoint["paused_until"],
         ):
             if _seconds_since(str(message["first_at"])) > _window():
@@ -281,10 +281,10 @@ def _after(
         logger.info("webhook delivered", extra={**log, "status_code": answer.status, "latency_ms": answer.latency_ms})
         return "delivered"
     schedule = settings.webhook_retry_schedule
-    paused_until = None
+    paused_until: int | None = None
     if answer.status is None and schedule:  # no answer: pause the endpoint, longer after each such failure
         step = schedule[min(int(endpoint.get("failures") or 0), len(schedule) - 1)]
-        paused_until = time.time() + step
+        paused_until = int(time.time()) + step
     failed = store.mark_failing(org_id, webhook_id, iso(now()), paused_until)
     logger.info("webhook attempt failed", extra={**log, "status_code": answer.status, "error": answer.error})
     if failed and _seconds_since(str(failed["failing_since"])) >= settings.webhook_disable_after_seconds:
