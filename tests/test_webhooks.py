@@ -4,6 +4,7 @@ redelivery and replay, and a hanging receiver that holds up no other org."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -163,3 +164,170 @@ def test_filters_by_event_type_and_segment(api: Api, org: Org, rig: Rig, receive
     assert [(r.json["type"], r.json["data"]["segment_id"]) for r in receiver.received] == [
         ("segment.signal.detected", wanted)
     ]
+
+
+def test_an_endpoint_failing_for_the_window_is_disabled_and_says_so_on_the_bus(
+    api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    import boto3
+
+    events = boto3.client("events", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    events.create_event_bus(Name="SegmentsBus")
+    watch = sqs.create_queue(QueueName="watch")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=watch, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="disabled", EventBusName="SegmentsBus", EventPattern='{"detail-type": ["Webhook Endpoint Disabled"]}'
+    )
+    events.put_targets(Rule="disabled", EventBusName="SegmentsBus", Targets=[{"Id": "q", "Arn": arn}])
+    rig = rig_fixture(
+        aws,
+        monkeypatch,
+        WEBHOOK_RETRY_SCHEDULE="1,1,1,1,1,1",
+        WEBHOOK_DISABLE_AFTER_SECONDS="2",
+        EVENT_BUS_NAME="SegmentsBus",
+    )
+    created = register(api, org, receiver.url)
+    webhook_id = created["webhook_id"]
+    receiver.answers = [500] * 10
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain(30)
+    shown = api.get(f"/v2/webhooks/{webhook_id}", key=org.key).json
+    assert shown["state"] == "disabled" and shown["disabled_at"] and shown["failing_since"]
+    outcomes = [a["outcome"] for a in attempts_of(api, org, webhook_id)]
+    assert outcomes[-1] == "failed" and set(outcomes[:-1]) == {"retrying"} and 3 <= len(outcomes) <= 5
+    got = sqs.receive_message(QueueUrl=watch, MaxNumberOfMessages=10).get("Messages", [])
+    [detail] = [json.loads(m["Body"])["detail"] for m in got]
+    assert detail["webhook_id"] == webhook_id and detail["org_id"] == org.org_id
+    # a disabled endpoint gets nothing new, until it is enabled again
+    before = len(receiver.received)
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain()
+    assert len(receiver.received) == before
+    receiver.answers = []  # the receiver is fixed
+    enabled = api.patch(f"/v2/webhooks/{webhook_id}", key=org.key, body={"enabled": True})
+    assert enabled.status == 200 and enabled.json["state"] == "active" and enabled.json["failing_since"] is None
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain()
+    assert len(receiver.received) == before + 1
+
+
+PUBLIC = "93.184.216.34"
+
+
+def resolving(monkeypatch: pytest.MonkeyPatch, answers: dict[str, str]) -> None:
+    """socket.getaddrinfo answering `answers` (host -> address) and nothing else."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def test_urls_that_reach_inside_are_refused_at_registration_and_at_delivery(
+    api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    rig = rig_fixture(aws, monkeypatch, WEBHOOK_ALLOW_PRIVATE_URLS="false")
+    resolving(monkeypatch, {"hooks.example.test": "127.0.0.1", "moving.example.test": PUBLIC})
+    refused = [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "https://10.0.0.1/hook",
+        "https://192.168.1.1/",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "file:///etc/passwd",
+        "ftp://example.com/",
+        "https://hooks.example.test/hook",  # a name resolving to 127.0.0.1
+        receiver.url,  # http on 127.0.0.1
+        "https://user:pw@moving.example.test/",
+    ]
+    for url in refused:
+        reply = api.post("/v2/webhooks", key=org.key, body={"url": url, "events": ["segment.signal.detected"]})
+        assert reply.status == 422, (url, reply.text)
+        assert "url" in reply.json["error"], reply.text
+    assert api.get("/v2/webhooks", key=org.key).json["results"] == []
+
+    # registered while it resolved to a public address; by delivery time its DNS points inside
+    created = register(api, org, "https://moving.example.test/hook")
+    resolving(monkeypatch, {"moving.example.test": "127.0.0.1"})
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain(10)
+    first = attempts_of(api, org, created["webhook_id"])[0]
+    assert first["status_code"] is None and first["error"].startswith("refused: ")
+    assert receiver.received == []
+    changed = api.patch(f"/v2/webhooks/{created['webhook_id']}", key=org.key, body={"url": "http://10.0.0.1/"})
+    assert changed.status == 422
+
+
+def test_during_a_rotation_both_secrets_sign(
+    api: Api, org: Org, rig: Rig, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segments import aws as core
+
+    created = register(api, org, receiver.url)
+    webhook_id = created["webhook_id"]
+    rotated = api.post(f"/v2/webhooks/{webhook_id}/rotate-secret", key=org.key)
+    assert rotated.status == 200 and rotated.json["previous_secret_expires_at"], rotated.text
+    old, new = created["secret"], rotated.json["secret"]
+    assert new != old and new.startswith("whsec_")
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain()
+    [got] = receiver.received
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    verify(old, got)
+    verify(new, got)
+
+    monkeypatch.setenv("WEBHOOK_ROTATION_OVERLAP_SECONDS", "0")  # the old secret ends now
+    core.reset()
+    newest = api.post(f"/v2/webhooks/{webhook_id}/rotate-secret", key=org.key).json["secret"]
+    rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+    rig.drain()
+    last = receiver.received[-1]
+    assert len(last.headers["webhook-signature"].split(" ")) == 1
+    verify(newest, last)
+    with pytest.raises(WebhookVerificationError):
+        verify(new, last)
+
+
+def test_a_receiver_that_hangs_holds_up_no_other_org(api: Api, org: Org, rig: Rig) -> None:
+    """One batch holds a message to a hanging receiver (org A) and one to a healthy one (org B):
+    B's POST arrives while A's is still hanging. Then A's endpoint is paused: its next delivery is
+    put back untried, and B's goes through."""
+    import threading
+
+    from helpers.signals import run, sqs_batch, sqs_record
+    from helpers.waiting import wait_for
+
+    other = make_org("org-b", "org-b")
+    hanging, healthy = Receiver(answers=["hang"] * 5, hang_seconds=60), Receiver()
+    try:
+        a = register(api, org, hanging.url)
+        register(api, other, healthy.url)
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())), rig.death(other.org_id, str(uuid.uuid4())))
+        messages = rig.sqs.receive_message(QueueUrl=rig.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        assert len(messages) == 2
+        batch = sqs_batch([sqs_record(m["Body"], message_id=m["MessageId"]) for m in messages])
+        for m in messages:
+            rig.sqs.delete_message(QueueUrl=rig.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        worker = threading.Thread(target=run, args=("WebhookDeliveryFunction", batch))
+        worker.start()
+        wait_for("the healthy org's delivery", lambda: healthy.received, timeout=60, every=0.01)
+        assert hanging.received and worker.is_alive()  # A's POST is still hanging
+        worker.join(60)
+        assert not worker.is_alive()
+
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())), rig.death(other.org_id, str(uuid.uuid4())))
+        rig.drain(until=lambda: len(healthy.received) == 2)
+        assert len(hanging.received) == 1  # paused: not tried again yet
+        [attempt] = attempts_of(api, org, a["webhook_id"])
+        assert attempt["status_code"] is None and "no answer" in attempt["error"]
+    finally:
+        hanging.stop()
+        healthy.stop()

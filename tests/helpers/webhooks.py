@@ -79,6 +79,10 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
+    def release(self) -> None:
+        """Let every hanging request go (without an answer)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         self.server.shutdown()
