@@ -296,7 +296,9 @@ def test_during_a_rotation_both_secrets_sign(
         verify(new, last)
 
 
-def test_a_receiver_that_hangs_holds_up_no_other_org(api: Api, org: Org, rig: Rig) -> None:
+def test_a_receiver_that_hangs_holds_up_no_other_org(
+    api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One batch holds a message to a hanging receiver (org A) and one to a healthy one (org B):
     B's POST arrives while A's is still hanging. Then A's endpoint is paused: its next delivery is
     put back untried, and B's goes through."""
@@ -305,6 +307,7 @@ def test_a_receiver_that_hangs_holds_up_no_other_org(api: Api, org: Org, rig: Ri
     from helpers.signals import run, sqs_batch, sqs_record
     from helpers.waiting import wait_for
 
+    rig = rig_fixture(aws, monkeypatch, WEBHOOK_RETRY_SCHEDULE="60")  # a pause longer than the test
     other = make_org("org-b", "org-b")
     hanging, healthy = Receiver(answers=["hang"] * 5, hang_seconds=60), Receiver()
     try:

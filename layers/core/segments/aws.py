@@ -88,6 +88,11 @@ def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = Tru
     return random.uniform(0, ceiling) if jitter else ceiling
 
 
+def spread(seconds: float, fraction: float) -> float:
+    """`seconds` give or take `fraction` of it, uniformly (jitter for a scheduled retry)."""
+    return max(0.0, seconds * random.uniform(1 - fraction, 1 + fraction))
+
+
 def backoff(
     attempt: int,
     base: float = 0.05,

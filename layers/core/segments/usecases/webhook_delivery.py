@@ -21,13 +21,12 @@ each of its endpoints that wants them; retried on SQS's clock, never a sleeping 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from segments import errors, outbound, queues, webhook_secrets
+from segments import aws, errors, outbound, queues, webhook_secrets
 from segments.config import get_settings
 from segments.events import bus
 from segments.events import webhooks as wire
@@ -145,7 +144,7 @@ def _requeue(message: Mapping[str, Any], wait: float) -> None:
 
 
 def retry_wait(step: int) -> float:
-    return step * random.uniform(1 - JITTER, 1 + JITTER)
+    return aws.spread(step, JITTER)
 
 
 def _keys(endpoint: Mapping[str, Any]) -> list[bytes]:
@@ -248,7 +247,7 @@ def deliver(body: str) -> str:
                 _record(message, event, "failed", None)
                 _metric("WebhookDeliveriesFailed")
                 return "failed"
-            _requeue(message, max(1.0, paused - time.time()) + random.uniform(0, 2))
+            _requeue(message, aws.spread(max(2.0, paused - time.time() + 1), 0.5))  # the pause, spread
             _metric("WebhookDeliveriesDeferred")
             return "deferred"
     answer = attempt(endpoint, message, event)
