@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import REGION
-from helpers.signals import failures, run, sqs_batch, sqs_record
+from conftest import REGION, functions
+from helpers.signals import failures, sqs_batch, sqs_record
 from segments import aws
 from segments.events import outbox
 
@@ -113,7 +113,7 @@ class Rig:
 
     def publish(self, *envelopes: dict[str, Any]) -> None:
         """WebhookFanoutFunction on one batch of these bus events."""
-        result = run("WebhookFanoutFunction", sqs_batch([sqs_record(e) for e in envelopes]))
+        result = functions().invoke("WebhookFanoutFunction", sqs_batch([sqs_record(e) for e in envelopes]))
         assert failures(result) == []
 
     def death(self, org_id: str, segment_id: str, pid: str = "p-a1b2c3") -> dict[str, Any]:
@@ -153,7 +153,7 @@ class Rig:
                 time.sleep(0.2)
                 continue
             records = [sqs_record(m["Body"], message_id=m["MessageId"]) for m in messages]
-            result = run("WebhookDeliveryFunction", sqs_batch(records))
+            result = functions().invoke("WebhookDeliveryFunction", sqs_batch(records))
             failed = set(failures(result))
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
@@ -182,3 +182,44 @@ def rig_fixture(aws_fixture: None, monkeypatch: pytest.MonkeyPatch, **settings: 
         monkeypatch.setenv(name, value)
     aws.reset()
     return Rig(url)
+
+
+def exercise_webhooks(api: Any, org: Any, other: Any, rig: Rig) -> None:
+    """Happy and common error paths of every webhook route, and both consumers (for tests/test_iam.py)."""
+    k = org.key
+    receiver = Receiver(answers=[500])
+    try:
+        body = {"url": receiver.url, "events": ["segment.signal.detected"], "description": "iam"}
+        idem = {"Idempotency-Key": f"w-{uuid.uuid4()}"}
+        for _ in range(2):
+            created = api.post("/v2/webhooks", key=k, body=body, headers=idem)
+            assert created.status == 201, created.text
+        webhook_id = created.json["webhook_id"]
+        assert (
+            api.post("/v2/webhooks", key=k, body={"url": "file:///x", "events": ["segment.signal.detected"]}).status
+            == 422
+        )
+        assert api.get("/v2/webhooks", key=k).status == 200
+        path = f"/v2/webhooks/{webhook_id}"
+        assert api.get(path, key=k).status == 200
+        assert api.get(path, key=other.key).status == 404
+        assert api.patch(path, key=k, body={"description": "changed", "enabled": True}).status == 200
+        assert api.patch(f"/v2/webhooks/wh_{'0' * 32}", key=k, body={"description": "x"}).status == 404
+        assert api.post(f"{path}/rotate-secret", key=k).status == 200
+        assert api.post(f"{path}/test", key=k).status == 202
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+        rig.drain(20)
+        page = api.get(f"{path}/deliveries", key=k, query={"limit": 1})
+        assert page.status == 200 and page.json["next_cursor"], page.text
+        assert api.get(f"{path}/deliveries", key=k, query={"cursor": page.json["next_cursor"]}).status == 200
+        assert api.get(f"{path}/deliveries", key=k, query={"cursor": "bad"}).status == 422
+        delivery_id = page.json["results"][0]["delivery_id"]
+        assert api.post(f"{path}/deliveries/{delivery_id}/redeliver", key=k).status == 202
+        window = {"since": "2020-01-01", "until": "2999-01-01T00:00:00Z"}
+        assert api.post(f"{path}/replay", key=k, body=window).status == 202
+        rig.drain(20)
+        assert api.delete(path, key=k).status == 200
+        assert api.delete(path, key=k).status == 404
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())))  # an org whose webhook is gone
+    finally:
+        receiver.stop()

@@ -54,9 +54,11 @@ def encrypt(org_id: str, webhook_id: str, secret: str) -> str:
     return base64.b64encode(blob).decode()
 
 
-def decrypt(org_id: str, webhook_id: str, ciphertext: str) -> str:
+def decrypt(org_id: str, webhook_id: str, ciphertext: str, *, cached: bool = True) -> str:
+    """The secret of `ciphertext`; `cached` (deliveries) keeps it in memory for the next one,
+    without (the one response that shows a secret) nothing is kept."""
     with _lock:
-        found = _plain.get(ciphertext)
+        found = _plain.get(ciphertext) if cached else None
         if found is not None:
             _plain.move_to_end(ciphertext)
             return found
@@ -67,6 +69,8 @@ def decrypt(org_id: str, webhook_id: str, ciphertext: str) -> str:
     except (ClientError, BotoCoreError) as exc:
         raise errors.Retryable("The key service did not answer; retry") from exc
     secret = plain.decode()
+    if not cached:
+        return secret
     with _lock:
         _plain[ciphertext] = secret
         while len(_plain) > CACHE_SIZE:

@@ -147,7 +147,9 @@ def reveal(who: Actor, result: Mapping[str, Any]) -> dict[str, Any]:
     """`register`'s or `rotate_secret`'s result with its secret in the clear, for the one response
     that shows it. The result itself (what an Idempotency-Key replay keeps) holds only ciphertext."""
     out = {k: v for k, v in result.items() if k != "secret_ciphertext"}
-    out["secret"] = webhook_secrets.decrypt(who.org_id, str(result["webhook_id"]), str(result["secret_ciphertext"]))
+    out["secret"] = webhook_secrets.decrypt(
+        who.org_id, str(result["webhook_id"]), str(result["secret_ciphertext"]), cached=False
+    )
     return out
 
 
