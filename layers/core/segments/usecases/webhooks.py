@@ -52,9 +52,9 @@ def register(
 ) -> dict[str, Any]:
     check_url(url)
     webhook_id = "wh_" + uuid.uuid4().hex
-    secret = webhook_secrets.new_secret()
     stamp = iso(now())
-    endpoint = {
+    first = _secret_entry(who.org_id, webhook_id, webhook_secrets.new_secret(), stamp)
+    endpoint: dict[str, Any] = {
         "org_id": who.org_id,
         "webhook_id": webhook_id,
         "url": url,
@@ -64,14 +64,14 @@ def register(
         "state": "active",
         "created_at": stamp,
         "updated_at": stamp,
-        "secrets": [_secret_entry(who.org_id, webhook_id, secret, stamp)],
+        "secrets": [first],
     }
     limit = get_settings().webhook_limit_per_org
     try:
         store.create(endpoint, limit)
     except store.LimitReached as exc:
         raise errors.ValidationFailed(f"An organisation may register at most {limit} webhooks") from exc
-    return {**view(endpoint), "secret_ciphertext": endpoint["secrets"][0]["ciphertext"]}
+    return {**view(endpoint), "secret_ciphertext": first["ciphertext"]}
 
 
 def _endpoint(who: Actor, webhook_id: str) -> dict[str, Any]:
