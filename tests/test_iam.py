@@ -25,8 +25,6 @@ import pytest
 from helpers.bulk import Bulk, bulk_fixture, bulk_queue_fixture  # noqa: F401 - the `bulk`, `bulk_queue` fixtures
 from helpers.faults import inject
 from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
-from helpers.webhooks import exercise_webhooks
-from helpers.webhooks import rig_fixture as webhook_rig
 from helpers.signals import (
     DATA,
     Signals,
@@ -40,6 +38,8 @@ from helpers.signals import (
     sqs_batch,
     sqs_record,
 )
+from helpers.webhooks import exercise_webhooks
+from helpers.webhooks import rig_fixture as webhook_rig
 
 from conftest import Api, Org, functions, make_org, template
 from segments import aws, errors, queues, store

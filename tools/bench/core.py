@@ -364,3 +364,17 @@ def reset_queues() -> None:
 
     queues.reset()
     rule_definitions.clear_cache()
+
+
+def create_api_key(org_id: str, bucket: str) -> str:
+    """A new API key of the org (as `segments-admin create-api-key` makes it)."""
+    from segments import auth
+
+    return str(auth.create_api_key(org_id, bucket, label="bench").api_key)
+
+
+def reset_clients() -> None:
+    """The core's AWS clients and settings made again (after the environment changed)."""
+    from segments import aws
+
+    aws.reset()
