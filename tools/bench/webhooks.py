@@ -10,7 +10,8 @@ POST to a receiver on 127.0.0.1), as `python -m tools.local_stack` runs it (docs
    publisher's put) to the POST's arrival, median and p99.
 2. Isolation: a healthy org's events alone (ISOLATION_RATE a second), then the same number again
    interleaved with as many events of another org whose endpoint hangs: the healthy org's p99
-   delay with the hang over without it (target: at most 2). WEBHOOK_TIMEOUT_SECONDS is HANG_TIMEOUT here (10 s in the template).
+   delay with the hang over without it (target: at most 2). WEBHOOK_TIMEOUT_SECONDS is
+   HANG_TIMEOUT here (10 s in the template).
 
 Sizes: `python -m tools.bench webhooks --events N --endpoints N --orgs N` (or WEBHOOKS_BENCH_EVENTS,
 _ENDPOINTS, _ORGS); the issue's figure is 10,000 events x 100 endpoints of 10 orgs, which takes far
