@@ -56,6 +56,14 @@ def test_a_death_arrives_signed_and_the_library_verifies_it(api: Api, org: Org, 
     shown = api.get(f"/v2/webhooks/{created['webhook_id']}", key=org.key)
     assert shown.status == 200 and "whsec_" not in shown.text and "ciphertext" not in shown.text
     assert created["secret"] not in api.get("/v2/webhooks", key=org.key).text
+    # a ping, to this webhook alone
+    ping = api.post(f"/v2/webhooks/{created['webhook_id']}/test", key=org.key)
+    assert ping.status == 202, ping.text
+    rig.drain()
+    assert len(receiver.received) == 2
+    pinged = verify(created["secret"], receiver.received[-1])
+    assert pinged["type"] == "webhook.ping" and pinged["data"]["webhook_id"] == created["webhook_id"]
+    assert receiver.received[-1].headers["webhook-id"] == ping.json["delivery_id"]
 
 
 def attempts_of(api: Api, org: Org, webhook_id: str) -> list[dict[str, Any]]:
