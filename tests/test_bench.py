@@ -84,6 +84,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
         "rule-realtime",
         "rule-rebuild",
         "environments",
+        "webhooks",
     ]
 
 
