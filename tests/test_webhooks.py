@@ -342,3 +342,30 @@ def test_a_receiver_that_hangs_holds_up_no_other_org(
     finally:
         hanging.stop()
         healthy.stop()
+
+
+def test_the_limit_per_org_and_idempotent_creates(
+    api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig_fixture(aws, monkeypatch, WEBHOOK_LIMIT_PER_ORG="2")
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["segment.membership.changed"]}
+    key = {"Idempotency-Key": "create-1"}
+    first = api.post("/v2/webhooks", key=org.key, body=body, headers=key)
+    again = api.post("/v2/webhooks", key=org.key, body=body, headers=key)
+    assert first.status == again.status == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json["webhook_id"] == first.json["webhook_id"] and again.json["secret"] == first.json["secret"]
+    assert api.post("/v2/webhooks", key=org.key, body=body).status == 201
+    over = api.post("/v2/webhooks", key=org.key, body=body)
+    assert over.status == 422 and "at most 2" in over.json["error"]
+    assert len(api.get("/v2/webhooks", key=org.key).json["results"]) == 2
+    assert api.delete(f"/v2/webhooks/{first.json['webhook_id']}", key=org.key).status == 200
+    assert api.post("/v2/webhooks", key=org.key, body=body).status == 201
+    # another org has its own count
+    assert api.post("/v2/webhooks", key=make_org("org-b", "org-b").key, body=body).status == 201
+    # bad bodies, in Minerva's error shape
+    for bad in ({"url": "http://127.0.0.1:9/", "events": []}, {"url": "http://127.0.0.1:9/", "events": ["birth"]},
+                {"events": ["segment.signal.detected"]}, {**body, "secret": "mine"}):  # fmt: skip
+        reply = api.post("/v2/webhooks", key=org.key, body=bad)
+        assert reply.status == 422 and reply.json["status_code"] == 422, (bad, reply.text)
+    [one, *_] = api.get("/v2/webhooks", key=org.key).json["results"]
+    assert api.patch(f"/v2/webhooks/{one['webhook_id']}", key=org.key, body={"url": None}).status == 422
