@@ -116,7 +116,8 @@ def fan_out(body: str) -> int:
     envelope = json.loads(body)
     event = event_of(envelope) if isinstance(envelope, dict) else None
     if event is None:
-        logger.warning("not a segment event; ignored", extra={"detail_type": str(envelope.get("detail-type"))})
+        kind = envelope.get("detail-type") if isinstance(envelope, dict) else type(envelope).__name__
+        logger.warning("not a segment event; ignored", extra={"detail_type": str(kind)})
         return 0
     endpoints = store.list_for_org(event["org_id"])
     if not endpoints:
