@@ -12,8 +12,10 @@ each of its endpoints that wants them; retried on SQS's clock, never a sleeping 
   redelivery.
 - An endpoint that times out or cannot be reached is paused (`paused_until`, growing with its
   consecutive failures): while paused its deliveries are put back on the queue untried, and when
-  the pause ends one of them probes it (a conditional claim). A hanging endpoint thus costs one
-  timeout per pause, not one per delivery, and never holds the queue for other endpoints.
+  the pause ends one of them probes it (a conditional claim). An attempt still unanswered after
+  SLOW_AFTER holds the endpoint's other deliveries the same way until its own outcome. A hanging
+  endpoint thus costs about one timeout per pause, not one per delivery, and never holds the
+  queue for other endpoints.
 - An endpoint that has failed every attempt for WEBHOOK_DISABLE_AFTER_SECONDS is disabled and
   `Webhook Endpoint Disabled` goes on the bus.
 """
@@ -21,6 +23,7 @@ each of its endpoints that wants them; retried on SQS's clock, never a sleeping 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,6 +38,7 @@ from segments.store import webhooks as store
 from segments.timefmt import instant, iso, now
 
 SQS_DELAY_MAX = 900
+SLOW_AFTER = 1.0  # seconds without an answer after which an endpoint's other deliveries wait for this one
 JITTER = 0.1  # a retry waits its step +/- 10 %
 RETENTION_SECONDS = 30 * 86400  # deliveries, attempts and the org's events are kept this long
 DISABLED_EVENT = "Webhook Endpoint Disabled"
@@ -264,7 +268,32 @@ def attempt(endpoint: Mapping[str, Any], message: Mapping[str, Any], event: Mapp
     assert target is not None
     payload = wire.body(str(event["type"]), str(event["at"]), event["data"])
     headers = wire.headers(str(message["delivery_id"]), int(time.time()), payload, _keys(endpoint))
-    return outbound.post(target, payload, headers, settings.webhook_timeout_seconds)
+    timeout = settings.webhook_timeout_seconds
+    slow = threading.Timer(SLOW_AFTER, _hold_while_slow, args=(endpoint, timeout))
+    slow.daemon = True
+    slow.start()
+    try:
+        return outbound.post(target, payload, headers, timeout)
+    finally:
+        slow.cancel()
+
+
+def _hold_while_slow(endpoint: Mapping[str, Any], timeout: float) -> None:
+    """An answer not there after SLOW_AFTER: the endpoint's other deliveries wait (`paused_until`,
+    the end of this attempt's timeout) instead of each taking a timeout of its own; this attempt's
+    outcome then clears the pause (an answer) or sets the schedule's (none). One write, for slow
+    endpoints only."""
+    until = int(time.time() + timeout) + 1
+    try:
+        store.update_if(
+            str(endpoint["org_id"]),
+            str(endpoint["webhook_id"]),
+            "SET paused_until = :until",
+            "attribute_not_exists(paused_until) OR paused_until < :until",
+            until=until,
+        )
+    except Exception:  # noqa: BLE001 - a missed hold costs only time, never a delivery
+        logger.warning("could not hold a slow endpoint's deliveries", extra={"webhook_id": endpoint.get("webhook_id")})
 
 
 def _after(
@@ -275,7 +304,8 @@ def _after(
     log = {"webhook_id": webhook_id, "delivery_id": message["delivery_id"], "attempt": int(message["attempt"]) + 1}
     if answer.ok:
         _record(message, event, "delivered", answer)
-        if endpoint.get("failing_since") or endpoint.get("paused_until"):
+        held = answer.latency_ms >= SLOW_AFTER * 1000  # _hold_while_slow may have paused it meanwhile
+        if endpoint.get("failing_since") or endpoint.get("paused_until") or held:
             store.update_if(org_id, webhook_id, "REMOVE failing_since, paused_until, failures")
         _metric("WebhookDeliveriesDelivered")
         logger.info("webhook delivered", extra={**log, "status_code": answer.status, "latency_ms": answer.latency_ms})
