@@ -315,7 +315,8 @@ def test_a_receiver_that_hangs_holds_up_no_other_org(
     from helpers.signals import run, sqs_batch, sqs_record
     from helpers.waiting import wait_for
 
-    rig = rig_fixture(aws, monkeypatch, WEBHOOK_RETRY_SCHEDULE="60")  # a pause longer than the test
+    # a pause longer than the test; a timeout long enough to look while A's POST still hangs
+    rig = rig_fixture(aws, monkeypatch, WEBHOOK_RETRY_SCHEDULE="60", WEBHOOK_TIMEOUT_SECONDS="8")
     other = make_org("org-b", "org-b")
     hanging, healthy = Receiver(answers=["hang"] * 5, hang_seconds=60), Receiver()
     try:
@@ -329,8 +330,8 @@ def test_a_receiver_that_hangs_holds_up_no_other_org(
             rig.sqs.delete_message(QueueUrl=rig.queue_url, ReceiptHandle=m["ReceiptHandle"])
         worker = threading.Thread(target=run, args=("WebhookDeliveryFunction", batch))
         worker.start()
-        wait_for("the healthy org's delivery", lambda: healthy.received, timeout=60, every=0.01)
-        assert hanging.received and worker.is_alive()  # A's POST is still hanging
+        wait_for("both POSTs", lambda: healthy.received and hanging.received, timeout=60, every=0.01)
+        assert worker.is_alive()  # B's POST came and went while A's still hangs
         worker.join(60)
         assert not worker.is_alive()
 
@@ -369,3 +370,37 @@ def test_the_limit_per_org_and_idempotent_creates(
         assert reply.status == 422 and reply.json["status_code"] == 422, (bad, reply.text)
     [one, *_] = api.get("/v2/webhooks", key=org.key).json["results"]
     assert api.patch(f"/v2/webhooks/{one['webhook_id']}", key=org.key, body={"url": None}).status == 422
+
+
+def test_an_attempt_left_unanswered_holds_the_endpoints_other_deliveries(
+    api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one POST waits for an answer (past the first second), the endpoint's next delivery is
+    put back untried instead of taking a timeout of its own; once the attempt ends, it is tried."""
+    import threading
+
+    from helpers.signals import run, sqs_batch, sqs_record
+    from helpers.waiting import wait_for
+
+    from segments.store import webhooks as store
+
+    rig = rig_fixture(aws, monkeypatch, WEBHOOK_TIMEOUT_SECONDS="4")
+    slow = Receiver(answers=["hang"], hang_seconds=60)
+    try:
+        created = register(api, org, slow.url)
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+        [first] = rig.sqs.receive_message(QueueUrl=rig.queue_url, MaxNumberOfMessages=10)["Messages"]
+        rig.sqs.delete_message(QueueUrl=rig.queue_url, ReceiptHandle=first["ReceiptHandle"])
+        worker = threading.Thread(target=run, args=("WebhookDeliveryFunction", sqs_batch([sqs_record(first["Body"])])))
+        worker.start()
+        held = lambda: (store.get(org.org_id, created["webhook_id"]) or {}).get("paused_until")  # noqa: E731
+        wait_for("the hold on the slow endpoint", held, timeout=30, every=0.05)
+        rig.publish(rig.death(org.org_id, str(uuid.uuid4())))
+        [second] = rig.sqs.receive_message(QueueUrl=rig.queue_url, MaxNumberOfMessages=10)["Messages"]
+        rig.sqs.delete_message(QueueUrl=rig.queue_url, ReceiptHandle=second["ReceiptHandle"])
+        run("WebhookDeliveryFunction", sqs_batch([sqs_record(second["Body"])]))
+        assert worker.is_alive() and len(slow.received) == 1  # put back, not tried
+        assert rig.pending() == 1
+        worker.join(60)
+    finally:
+        slow.stop()
