@@ -3,12 +3,12 @@ WebhookEventsQueue -> WebhookFanoutFunction -> WebhookDeliveryQueue -> WebhookDe
 POST to a receiver on 127.0.0.1), as `python -m tools.local_stack` runs it (docs/performance.md,
 "Webhooks").
 
-1. Fan-out: EVENTS `Segment Signal Detected` events spread over ORGS orgs that hold ENDPOINTS
+1. Fan-out (after the isolation phase): EVENTS `Segment Signal Detected` events spread over ORGS orgs that hold ENDPOINTS
    endpoints between them (each event goes to its org's ENDPOINTS / ORGS endpoints): deliveries/s,
    the functions' DynamoDB, SQS and KMS calls per delivery (the event source pollers' own
    ReceiveMessage/DeleteMessage are Lambda's, not counted), and the delay from PutEvents (the
    publisher's put) to the POST's arrival, median and p99.
-2. Isolation: a healthy org's events alone (ISOLATION_RATE a second), then the same number again
+2. Isolation (run first, on the fresh stack): a healthy org's events alone (ISOLATION_RATE a second), then the same number again
    interleaved with as many events of another org whose endpoint hangs: the healthy org's p99
    delay with the hang over without it (target: at most 2). WEBHOOK_TIMEOUT_SECONDS is
    HANG_TIMEOUT here (10 s in the template).
@@ -188,21 +188,6 @@ def run(opts: Options) -> dict[str, Any]:
                 key = core.create_api_key(org, org)
                 for e in range(per_org):
                     register(info.api_url, key, receiver.url(f"/ok/{org}/{e}"))
-            with ServiceCalls("dynamodb", "sqs", "kms", "events") as calls:
-                core.reset_clients()  # the functions' clients, made again under the counter
-                started = time.monotonic()
-                put_events(bus, orgs, n["events"], "fan")
-                wait_for(receiver, "/ok/", deliveries)
-                elapsed = time.monotonic() - started
-                counted = calls.by_operation()
-            delays = receiver.delays("/ok/")
-            out["fan_out"] = {
-                "deliveries_per_s": deliveries / elapsed,
-                "delay_median_s": statistics.median(delays),
-                "delay_p99_s": p(delays, 0.99),
-                "calls_per_delivery": {op: c / deliveries for op, c in counted.items()},
-            }
-
             healthy, hanging = "org-healthy", "org-hanging"
             register(info.api_url, core.create_api_key(healthy, healthy), receiver.url("/iso/healthy"))
             register(info.api_url, core.create_api_key(hanging, hanging), receiver.url("/hang/x"))
@@ -219,6 +204,21 @@ def run(opts: Options) -> dict[str, Any]:
                 "hanging_posts": receiver.count("/hang"),
                 "load_average": os.getloadavg()[0],
             }
+            with ServiceCalls("dynamodb", "sqs", "kms", "events") as calls:
+                core.reset_clients()  # the functions' clients, made again under the counter
+                started = time.monotonic()
+                put_events(bus, orgs, n["events"], "fan")
+                wait_for(receiver, "/ok/", deliveries)
+                elapsed = time.monotonic() - started
+                counted = calls.by_operation()
+            delays = receiver.delays("/ok/")
+            out["fan_out"] = {
+                "deliveries_per_s": deliveries / elapsed,
+                "delay_median_s": statistics.median(delays),
+                "delay_p99_s": p(delays, 0.99),
+                "calls_per_delivery": {op: c / deliveries for op, c in counted.items()},
+            }
+
     finally:
         receiver.stop()
     f, i = out["fan_out"], out["isolation"]
