@@ -3,15 +3,16 @@ WebhookEventsQueue -> WebhookFanoutFunction -> WebhookDeliveryQueue -> WebhookDe
 POST to a receiver on 127.0.0.1), as `python -m tools.local_stack` runs it (docs/performance.md,
 "Webhooks").
 
-1. Fan-out (after the isolation phase): EVENTS `Segment Signal Detected` events spread over ORGS orgs that hold ENDPOINTS
-   endpoints between them (each event goes to its org's ENDPOINTS / ORGS endpoints): deliveries/s,
-   the functions' DynamoDB, SQS and KMS calls per delivery (the event source pollers' own
-   ReceiveMessage/DeleteMessage are Lambda's, not counted), and the delay from PutEvents (the
-   publisher's put) to the POST's arrival, median and p99.
-2. Isolation (run first, on the fresh stack): a healthy org's events alone (ISOLATION_RATE a second), then the same number again
-   interleaved with as many events of another org whose endpoint hangs: the healthy org's p99
-   delay with the hang over without it (target: at most 2). WEBHOOK_TIMEOUT_SECONDS is
-   HANG_TIMEOUT here (10 s in the template).
+1. Fan-out (after the isolation phase): EVENTS `Segment Signal Detected` events spread over
+   ORGS orgs that hold ENDPOINTS endpoints between them (each event goes to its org's
+   ENDPOINTS / ORGS endpoints): deliveries/s, the functions' DynamoDB, SQS and KMS calls per
+   delivery (the event source pollers' own ReceiveMessage/DeleteMessage are Lambda's, not
+   counted), and the delay from PutEvents (the publisher's put) to the POST's arrival, median
+   and p99.
+2. Isolation (run first, on the fresh stack): a healthy org's events alone (ISOLATION_RATE a
+   second), then the same number again interleaved with as many events of another org whose
+   endpoint hangs: the healthy org's p99 delay with the hang over without it (target: at most
+   2). WEBHOOK_TIMEOUT_SECONDS is HANG_TIMEOUT here (10 s in the template).
 
 Sizes: `python -m tools.bench webhooks --events N --endpoints N --orgs N` (or WEBHOOKS_BENCH_EVENTS,
 _ENDPOINTS, _ORGS); the issue's figure is 10,000 events x 100 endpoints of 10 orgs, which takes far
