@@ -87,6 +87,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
         "mailchimp",
         "stream_readers",
         "environments",
+        "webhooks",
     ]
 
 

@@ -136,7 +136,7 @@ def test_resolver_intrinsics(tmp_path: Path) -> None:
 def test_table_specs_equal_the_template() -> None:
     specs = cfn.table_specs(TEMPLATE)
     tables = cfn.resources_of(TEMPLATE, "AWS::DynamoDB::Table")
-    assert set(specs) == set(tables) == {"SegmentsTable", "IdempotencyTable"}
+    assert set(specs) == set(tables) == {"SegmentsTable", "IdempotencyTable", "WebhooksTable"}
     for logical_id, props in tables.items():
         spec = specs[logical_id]
         assert spec["TableName"] == logical_id
@@ -155,7 +155,10 @@ def test_create_tables_with_ttl() -> None:
         assert cfn.create_tables(client, TEMPLATE) == {
             "SegmentsTable": "SegmentsTable",
             "IdempotencyTable": "IdempotencyTable",
+            "WebhooksTable": "WebhooksTable",
         }
+        ttl = client.describe_time_to_live(TableName="WebhooksTable")["TimeToLiveDescription"]
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
         table = client.describe_table(TableName="SegmentsTable")["Table"]
         assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi3"}
         ttl = client.describe_time_to_live(TableName="IdempotencyTable")["TimeToLiveDescription"]

@@ -39,6 +39,8 @@ from helpers.signals import (
     sqs_batch,
     sqs_record,
 )
+from helpers.webhooks import exercise_webhooks
+from helpers.webhooks import rig_fixture as webhook_rig
 
 from conftest import Api, Org, functions, make_org, template
 from segments import aws, errors, queues, store
@@ -110,6 +112,8 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
             "secretsmanager:GetSecretValue",
             f"arn:aws:secretsmanager:{cfn.REGION}:{cfn.ACCOUNT_ID}:secret:{request['SecretId']}-AbCdEf",
         )
+    elif operation in ("Encrypt", "Decrypt"):  # the template's one key (Decrypt names none: the blob does)
+        yield f"kms:{operation}", kms_key_arn("WebhookSecretsKey")
     elif operation == "PutEvents":
         for entry in request.get("Entries", []):
             bus = entry.get("EventBusName") or "default"
@@ -120,6 +124,10 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
 
 def queue_arn(url: str) -> str:
     return f"arn:aws:sqs:{cfn.REGION}:{cfn.ACCOUNT_ID}:{url.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def kms_key_arn(logical_id: str) -> str:
+    return cfn.Resolver(template()).get_att(logical_id, "Arn")
 
 
 def bus_arn(name: str) -> str:
@@ -191,7 +199,7 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     def hooked_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, service_name, *args, **kwargs)
-        if service_name in ("dynamodb", "events", "sqs", "secretsmanager"):
+        if service_name in ("dynamodb", "events", "sqs", "secretsmanager", "kms"):
             client.meta.events.register(f"before-call.{service_name}", rec.hook)
         return client
 
@@ -382,9 +390,11 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
 
 
 def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
-    api: Api, recorder: Recorder, bulk_queue: str
+    api: Api, recorder: Recorder, bulk_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    exercise_every_route(api, make_org("org-a", "org-a"), make_org("org-b", "org-b"))
+    org, other = make_org("org-a", "org-a"), make_org("org-b", "org-b")
+    exercise_every_route(api, org, other)
+    exercise_webhooks(api, org, other, webhook_rig(None, monkeypatch))  # routes, fan-out and deliveries
     tpl = template()
     not_run = sorted(
         f"{r.function} {r.method} {r.path}"
@@ -407,6 +417,15 @@ def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
         "SheepActionsFunction",
     }
     assert any(c.function == "SheepActionsFunction" and c.action == "sqs:SendMessage" for c in recorder.calls)
+    webhook_calls = {(c.function, c.action) for c in recorder.calls}
+    assert {
+        ("WebhooksApiFunction", "kms:Encrypt"),
+        ("WebhooksApiFunction", "sqs:SendMessage"),
+        ("WebhookFanoutFunction", "dynamodb:Query"),
+        ("WebhookDeliveryFunction", "kms:Decrypt"),
+        ("WebhookDeliveryFunction", "dynamodb:UpdateItem"),
+        ("WebhookDeliveryFunction", "sqs:SendMessage"),
+    } <= webhook_calls
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls

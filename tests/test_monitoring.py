@@ -95,12 +95,12 @@ def test_a_function_and_a_queue_added_without_alarms_fail_until_the_block_is_reg
 def test_a_new_failure_count_in_the_code_needs_an_alarm_and_a_new_count_a_place_on_the_dashboard(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    emitted = {**monitoring.emitted_metrics(), "webhooks": ["WebhookDeliveries", "WebhookDeliveriesFailed"]}
+    emitted = {**monitoring.emitted_metrics(), "courier": ["CourierDeliveries", "CourierDeliveriesFailed"]}
     monkeypatch.setattr(monitoring, "emitted_metrics", lambda: emitted)
     assert monitoring.missing_coverage(TPL) == [
-        "WebhookDeliveriesFailed: no WebhookDeliveriesFailed alarm",
-        "WebhookDeliveries: WebhookDeliveries not on the dashboard",
-        "WebhookDeliveriesFailed: WebhookDeliveriesFailed not on the dashboard",
+        "CourierDeliveriesFailed: no CourierDeliveriesFailed alarm",
+        "CourierDeliveries: CourierDeliveries not on the dashboard",
+        "CourierDeliveriesFailed: CourierDeliveriesFailed not on the dashboard",
     ]
     alarm = ALARMS["EventsNotPublishedAlarm"]
     assert (alarm["Namespace"], alarm["Dimensions"]) == (NAMESPACE, [{"Name": "service", "Value": SERVICE}])

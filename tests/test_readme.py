@@ -277,6 +277,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
         check_rate_limits(outputs[block_with("set-plan --org acme").number])
         check_events(outputs[block_with("evt-7f3a0001").number])
         check_mailchimp(outputs[block_with("set-mailchimp --org demo-org").number])
+        check_webhooks(outputs[block_with("receiver.py").number])
         assert background is not None
         check_subscriber(second)
     finally:
@@ -386,3 +387,15 @@ def check_mailchimp(text: str) -> None:
         and notes[-1]["status"] == "done"
         and notes[-1]["message"].startswith("1 members read, 1 with an email: 0 added")
     ), notes
+
+
+def check_webhooks(text: str) -> None:
+    """The local receiver got the death, and the standardwebhooks library verified its signature."""
+    assert re.search(r"^verified msg_[0-9a-f]{32} segment.signal.detected death p-b0b0b0b0b0b0$", text, re.M), text
+    docs = json_documents(text)
+    [created] = [d for d in docs if d.get("description") == "local receiver" and "webhook_id" in d]
+    assert "secret" not in created  # the GET: the secret was shown once, by the POST
+    attempts = [r for d in docs if isinstance(d.get("results"), list) for r in d["results"] if "outcome" in r]
+    assert attempts and attempts[-1]["outcome"] == "delivered"
+    assert "['api_request_id', 'previous_secret_expires_at', 'secret', 'webhook_id']" in text
+    assert any(d.get("deleted") is True for d in docs)

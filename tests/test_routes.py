@@ -53,6 +53,17 @@ EXPECTED = {
     ("GET", "/v2/segments/signals/deaths"): 422,  # segment_id is a required parameter
     ("GET", "/v2/segments/signals/job_changes"): 422,
     ("GET", "/v2/segments/signals/relocations"): 422,
+    # webhooks: the sample id "x" names none; a create or replay without its fields is 422
+    ("POST", "/v2/webhooks"): 422,
+    ("GET", "/v2/webhooks"): 200,
+    ("GET", "/v2/webhooks/{webhook_id}"): 404,
+    ("PATCH", "/v2/webhooks/{webhook_id}"): 404,
+    ("DELETE", "/v2/webhooks/{webhook_id}"): 404,
+    ("POST", "/v2/webhooks/{webhook_id}/rotate-secret"): 404,
+    ("POST", "/v2/webhooks/{webhook_id}/test"): 404,
+    ("GET", "/v2/webhooks/{webhook_id}/deliveries"): 404,
+    ("POST", "/v2/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): 404,
+    ("POST", "/v2/webhooks/{webhook_id}/replay"): 422,
 }
 
 

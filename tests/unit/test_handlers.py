@@ -102,11 +102,13 @@ def test_the_queue_consumers_are_found() -> None:
 
 @pytest.mark.parametrize("path", SQS_CONSUMERS, ids=lambda p: p.parent.name)
 def test_every_queue_consumer_takes_its_processor_from_the_sqs_adapter(path: Path) -> None:
-    """One BatchProcessor for every SQS consumer: adapters/sqs.py's, which logs each failed message."""
-    from segments.adapters.sqs import LoggedFailures
+    """Every SQS consumer's batch processor is adapters/sqs.py's (one at a time, or the messages of a
+    batch at once), which logs each failed message."""
+    from segments.adapters.sqs import ConcurrentLoggedFailures, LoggedFailures
 
     processor = load(path).processor
-    assert isinstance(processor, LoggedFailures), f"{path.parent.name}: {type(processor).__name__}"
+    kinds = (LoggedFailures, ConcurrentLoggedFailures)
+    assert isinstance(processor, kinds), f"{path.parent.name}: {type(processor).__name__}"
     assert "BatchProcessor(" not in path.read_text(encoding="utf-8")
 
 

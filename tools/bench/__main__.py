@@ -33,6 +33,7 @@ from tools.bench import (
     signals_reads,
     snapstart,
     stream_readers,
+    webhooks,
 )
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
@@ -52,6 +53,7 @@ ORDER = (
     mailchimp,
     stream_readers,
     environments,
+    webhooks,
 )
 
 
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="run sam build even if the build is fresh")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
+    # sizes of the `webhooks` benchmark (defaults in tools/bench/webhooks.py)
+    parser.add_argument("--events", type=int, help="webhooks: segment events put on the bus")
+    parser.add_argument("--endpoints", type=int, help="webhooks: endpoints, spread over --orgs")
+    parser.add_argument("--orgs", type=int, help="webhooks: orgs holding the endpoints")
     args = parser.parse_args(argv)
 
     registry = benchmarks()
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; see --list")
     opts = Options(runs=max(1, args.runs), no_build=args.no_build, rebuild=args.rebuild, verbose=args.verbose)
+    opts.sizes = {"events": args.events, "endpoints": args.endpoints, "orgs": args.orgs}
 
     say(f"# Segments benchmarks, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}")
     say(f"# machine: {machine()}")

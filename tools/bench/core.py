@@ -416,3 +416,17 @@ def dispatched_concerns(record: dict[str, Any]) -> list[str]:
     from segments.adapters.stream_dispatch import concerns_of
 
     return concerns_of(StreamChange(record))
+
+
+def create_api_key(org_id: str, bucket: str) -> str:
+    """A new API key of the org (as `segments-admin create-api-key` makes it)."""
+    from segments import auth
+
+    return str(auth.create_api_key(org_id, bucket, label="bench").api_key)
+
+
+def reset_clients() -> None:
+    """The core's AWS clients and settings made again (after the environment changed)."""
+    from segments import aws
+
+    aws.reset()

@@ -71,6 +71,7 @@ class Options:
     rebuild: bool
     verbose: bool
     results: dict[str, Any] = field(default_factory=dict)
+    sizes: dict[str, int | None] = field(default_factory=dict)  # command-line sizes (webhooks: --events ...)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from tools.cfn.functions import Function, function, function_env, layer_dirs
 from tools.cfn.sources import SqsSource, StreamSource, sqs_sources, stream_sources
 from tools.cfn.storage import (
     create_buses,
+    create_keys,
     create_queues,
     create_tables,
     create_usage_plans,
@@ -52,6 +53,7 @@ __all__ = [
     "api_routes",
     "apis",
     "create_buses",
+    "create_keys",
     "create_queues",
     "create_tables",
     "create_usage_plans",

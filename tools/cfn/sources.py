@@ -25,6 +25,7 @@ class SqsSource:
     event: str = ""
     batching_window: float = 0.0  # MaximumBatchingWindowInSeconds
     filters: tuple[dict[str, Any], ...] = ()  # FilterCriteria patterns, parsed (any one matches)
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: batches in flight at once
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,16 @@ def sqs_sources(template: dict[str, Any], parameters: dict[str, Any] | None = No
                 event=event_name,
                 batching_window=float(resolver.resolve(event_props.get("MaximumBatchingWindowInSeconds", 0))),
                 filters=_filters(resolver, event_props),
+                maximum_concurrency=_int(
+                    resolver.resolve((event_props.get("ScalingConfig") or {}).get("MaximumConcurrency"))
+                ),
             )
         )
     return sources
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None and str(value).isdigit() else None
 
 
 def _stream_table(value: Any) -> str | None:

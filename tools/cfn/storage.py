@@ -154,3 +154,12 @@ def create_usage_plans(
         logical_id: apigateway_client.create_usage_plan(**spec)["id"]
         for logical_id, spec in usage_plan_specs(template, parameters).items()
     }
+
+
+def create_keys(kms_client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create every AWS::KMS::Key (symmetric, as the template's); returns logical id -> key id (its Ref)."""
+    ids: dict[str, str] = {}
+    for logical_id, props in resources_of(template, "AWS::KMS::Key").items():
+        description = str(props.get("Description") or logical_id)
+        ids[logical_id] = kms_client.create_key(Description=description)["KeyMetadata"]["KeyId"]
+    return ids

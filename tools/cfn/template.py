@@ -164,6 +164,7 @@ class Resolver:
                 "AWS::SNS::Topic": _arn("sns", name),
                 "AWS::Events::EventBus": _arn("events", f"event-bus/{name}"),
                 "AWS::Events::Rule": _arn("events", f"rule/{name}"),
+                "AWS::KMS::Key": _arn("kms", f"key/{name}"),
                 SERVERLESS_FUNCTION: _arn("lambda", f"function:{name}"),
                 "AWS::Lambda::Function": _arn("lambda", f"function:{name}"),
                 "AWS::IAM::Role": _arn("iam", f"role/{name}").replace(f":{REGION}:", "::"),

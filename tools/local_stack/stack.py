@@ -26,6 +26,10 @@ from tools.moto_events import make_event_envelopes_faithful
 
 log = logging.getLogger("local_stack")
 
+# Settings that differ from template.yaml here only: webhooks may go to http://127.0.0.1 (a receiver
+# on this machine); on AWS they must be https to a public address.
+LOCAL_ONLY = {"WEBHOOK_ALLOW_PRIVATE_URLS": "true"}
+
 
 @dataclass(frozen=True)
 class StackInfo:
@@ -125,6 +129,7 @@ class LocalStack:
         for logical_id in cfn.resources_of(self.template, cfn.SERVERLESS_FUNCTION):
             self._set_env(cfn.function_env(self.template, logical_id, self.resources))
         mailchimp_url = self._start_mailchimp()
+        self._set_env(LOCAL_ONLY)
         for layer in cfn.layer_dirs(self.template):
             layer_dir = (self.root / layer).resolve()
             for candidate in (layer_dir / "python", layer_dir):  # /opt/python, as Lambda mounts it
@@ -225,6 +230,7 @@ class LocalStack:
         self.resources.update(cfn.create_queues(client("sqs"), self.template))
         self.resources.update(cfn.create_buses(client("events"), self.template, self.resources))
         self.resources.update(cfn.create_usage_plans(client("apigateway"), self.template))
+        self.resources.update(cfn.create_keys(client("kms"), self.template))
 
     def _preload(self, runtime: Runtime) -> None:
         """Import every handler now, so that a broken one shows at startup (its routes answer 5xx)."""

@@ -30,6 +30,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "sqs": {"read_timeout": 10},
     "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
     "apigateway": {"read_timeout": 10},  # segments-admin only: usage plans and the orgs' gateway keys
+    "kms": {"read_timeout": 5},  # webhook signing secrets (segments/webhook_secrets.py)
 }
 
 _lock = threading.Lock()
@@ -74,6 +75,10 @@ def apigateway() -> Any:
     return client("apigateway")
 
 
+def kms() -> Any:
+    return client("kms")
+
+
 def on_reset(forget: Callable[[], None]) -> None:
     """Call `forget` on every reset() (for caches built from the clients or the settings)."""
     _resets.append(forget)
@@ -95,6 +100,11 @@ def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = Tru
     """Exponential: base * 2**attempt, at most `cap`; with full jitter, uniform in [0, that]."""
     ceiling = min(cap, base * (2**attempt))
     return random.uniform(0, ceiling) if jitter else ceiling  # nosec B311  # jitter, not a secret
+
+
+def spread(seconds: float, fraction: float) -> float:
+    """`seconds` give or take `fraction` of it, uniformly (jitter for a scheduled retry)."""
+    return max(0.0, seconds * random.uniform(1 - fraction, 1 + fraction))  # nosec B311  # jitter, not a secret
 
 
 def backoff(

@@ -60,6 +60,24 @@ class Settings(BaseModel):
     publisher_queue_url: str | None = Field(default=None, alias="PUBLISHER_QUEUE_URL")
     signal_feed_queue_url: str | None = Field(default=None, alias="SIGNAL_FEED_QUEUE_URL")
 
+    # Webhooks (docs/api.md#webhooks): the table of endpoints, deliveries and the org's events; the
+    # KMS key their signing secrets are encrypted with; the queue of deliveries; endpoints an org may
+    # register; the retry schedule (seconds before each retry after the first attempt); the POST's
+    # timeout; how long an endpoint may fail everything before it is disabled; how long a rotated-out
+    # secret keeps signing. WEBHOOK_ALLOW_PRIVATE_URLS (local stack and tests only) allows http and
+    # private, loopback or link-local addresses.
+    webhooks_table_name: str = Field(default="WebhooksTable", min_length=1, alias="WEBHOOKS_TABLE_NAME")
+    webhook_kms_key_id: str | None = Field(default=None, alias="WEBHOOK_KMS_KEY_ID")
+    webhook_delivery_queue_url: str | None = Field(default=None, alias="WEBHOOK_DELIVERY_QUEUE_URL")
+    webhook_limit_per_org: int = Field(default=20, ge=1, alias="WEBHOOK_LIMIT_PER_ORG")
+    webhook_retry_schedule: tuple[int, ...] = Field(
+        default=(5, 300, 1800, 7200, 18000, 36000, 36000), alias="WEBHOOK_RETRY_SCHEDULE"
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30, alias="WEBHOOK_TIMEOUT_SECONDS")
+    webhook_disable_after_seconds: int = Field(default=5 * 86400, ge=0, alias="WEBHOOK_DISABLE_AFTER_SECONDS")
+    webhook_rotation_overlap_seconds: int = Field(default=86400, ge=0, alias="WEBHOOK_ROTATION_OVERLAP_SECONDS")
+    webhook_allow_private_urls: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_URLS")
+
     # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600
     # A member-writing request holds the segment's lease at most this long; it must exceed the
@@ -70,6 +88,20 @@ class Settings(BaseModel):
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return value or None
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _seconds_list(cls, value: object) -> object:
+        """`5,300,1800`: comma-separated seconds (an empty string: no retry)."""
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                value = tuple(int(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError("must be comma-separated whole seconds, e.g. 5,300,1800") from exc
+        if any(int(v) < 0 for v in value):  # type: ignore[attr-defined]
+            raise ValueError("must not hold a negative number of seconds")
+        return value
 
     @field_validator("rebuild_chunk_size")
     @classmethod

@@ -24,9 +24,9 @@ def client() -> Any:
 
 
 def send(queue_url: str, body: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
-    """Send one JSON message (visible after `delay_seconds`, 0-900); a failure raises Retryable
-    (the caller's message is retried)."""
-    extra = {"DelaySeconds": delay_seconds} if delay_seconds else {}
+    """Send one JSON message (visible after `delay_seconds`, at most 900); a failure raises
+    Retryable (the caller's message is retried)."""
+    extra = {"DelaySeconds": max(0, min(900, int(delay_seconds)))} if delay_seconds else {}
     try:
         client().send_message(QueueUrl=queue_url, MessageBody=json.dumps(body, sort_keys=True, default=str), **extra)
     except ClientError as exc:

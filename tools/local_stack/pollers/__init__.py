@@ -19,6 +19,10 @@ enabled event source of the template whose function and source exist:
   there as Lambda sends it (batch info, not the records). Records older than
   MaximumRecordAgeInSeconds are skipped the same way.
 
+An SQS source with `ScalingConfig.MaximumConcurrency` gets that many pollers (at most
+SQS_POLLERS_MAX here), so several of its batches are in flight at once, as Lambda scales its
+pollers: one slow batch does not hold the queue.
+
 EventBridge rules deliver to SQS queues inside moto (`tools/moto_events.py` fixes the envelope),
 so bus -> rule -> queue -> function runs with no poller of its own.
 """
@@ -33,6 +37,8 @@ from tools.local_stack.pollers.base import Poller, client, log
 from tools.local_stack.pollers.sqs import SqsPoller
 from tools.local_stack.pollers.streams import StreamPoller, stream_record
 from tools.local_stack.runtime import Runtime
+
+SQS_POLLERS_MAX = 8  # concurrent batches of one SQS source here (a shared 2-core machine)
 
 __all__ = ["Poller", "SqsPoller", "StreamPoller", "start_pollers", "stream_record"]
 
@@ -59,11 +65,19 @@ def start_pollers(
             )
         else:
             arn = resolver.get_att(source.queue, "Arn")
-            pollers.append(
-                SqsPoller(
-                    runtime, source, resources[source.queue], arn, endpoint_url, stopping, retry_delay=sqs_retry_delay
+            for n in range(min(SQS_POLLERS_MAX, source.maximum_concurrency or 1)):
+                pollers.append(
+                    SqsPoller(
+                        runtime,
+                        source,
+                        resources[source.queue],
+                        arn,
+                        endpoint_url,
+                        stopping,
+                        retry_delay=sqs_retry_delay,
+                        number=n,
+                    )
                 )
-            )
     dynamodb = client("dynamodb", endpoint_url) if cfn.stream_sources(template) else None
     for stream in cfn.stream_sources(template):
         if not stream.enabled:

@@ -40,8 +40,10 @@ class SqsPoller(Poller):
         stopping: threading.Event,
         *,
         retry_delay: int | None = None,
+        number: int = 0,
     ) -> None:
-        super().__init__(f"sqs-{source.function}-{source.queue}", runtime, stopping)
+        suffix = f"-{number + 1}" if number else ""
+        super().__init__(f"sqs-{source.function}-{source.queue}{suffix}", runtime, stopping)
         for pattern in source.filters:
             filters.validate(pattern)
         self.source = source

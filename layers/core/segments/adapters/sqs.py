@@ -7,11 +7,26 @@ received, and the error's kind; never the body nor the exception's text (which m
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, BatchProcessor, EventType
 
 from segments.observability import logger
+
+
+def _log_failure(what: str, record: Any, exception: Any) -> None:
+    received = getattr(getattr(record, "attributes", None), "approximate_receive_count", None)
+    logger.warning(
+        f"{what} message failed; the queue will redeliver it (the DLQ after maxReceiveCount)",
+        extra={
+            "message_id": getattr(record, "message_id", None),
+            "receive_count": int(str(received)) if str(received).isdigit() else None,
+            "error": getattr(exception[0], "__name__", "unknown"),
+        },
+    )
 
 
 class LoggedFailures(BatchProcessor):
@@ -23,15 +38,20 @@ class LoggedFailures(BatchProcessor):
         self.what = what
 
     def failure_handler(self, record: Any, exception: Any) -> Any:
-        received = getattr(getattr(record, "attributes", None), "approximate_receive_count", None)
-        logger.warning(
-            f"{self.what} message failed; the queue will redeliver it (the DLQ after maxReceiveCount)",
-            extra={
-                "message_id": getattr(record, "message_id", None),
-                "receive_count": int(str(received)) if str(received).isdigit() else None,
-                "error": getattr(exception[0], "__name__", "unknown"),
-            },
-        )
+        _log_failure(self.what, record, exception)
+        return super().failure_handler(record, exception)
+
+
+class ConcurrentLoggedFailures(AsyncBatchProcessor):
+    """`LoggedFailures` for a batch whose messages are handled at once (an async record handler):
+    one slow message holds up none of the others."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self.what = what
+
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        _log_failure(self.what, record, exception)
         return super().failure_handler(record, exception)
 
 
@@ -40,3 +60,14 @@ def sqs_processor(what: str) -> LoggedFailures:
     failure), not raised: the outcome for SQS is the same, without an invocation error per
     poison batch."""
     return LoggedFailures(what)
+
+
+def concurrent_sqs_processor(what: str) -> ConcurrentLoggedFailures:
+    """`sqs_processor` whose record handler is a coroutine; the batch's messages run concurrently."""
+    return ConcurrentLoggedFailures(what)
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking `fn` on a worker thread, in a copy of the caller's context (log keys, metrics)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: context.run(fn, *args))

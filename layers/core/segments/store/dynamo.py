@@ -247,13 +247,14 @@ def _in_rounds(round_: Callable[[], bool], busy: str) -> None:
         backoff(attempt)
 
 
-def batch_write(requests: Sequence[dict[str, Any]]) -> None:
+def batch_write(requests: Sequence[dict[str, Any]], *, table_name: str | None = None) -> None:
     """BatchWriteItem in chunks of 25; UnprocessedItems retried with backoff, never dropped.
 
-    `requests` are WriteRequest dicts ({"PutRequest": {"Item": ...}} or {"DeleteRequest": ...}).
+    `requests` are WriteRequest dicts ({"PutRequest": {"Item": ...}} or {"DeleteRequest": ...}),
+    on the segments table unless `table_name` names another.
     Raises Retryable when the store keeps refusing after MAX_ATTEMPTS rounds.
     """
-    name = table()
+    name = table_name or table()
     for chunk in chunks(requests, BATCH_WRITE_MAX):
         pending: list[dict[str, Any]] = list(chunk)
 

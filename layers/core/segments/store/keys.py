@@ -373,3 +373,57 @@ def stream_group(pk: str, sk: str) -> str:
     if pk.startswith("ORG#") and sk.startswith(SEGMENT):
         return sk
     return pk
+
+
+# ------------------------------------------------------------------ webhooks (their own table, WEBHOOKS_TABLE_NAME)
+#
+# | item          | pk                          | sk                                  |
+# |---------------|-----------------------------|-------------------------------------|
+# | endpoint      | ORG#{org}#WEBHOOKS          | WEBHOOK#{webhook_id}                |
+# | endpoint count| ORG#{org}#WEBHOOKS          | COUNT                               |
+# | delivery      | WEBHOOK#{webhook_id}        | DLV#{delivery_id}                   |
+# | attempt       | WEBHOOK#{webhook_id}#ATTEMPTS | {at}#{delivery_id}#{n}            |
+# | org event     | ORG#{org}#EVENTS            | {at}#{event_id}                     |
+
+WEBHOOK = "WEBHOOK#"
+WEBHOOK_COUNT_SK = "COUNT"
+DELIVERY = "DLV#"
+
+
+def webhooks_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#WEBHOOKS"
+
+
+def webhook_sk(webhook_id: str) -> str:
+    return f"{WEBHOOK}{webhook_id}"
+
+
+def webhook_key(org_id: str, webhook_id: str) -> dict[str, Any]:
+    return key(webhooks_pk(org_id), webhook_sk(webhook_id))
+
+
+def webhook_count_key(org_id: str) -> dict[str, Any]:
+    return key(webhooks_pk(org_id), WEBHOOK_COUNT_SK)
+
+
+def delivery_key(webhook_id: str, delivery_id: str) -> dict[str, Any]:
+    return key(f"{WEBHOOK}{webhook_id}", f"{DELIVERY}{delivery_id}")
+
+
+def attempts_pk(webhook_id: str) -> str:
+    return f"{WEBHOOK}{webhook_id}#ATTEMPTS"
+
+
+def attempt_sk(at: str, delivery_id: str, n: int) -> str:
+    return f"{at}#{delivery_id}#{n:02d}"
+
+
+def org_events_pk(org_id: str) -> str:
+    return f"ORG#{org_id}#EVENTS"
+
+
+def org_event_sk(at: str, event_id: str) -> str:
+    return f"{at}#{event_id}"
+
+
+ORG_EVENT_END = "#~"  # appended to a time: above every event id at that time
