@@ -10,7 +10,7 @@ from __future__ import annotations
 from tools.cfn.apis import Api, Authorizer, GatewayResponse, Route, api_routes, apis
 from tools.cfn.functions import Function, function, function_env, layer_dirs
 from tools.cfn.sources import SqsSource, StreamSource, sqs_sources, stream_sources
-from tools.cfn.storage import create_buses, create_queues, create_tables, queue_specs, table_specs
+from tools.cfn.storage import create_buckets, create_buses, create_queues, create_tables, queue_specs, table_specs
 from tools.cfn.template import (
     ACCOUNT_ID,
     IMPLICIT_API,
@@ -43,6 +43,7 @@ __all__ = [
     "StreamSource",
     "api_routes",
     "apis",
+    "create_buckets",
     "create_buses",
     "create_queues",
     "create_tables",

@@ -199,6 +199,7 @@ class LocalStack:
         self.resources.update(cfn.create_tables(client("dynamodb"), self.template))
         self.resources.update(cfn.create_queues(client("sqs"), self.template))
         self.resources.update(cfn.create_buses(client("events"), self.template, self.resources))
+        self.resources.update(cfn.create_buckets(client("s3"), self.template))
 
     def _preload(self, runtime: Runtime) -> None:
         """Import every handler now, so that a broken one shows at startup (its routes answer 5xx)."""

@@ -1,0 +1,87 @@
+"""Test support for exports: the `exports` fixture gives the template's queues and exports bucket in
+moto, drives ExportQueue through ExportFunction (real-shaped SQS records), and reads a job's file
+back by the presigned URL's key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import boto3
+import pytest
+
+from helpers.signals import REGION, Signals, failures, run, sqs_batch, sqs_record
+
+PART_BYTES = 300  # small parts, so a few dozen members make a multipart upload of several parts
+
+
+@dataclass
+class Exports:
+    signals: Signals
+    queue_url: str
+    bucket: str
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Take every message waiting on the export queue (bodies parsed)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        found = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return found
+            for m in got:
+                found.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def chunk(self, body: Any, *, receive_count: int = 1) -> list[str]:
+        """ExportFunction on one message; the failed message ids."""
+        return failures(run("ExportFunction", sqs_batch([sqs_record(body, receive_count=receive_count)])))
+
+    def run_jobs(self, *, rounds: int = 500) -> int:
+        """Run the queued chunks until none is left; the chunks run."""
+        done = 0
+        for _ in range(rounds):
+            bodies = self.messages()
+            if not bodies:
+                return done
+            for body in bodies:
+                assert self.chunk(body) == []
+                done += 1
+        raise AssertionError("the export did not end")
+
+    def fetch(self, url: str) -> bytes:
+        """The file a presigned URL names (moto in-process has no HTTP server: read its key)."""
+        parsed = urlparse(url)
+        path = unquote(parsed.path).lstrip("/")
+        bucket, _, key = (
+            path.partition("/") if not parsed.netloc.startswith(self.bucket + ".") else (self.bucket, "", path)
+        )
+        assert bucket == self.bucket, url
+        return bytes(boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def keys(self) -> list[str]:
+        listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=self.bucket)
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+@pytest.fixture(name="exports")
+def exports_fixture(signals: Signals, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Export queue, bucket and worker (import it as `exports_fixture` beside `signals_fixture`)."""
+    import moto.s3.models
+
+    from conftest import template
+    from segments import aws
+    from tools import cfn
+
+    buckets = cfn.create_buckets(boto3.client("s3", region_name=REGION), template())
+    url = signals.bus.queues["ExportQueue"]
+    monkeypatch.setenv("EXPORT_QUEUE_URL", url)
+    monkeypatch.setenv("EXPORTS_BUCKET", buckets["ExportsBucket"])
+    monkeypatch.setenv("EXPORT_PART_BYTES", str(PART_BYTES))
+    monkeypatch.setenv("EXPORT_PAGE_SIZE", "7")
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", PART_BYTES)
+    aws.reset()
+    yield Exports(signals=signals, queue_url=url, bucket=buckets["ExportsBucket"])
+    aws.reset()
