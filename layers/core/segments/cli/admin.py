@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segments import auth, errors
-from segments.cli import admin_events, people_import
+from segments.cli import admin_events, export, people_import
 from segments.config import get_settings
 
 
@@ -181,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_publish)
 
     people_import.register(sub)
+    export.register(sub)
     return p
 
 
