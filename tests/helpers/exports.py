@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import boto3
 import pytest
 
-from helpers.signals import REGION, Signals, failures, run, sqs_batch, sqs_record
+from helpers.signals import REGION, Signals, failures, sqs_batch, sqs_record
 
 PART_BYTES = 300  # small parts, so a few dozen members make a multipart upload of several parts
 
@@ -36,8 +36,12 @@ class Exports:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
     def chunk(self, body: Any, *, receive_count: int = 1) -> list[str]:
-        """ExportFunction on one message; the failed message ids."""
-        return failures(run("ExportFunction", sqs_batch([sqs_record(body, receive_count=receive_count)])))
+        """ExportFunction on one message (through the runtime, as the local stack invokes it); the failed
+        message ids."""
+        from conftest import functions
+
+        batch = sqs_batch([sqs_record(body, receive_count=receive_count)])
+        return failures(json.loads(json.dumps(functions().invoke("ExportFunction", batch))))
 
     def run_jobs(self, *, rounds: int = 500) -> int:
         """Run the queued chunks until none is left; the chunks run."""
@@ -84,4 +88,21 @@ def exports_fixture(signals: Signals, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", PART_BYTES)
     aws.reset()
     yield Exports(signals=signals, queue_url=url, bucket=buckets["ExportsBucket"])
+    aws.reset()
+
+
+@pytest.fixture(name="export_queue")
+def export_queue_fixture(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The template's queues and buckets alone, EXPORT_QUEUE_URL and EXPORTS_BUCKET naming them (for
+    route tests that start jobs without running them); the queue's URL."""
+    from conftest import template
+    from segments import aws
+    from tools import cfn
+
+    urls = cfn.create_queues(boto3.client("sqs", region_name=REGION), template())
+    buckets = cfn.create_buckets(boto3.client("s3", region_name=REGION), template())
+    monkeypatch.setenv("EXPORT_QUEUE_URL", urls["ExportQueue"])
+    monkeypatch.setenv("EXPORTS_BUCKET", buckets["ExportsBucket"])
+    aws.reset()
+    yield urls["ExportQueue"]
     aws.reset()
