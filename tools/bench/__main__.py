@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tools.bench import (
     cold_import,
     create_calls,
     environments,
+    exports,
     members_calls,
     members_reads,
     members_speed,
@@ -45,6 +47,7 @@ ORDER = (
     signals_late_joiners,
     rules_eval,
     rule_segments,
+    exports,
     environments,
 )
 
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="run sam build even if the build is fresh")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--export-sizes", help="members of the exports benchmark's segments, comma-separated (default 10000,100000)"
+    )
     args = parser.parse_args(argv)
 
     registry = benchmarks()
@@ -74,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in registry]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; see --list")
+    if args.export_sizes:
+        os.environ["BENCH_EXPORT_SIZES"] = args.export_sizes
     opts = Options(runs=max(1, args.runs), no_build=args.no_build, rebuild=args.rebuild, verbose=args.verbose)
 
     say(f"# Segments benchmarks, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}")

@@ -48,8 +48,15 @@ def columns(surface: Surface, fields: Sequence[str]) -> list[str]:
     return [*identity, *(f for f in dict.fromkeys(fields) if f not in identity)]
 
 
-def needs_records(cols: Sequence[str]) -> bool:
-    return any(c not in MEMBERSHIP_COLUMNS or c == "display_value" for c in cols)
+def record_attributes(cols: Sequence[str]) -> list[str]:
+    """The top-level person-record attributes the columns read (none: no record is read)."""
+    wanted: list[str] = []
+    for col in cols:
+        if col == "display_value":
+            wanted += ["name", "first_name", "last_name", "email"]  # usecases.lookup.display_value's
+        elif col not in MEMBERSHIP_COLUMNS:
+            wanted.append(col.split(".", 1)[0])
+    return list(dict.fromkeys(wanted))
 
 
 def value_at(record: Mapping[str, Any] | None, path: str) -> Any:

@@ -248,11 +248,9 @@ def _page(job: Mapping[str, Any], after: str | None, size: int) -> tuple[list[li
     page, after_pid, _ = records.members_page(str(job["segment_id"]), after=after, read=size)
     members = [m for m in page if str(m.get("last_added_at") or "") <= requested_at]
     cols = list(job["columns"])
-    found = (
-        records.person_records(org_id, [m["minerva_pid"] for m in members], consistent=False)
-        if export_formats.needs_records(cols)
-        else {}
-    )
+    attributes = export_formats.record_attributes(cols)
+    pids = [m["minerva_pid"] for m in members]
+    found = records.person_attributes(org_id, pids, attributes) if attributes else {}
     rows = []
     for m in members:
         rec = found.get(m["minerva_pid"])
