@@ -83,6 +83,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
         "rules-eval",
         "rule-realtime",
         "rule-rebuild",
+        "exports",
         "environments",
     ]
 

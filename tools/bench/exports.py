@@ -24,14 +24,13 @@ import multiprocessing
 import os
 import time
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from tools import cfn
 from tools.bench import core
 from tools.bench.harness import ORG, TEMPLATE, Options, benchmark, function_env, say
-from tools.bench.moto import _free_port, moto_partition_lookup
+from tools.bench.moto import free_port, moto_partition_lookup
 from tools.moto_atomic import make_moto_atomic
 
 FIELDS = ["first_name", "last_name", "email", "address.city", "score"]
@@ -68,7 +67,7 @@ def _serve_at_scale(port: int, ready: Any) -> None:
 def moto_elsewhere() -> Iterator[str]:
     """A moto server (DynamoDB and S3) in a process of its own, AWS_ENDPOINT_URL naming it, the
     template's tables created: nothing of the emulator lives in the worker's process."""
-    port = _free_port()
+    port = free_port()
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     process = ctx.Process(target=_serve_at_scale, args=(port, ready), daemon=True)
@@ -128,86 +127,39 @@ class ReadUnits:
             self.units += 1.0
 
 
-def _seed(n: int) -> str:
-    from segments.models import Actor, NewSegment
-    from segments.store import dynamo, members
-    from segments.usecases import segments
-
-    org = ORG["org_id"]
-    who = Actor(org_id=org, bucket=ORG["bucket"], request_id="req_bench", reason="admin")
-    made = segments.create_segment(who, NewSegment(name=f"Export {n} {uuid.uuid4().hex[:6]}", segment_type="static"))
-    at = "2025-01-01T00:00:00.000000Z"
-    for start in range(0, n, 5_000):
-        pids = [f"p-{made.segment_id[:4]}{i:07d}" for i in range(start, min(n, start + 5_000))]
-        dynamo.put_items(
-            [
-                members.member_item(
-                    {
-                        "org_id": org,
-                        "segment_id": made.segment_id,
-                        "minerva_pid": p,
-                        "active": True,
-                        "first_added_at": at,
-                        "last_added_at": at,
-                    }
-                )
-                for p in pids
-            ]
-        )
-        core.put_people(
-            org,
-            [
-                (
-                    p,
-                    {
-                        "first_name": f"Ada{i}",
-                        "last_name": "Lovelace",
-                        "email": f"ada{i}@example.org",
-                        "address": {"city": ["York", "Leeds", "Hull"][i % 3], "country": "GB"},
-                        "score": i % 100,
-                    },
-                )
-                for i, p in enumerate(pids, start=start)
-            ],
-        )
-    return made.segment_id
+def _record(i: int) -> dict[str, Any]:
+    return {
+        "first_name": f"Ada{i}",
+        "last_name": "Lovelace",
+        "email": f"ada{i}@example.org",
+        "address": {"city": ["York", "Leeds", "Hull"][i % 3], "country": "GB"},
+        "score": i % 100,
+    }
 
 
 def _export(segment_id: str, fmt: str, *, traced: bool) -> dict[str, Any]:
-    from segments import aws
-    from segments.models import Actor
-    from segments.usecases import exports
-
-    who = Actor(org_id=ORG["org_id"], bucket=ORG["bucket"], request_id="req_bench", reason="admin")
     units = ReadUnits()
-    aws.dynamodb().meta.events.register("after-call.dynamodb", units)
-    pending: list[Any] = []
-    chunk_seconds: list[float] = []
+    events = core.dynamo_client().meta.events
+    events.register("after-call.dynamodb", units)
     if traced:
         tracemalloc.start()
-    start = time.perf_counter()
     try:
-        cpu = time.process_time()
-        job = exports.start(who, segment_id, fmt=fmt, fields=FIELDS, surface="minerva", send=pending.append)  # type: ignore[arg-type]
-        while pending:
-            at = time.perf_counter()
-            exports.process(pending.pop(0), send=pending.append)
-            chunk_seconds.append(time.perf_counter() - at)
-        took = time.perf_counter() - start
-        cpu = time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
+        ran = core.run_export(ORG["org_id"], ORG["bucket"], segment_id, fmt, FIELDS)
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu
         peak = tracemalloc.get_traced_memory()[1] if traced else None
     finally:
         if traced:
             tracemalloc.stop()
-        aws.dynamodb().meta.events.unregister("after-call.dynamodb", units)
-    done = exports.get_job(who, job["export_id"])
+        events.unregister("after-call.dynamodb", units)
+    done = ran["job"]
     return {
         "status": done["status"],
         "rows": int(done.get("rows") or 0),
         "size_bytes": int(done.get("size_bytes") or 0),
         "seconds": took,
         "worker_seconds": cpu,
-        "chunks": len(chunk_seconds),
+        "chunks": len(ran["chunk_seconds"]),
         "peak_bytes": peak,
         "read_units": units.units,
         "calls": dict(units.calls),
@@ -247,7 +199,7 @@ def exports_bench(opts: Options) -> dict[str, Any]:
         core.reset_core()
         for n in sizes():
             at = time.perf_counter()
-            segment_id = _seed(n)
+            segment_id = core.seed_export_segment(ORG["org_id"], ORG["bucket"], n, _record)
             say(f"  seeded {n:,} members and their person records in {time.perf_counter() - at:.1f} s")
             for fmt in ("csv", "xlsx"):
                 speed = _export(segment_id, fmt, traced=False)
