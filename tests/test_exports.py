@@ -192,3 +192,35 @@ def test_finished_exports_go_out_on_the_bus(api: Api, org: Org, exports: Exports
         5,
         "succeeded",
     )
+
+
+def test_members_added_after_the_request_are_left_out(api: Api, org: Org, exports: Exports) -> None:
+    segment_id = seed(api, org, pids=PIDS[:10])
+    export_id = start(api, org, segment_id).json["export_id"]
+    add(api, org.key, segment_id, "p-late1", "p-x001")  # a new member, and one already in (not re-added)
+    api.post("/v2/segments/members/remove", key=org.key, body={"segment_id": segment_id, "minerva_pids": ["p-x009"]})
+    exports.run_jobs()
+    done = read(api, org, export_id)
+    pids = [r[0] for r in rows_of(exports.fetch(done["url"]))[1:]]
+    assert pids == PIDS[:9] and done["rows"] == 9  # the request's members, less one removed before it was read
+
+
+def test_a_chunk_failing_on_its_last_delivery_fails_the_job_naming_why(
+    api: Api, org: Org, exports: Exports, monkeypatch: Any
+) -> None:
+    from segments.store import records
+
+    segment_id = seed(api, org, pids=PIDS[:3])
+    export_id = start(api, org, segment_id).json["export_id"]
+    message = exports.messages()[0]
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise ValueError("the store answered nonsense")
+
+    monkeypatch.setattr(records, "members_page", broken)
+    for receive in range(1, 5):
+        assert exports.chunk(message, receive_count=receive) != []  # redelivered by SQS
+        assert read(api, org, export_id)["status"] == "queued"
+    assert exports.chunk(message, receive_count=5) == []  # the last delivery: not to the DLQ
+    job = read(api, org, export_id)
+    assert job["status"] == "failed" and "failed 5 times (ValueError)" in job["error"]

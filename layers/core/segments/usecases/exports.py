@@ -20,9 +20,10 @@ in the manner of rebuilds and bulk deletes:
    constant_memory mode on /tmp, then uploaded from disk part by part; a killed worker starts the
    file again. PDF (at most EXPORT_PDF_MAX_ROWS rows) is one chunk in memory.
 
-Which members: those active when their page is read and added at or before the request
-(`last_added_at <= requested_at`): the file is the membership at the request, less members removed
-before their page was read (docs/decisions.md, "Exports").
+Which members: those active when their page is read that became members at or before the request
+(their last add that changed anything, `last_op`'s time; else `last_added_at`): the file is the
+membership at the request, less members removed before their page was read (docs/decisions.md,
+"Exports").
 
 The move to `succeeded` or `failed` is one conditional write; the table's stream carries it to the
 publisher, which puts `Segment Export Finished` on the bus (events/outbox.py).
@@ -246,7 +247,7 @@ def _page(job: Mapping[str, Any], after: str | None, size: int) -> tuple[list[li
     """One page of members after PID `after`, as rows; the PID to continue after (None: the end)."""
     org_id, requested_at = str(job["org_id"]), str(job["requested_at"])
     page, after_pid, _ = records.members_page(str(job["segment_id"]), after=after, read=size)
-    members = [m for m in page if str(m.get("last_added_at") or "") <= requested_at]
+    members = [m for m in page if str(m.get("active_since") or m.get("last_added_at") or "") <= requested_at]
     cols = list(job["columns"])
     attributes = export_formats.record_attributes(cols)
     pids = [m["minerva_pid"] for m in members]
