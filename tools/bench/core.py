@@ -8,6 +8,7 @@ listing the benchmarks or measuring cold imports must not import it, and `functi
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
@@ -405,3 +406,19 @@ def run_export(org_id: str, bucket: str, segment_id: str, fmt: str, fields: list
         exports.process(pending.pop(0), send=pending.append)
         seconds.append(time.perf_counter() - at)
     return {"job": exports.get_job(who, job["export_id"]), "chunk_seconds": seconds}
+
+
+@contextlib.contextmanager
+def patient_dynamodb(read_timeout: int = 60) -> Iterator[None]:
+    """Inside the block, a DynamoDB client that waits `read_timeout` s for an answer (a moto server
+    paging a large partition takes longer than the 5 s the functions allow); clients made afresh."""
+    from segments import aws
+
+    saved = aws.SERVICE_CONFIG["dynamodb"]
+    aws.SERVICE_CONFIG["dynamodb"] = {**saved, "read_timeout": read_timeout}
+    reset_core()
+    try:
+        yield
+    finally:
+        aws.SERVICE_CONFIG["dynamodb"] = saved
+        reset_core()
