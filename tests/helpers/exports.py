@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 import boto3
 import pytest
 
+from helpers.bulk import take_messages
 from helpers.signals import REGION, Signals, failures, sqs_batch, sqs_record
 
 PART_BYTES = 300  # small parts, so a few dozen members make a multipart upload of several parts
@@ -25,15 +26,7 @@ class Exports:
 
     def messages(self) -> list[dict[str, Any]]:
         """Take every message waiting on the export queue (bodies parsed)."""
-        sqs = boto3.client("sqs", region_name=REGION)
-        found = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            for m in got:
-                found.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return take_messages(self.queue_url)
 
     def chunk(self, body: Any, *, receive_count: int = 1) -> list[str]:
         """ExportFunction on one message (through the runtime, as the local stack invokes it); the failed

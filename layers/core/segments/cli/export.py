@@ -52,20 +52,18 @@ def run(args: argparse.Namespace) -> int:
     while pending:
         exports.process(pending.pop(0), send=pending.append)
     done = exports.get_job(who, job["export_id"])
-    link = exports.download(done)
     data = {
         "export_id": done["export_id"],
         "status": done["status"],
         "rows": int(done.get("rows") or 0),
         "size_bytes": done.get("size_bytes"),
-        "url": link.url if link else None,
-        "url_expires_at": link.expires_at if link else None,
+        **exports.link_fields(done),
         "error": done.get("error"),
     }
     if getattr(args, "json", False):
         print(json.dumps(data))
-    elif link:
-        print(link.url)
+    elif data["url"]:
+        print(data["url"])
     else:
         print(f"segments-admin: export {done['export_id']} {done['status']}: {done.get('error')}", file=sys.stderr)
-    return 0 if link else 2
+    return 0 if data["url"] else 2

@@ -16,21 +16,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from segments.store import keys
 from segments.store.dynamo import (
     call,
     from_item,
     get,
-    is_condition_failure,
     table,
-    to_item,
-    translate,
     update_if,
     values,
 )
-from segments.store.jobs import advance_item
+from segments.store.jobs import advance_item, put_new_item
 
 RUNNING = ("queued", "running")
 FINISHED = ("succeeded", "failed")
@@ -52,13 +47,7 @@ def _public(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def put_new(job: Mapping[str, Any]) -> None:
     """Store a new job (its id is fresh: the write refuses to replace one)."""
-    item = {**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.export_sk(str(job["export_id"]))}
-    try:
-        call("put_item", TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            raise RuntimeError(f"export {job['export_id']} exists already") from exc
-        raise translate(exc) from exc
+    put_new_item({**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.export_sk(str(job["export_id"]))})
 
 
 def get_job(org_id: str, export_id: str) -> dict[str, Any] | None:

@@ -20,12 +20,16 @@ RUNNING = ("queued", "running")
 
 def put_new(job: Mapping[str, Any]) -> None:
     """Store a new job (its id is fresh: the write refuses to replace one)."""
-    item = {**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.job_sk(str(job["job_id"]))}
+    put_new_item({**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.job_sk(str(job["job_id"]))})
+
+
+def put_new_item(item: Mapping[str, Any]) -> None:
+    """Store a new job-shaped item (keys included) that must not replace one: exports too."""
     try:
         call("put_item", TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
     except ClientError as exc:
         if is_condition_failure(exc):
-            raise RuntimeError(f"job {job['job_id']} exists already") from exc
+            raise RuntimeError(f"job {item['sk']} exists already") from exc
         raise translate(exc) from exc
 
 

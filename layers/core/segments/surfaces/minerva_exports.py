@@ -64,7 +64,7 @@ class ExportListResponse(BaseModel):
 
 
 def render(job: dict[str, Any], *, with_url: bool = True) -> dict[str, Any]:
-    link = exports.download(job) if with_url else None
+    link = exports.link_fields(job) if with_url else {"url": None, "url_expires_at": None}
     return {
         "export_id": job["export_id"],
         "segment_id": job["segment_id"],
@@ -73,8 +73,7 @@ def render(job: dict[str, Any], *, with_url: bool = True) -> dict[str, Any]:
         "status": job["status"],
         "rows": int(job.get("rows") or 0),
         "size_bytes": job.get("size_bytes"),
-        "url": link.url if link else None,
-        "url_expires_at": link.expires_at if link else None,
+        **link,
         "error": job.get("error"),
         "created_at": job["requested_at"],
         "updated_at": job["updated_at"],

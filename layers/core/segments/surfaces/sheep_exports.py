@@ -141,7 +141,6 @@ for _report_name, _title in (("excel", "Excel (CSV) export"), ("xlsx", "XLSX exp
 
 
 def render_journal(bucket: str, job: dict[str, Any]) -> dict[str, Any]:
-    link = exports.download(job)
     fmt = {"csv": "excel", "xlsx": "xlsx", "pdf": "pdf"}.get(str(job["format"]), str(job["format"]))
     return {
         "uri": journal_uri(bucket, str(job["export_id"])),
@@ -152,8 +151,7 @@ def render_journal(bucket: str, job: dict[str, Any]) -> dict[str, Any]:
         "status": job["status"],
         "rows": int(job.get("rows") or 0),
         "size_bytes": job.get("size_bytes"),
-        "url": link.url if link else None,
-        "url_expires_at": link.expires_at if link else None,
+        **exports.link_fields(job),
         "message": job.get("error"),
         "created": sheep_time(str(job["requested_at"])),
         "last_updated": sheep_time(str(job["updated_at"])),

@@ -49,6 +49,7 @@ from segments.store import exports as store
 from segments.store import fieldsets, keys, records
 from segments.store import segments as segment_store
 from segments.timefmt import iso, now
+from segments.usecases import chunks
 from segments.usecases import segments as usecase
 from segments.usecases.lookup import display_value
 
@@ -148,14 +149,7 @@ def start(
 
 def get_job(actor: Actor, export_id: str) -> dict[str, Any]:
     """The actor's job; NotFound alike for a malformed, missing or another org's id."""
-    try:
-        canonical = str(uuid.UUID(export_id))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise errors.NotFound("Export not found") from exc
-    job = store.get_job(actor.org_id, canonical)
-    if job is None:
-        raise errors.NotFound("Export not found")
-    return job
+    return chunks.job_by_id(lambda canonical: store.get_job(actor.org_id, canonical), export_id, "Export not found")
 
 
 def list_jobs(actor: Actor, *, segment_id: str | None, limit: int) -> list[dict[str, Any]]:
@@ -179,6 +173,12 @@ def download(job: Mapping[str, Any]) -> Download | None:
     filename = f"{safe}.{export_formats.EXTENSIONS[str(job['format'])]}"
     url = files.presign(str(job["object_key"]), filename, ttl)
     return Download(url=url, expires_at=iso(now() + timedelta(seconds=ttl)), filename=filename)
+
+
+def link_fields(job: Mapping[str, Any]) -> dict[str, Any]:
+    """`url` and `url_expires_at` of a job as both surfaces and the CLI show them (null until it succeeded)."""
+    link = download(job)
+    return {"url": link.url if link else None, "url_expires_at": link.expires_at if link else None}
 
 
 # ------------------------------------------------------------------ the worker
@@ -222,15 +222,13 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1, send: Send | 
         return _dropped("missing", message)
     if job["status"] not in store.RUNNING:
         return _dropped("finished", message)
-    recorded = int(job["chunk"])
-    if recorded > chunk:
-        if recorded == chunk + 1 and receive_count > 1:
-            nxt = {"org_id": org_id, "export_id": export_id, "chunk": recorded}
-            (send or _send)(nxt)
-            return Outcome("resent", nxt)
-        return _dropped("duplicate", message)
-    if recorded < chunk:
-        return _dropped("ahead", message)
+    where = chunks.place(int(job["chunk"]), chunk, receive_count)
+    if where == "resend":
+        nxt = {"org_id": org_id, "export_id": export_id, "chunk": chunk + 1}
+        (send or _send)(nxt)
+        return Outcome("resent", nxt)
+    if where != "run":
+        return _dropped(where, message)
     if segment_store.get_live(org_id, str(job["segment_id"])) is None:
         _fail(job, "the segment was deleted while the export ran")
         return Outcome("failed")
