@@ -22,7 +22,7 @@ NOT_FOUND = "Export not found: unknown, or another organisation's"
 class ExportBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    segment_id: StrictStr
+    segment_id: Annotated[StrictStr, Field(max_length=64)]
     format: Literal["csv", "jsonl", "xlsx"] = Field(description="The file's format")
     fields: list[StrictStr] | None = Field(
         default=None,
@@ -30,7 +30,7 @@ class ExportBody(BaseModel):
         "last_added_at; a field no record holds is an empty column. At most 200",
     )
     fieldset_id: StrictStr | None = Field(
-        default=None, description="A fieldset's uid (SheepCRM `/fieldset`): its fields, before `fields`"
+        default=None, max_length=64, description="A fieldset's uid (SheepCRM `/fieldset`): its fields, before `fields`"
     )
 
 
