@@ -73,6 +73,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert listed == [
         "cold-import",
+        "snapstart",
         "create-calls",
         "members-calls",
         "members-speed",
@@ -84,6 +85,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
         "rule-realtime",
         "rule-rebuild",
         "exports",
+        "mailchimp",
         "environments",
     ]
 

@@ -92,7 +92,10 @@ def gateway() -> Any:
     from conftest import ENV
     from tools.moto_atomic import make_moto_atomic
 
-    saved = {k: os.environ.get(k) for k in [*ENV, "BULK_DELETE_QUEUE_URL", "EXPORT_QUEUE_URL", "EXPORTS_BUCKET"]}
+    saved = {
+        k: os.environ.get(k)
+        for k in [*ENV, "BULK_DELETE_QUEUE_URL", "EXPORT_QUEUE_URL", "EXPORTS_BUCKET", "MAILCHIMP_SYNC_QUEUE_URL"]
+    }
     os.environ.update(ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     make_moto_atomic()
@@ -111,6 +114,7 @@ def gateway() -> Any:
         os.environ["EXPORT_QUEUE_URL"] = queues["ExportQueue"]
         buckets = cfn.create_buckets(boto3.client("s3", region_name="us-east-1"), template())
         os.environ["EXPORTS_BUCKET"] = buckets["ExportsBucket"]
+        os.environ["MAILCHIMP_SYNC_QUEUE_URL"] = queues["MailchimpSyncQueue"]  # a full sync queues its first chunk
         _reset_core()
         org = make_org("contract-org", "contract")
         uids = seed_sheep(org)

@@ -25,6 +25,7 @@ import pytest
 from helpers.bulk import Bulk, bulk_fixture, bulk_queue_fixture  # noqa: F401 - the `bulk`, `bulk_queue` fixtures
 from helpers.exports import Exports, export_queue_fixture, exports_fixture  # noqa: F401 - `export_queue`, `exports`
 from helpers.faults import inject
+from helpers.mailchimp import Sync, mailchimp_fixture, membership_event, set_credentials  # noqa: F401 - `mailchimp`
 from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
 from helpers.signals import (
     DATA,
@@ -118,6 +119,11 @@ def required(operation: str, request: dict[str, Any]) -> Iterator[tuple[str, str
             yield f"dynamodb:{operation}", table_arn(table)
     elif operation in ("SendMessage", "SendMessageBatch"):
         yield f"sqs:{operation.removesuffix('Batch')}", queue_arn(request["QueueUrl"])
+    elif operation == "GetSecretValue":  # a secret's ARN ends with a random suffix of 6 characters
+        yield (
+            "secretsmanager:GetSecretValue",
+            f"arn:aws:secretsmanager:{cfn.REGION}:{cfn.ACCOUNT_ID}:secret:{request['SecretId']}-AbCdEf",
+        )
     elif operation == "PutEvents":
         for entry in request.get("Entries", []):
             bus = entry.get("EventBusName") or "default"
@@ -207,7 +213,7 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     def hooked_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, service_name, *args, **kwargs)
-        if service_name in ("dynamodb", "events", "sqs"):
+        if service_name in ("dynamodb", "events", "sqs", "secretsmanager"):
             client.meta.events.register(f"before-call.{service_name}", rec.hook)
         if service_name == "s3":
             client.meta.events.register("before-parameter-build.s3", rec.s3_hook)
@@ -385,6 +391,10 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert api.post(f"{seg_base}/action/delete", bearer=k, query={"batch_size": 2501}).status == 400
     assert api.post(f"{seg_base}/action/replace", bearer=k).status == 501
     job = started.json["notification_uri"].split("/")[3]
+    sync_path, sync_key = f"{seg_base}/all/sync_mailchimp", {"Idempotency-Key": f"m-{uuid.uuid4()}"}
+    for _ in range(2):  # a full Mailchimp sync queued (replayed), a bad batch size
+        assert api.get(sync_path, bearer=k, query={"mailchimp_batch_size": "100"}, headers=sync_key).status == 200
+    assert api.get(sync_path, bearer=k, query={"mailchimp_batch_size": "0"}).status == 400
     assert api.get(f"{base}/notification/{job}", bearer=k).status == 200
     assert api.get(f"{base}/notification/{uuid.uuid4().hex}", bearer=k).status == 404
 
@@ -741,5 +751,47 @@ def test_every_aws_call_of_an_export_is_allowed_by_the_functions_policy(
         for c in recorder.calls
         if c.function in ("ExportFunction", "ExportsApiFunction", "SheepExportsFunction", "PublisherFunction")
         and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_every_aws_call_of_a_mailchimp_sync_is_allowed_by_the_functions_policy(
+    recorder: Recorder, mailchimp: Sync, api: Api
+) -> None:
+    """MailchimpSyncFunction on a membership change (schedules), the sync it schedules (the secret,
+    the ledger, memberships, person records, the state), and a full sync queued by the route."""
+    org = make_org("org-a", "org-a")
+    set_credentials(org.org_id, "aud-a")
+    people.put(org.org_id, "p-1", {"email": "p1@example.org"})
+    made = api.post("/v2/segments/create", key=org.key, body={"name": "Synced", "mailchimp_sync": True})
+    segment_id = made.json["segment_id"]
+    add(api, org.key, segment_id, "p-1", "p-2")
+    assert (
+        failures(
+            functions().invoke(
+                "MailchimpSyncFunction", sqs_batch([sqs_record(membership_event(org.org_id, segment_id))])
+            )
+        )
+        == []
+    )
+    path = f"/segments/v2/{org.bucket}/segment/{uuid.UUID(segment_id).hex}/all/sync_mailchimp"
+    assert api.get(path, bearer=org.key).status == 200
+    bodies = mailchimp.messages()
+    assert len(bodies) == 2  # the scheduled sync, the full sync
+    assert failures(functions().invoke("MailchimpSyncFunction", sqs_batch([sqs_record(b) for b in bodies]))) == []
+    assert mailchimp.server.segment_members("aud-a", "Synced") == {"p1@example.org"}
+    mine = [c for c in recorder.calls if c.function in ("MailchimpSyncFunction", "SheepActionsFunction")]
+    assert {c.action for c in mine if c.function == "MailchimpSyncFunction"} >= {
+        "secretsmanager:GetSecretValue",
+        "sqs:SendMessage",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:UpdateItem",
+    }
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in mine
+        if not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from helpers.signals import (
+    PID,
     add,
     create_segment,
     failures,
     ingest,
+    of_type,
     person_event,
     remove,
     run,
@@ -22,12 +24,6 @@ from conftest import Api, Org, template
 from segments.adapters.dynamodb_stream import StreamChange
 from segments.events import bus, outbox
 from tools.local_stack import filters
-
-PID = "p-a1b2c3d4e5f6"
-
-
-def by_type(events: list[dict[str, Any]], detail_type: str) -> list[dict[str, Any]]:
-    return [e["detail"] for e in events if e["detail-type"] == detail_type]
 
 
 def test_membership_changes_and_signals_are_published_once(api: Api, org: Org, signals: Any) -> None:
@@ -42,11 +38,11 @@ def test_membership_changes_and_signals_are_published_once(api: Api, org: Org, s
     assert failures(run("PublisherFunction", {"Records": records})) == []
     events = signals.bus.published()
     assert all(e["source"] == "segments" for e in events)
-    changed = by_type(events, "Segment Membership Changed")
+    changed = of_type(events, "Segment Membership Changed")
     assert [(sorted(c["added"]), c["removed"]) for c in changed] == [([PID, "p-two"], []), ([], ["p-two"])]
     assert all(c["segment_id"] == sid and c["org_id"] == org.org_id and c["reason"] == "api" for c in changed)
     assert all(c["api_request_id"].startswith("req_") for c in changed)
-    [signal] = by_type(events, "Segment Signal Detected")
+    [signal] = of_type(events, "Segment Signal Detected")
     assert {k: signal[k] for k in ("segment_id", "org_id", "minerva_pid", "signal_type")} == {
         "segment_id": sid,
         "org_id": org.org_id,
@@ -106,7 +102,7 @@ def test_throttled_entries_are_retried_nothing_lost_nothing_doubled(
     monkeypatch.setattr(bus, "backoff", lambda attempt: None)
     assert failures(signals.publish()) == []
     assert max(flaky.calls) <= 10
-    changed = by_type(signals.bus.published(), "Segment Membership Changed")
+    changed = of_type(signals.bus.published(), "Segment Membership Changed")
     assert sorted(p for c in changed for p in c["added"]) == sorted(f"p-many{i}" for i in range(23))
 
 
@@ -122,11 +118,11 @@ def test_entries_that_keep_failing_report_the_first_record_and_resume_there(
     monkeypatch.setattr(bus, "backoff", lambda attempt: None)
     result = run("PublisherFunction", {"Records": records})
     assert failures(result) == [records[10]["dynamodb"]["SequenceNumber"]]
-    first = by_type(signals.bus.published(), "Segment Membership Changed")
+    first = of_type(signals.bus.published(), "Segment Membership Changed")
     assert sorted(p for c in first for p in c["added"]) == sorted(f"p-many{i}" for i in range(10))
     # Lambda resumes from the reported record.
     assert failures(run("PublisherFunction", {"Records": records[10:]})) == []
-    rest = by_type(signals.bus.published(), "Segment Membership Changed")
+    rest = of_type(signals.bus.published(), "Segment Membership Changed")
     assert sorted(p for c in rest for p in c["added"]) == sorted(f"p-many{i}" for i in range(10, 15))
 
 
@@ -141,7 +137,7 @@ def test_a_record_whose_image_cannot_be_read_is_reported_after_the_ones_before_i
     poison = {**records[1], "dynamodb": {**records[1]["dynamodb"], "NewImage": {"pids": {"Q": "?"}}}}
     result = run("PublisherFunction", {"Records": [records[0], poison, records[2]]})
     assert failures(result) == [records[1]["dynamodb"]["SequenceNumber"]]
-    [published] = by_type(signals.bus.published(), "Segment Membership Changed")
+    [published] = of_type(signals.bus.published(), "Segment Membership Changed")
     assert published["added"] == ["p-many0"]
 
 

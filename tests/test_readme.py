@@ -2,7 +2,8 @@
 shell, against the local stack (`make local`'s command, on free ports), from the repository root.
 
 What a user types in is filled in only where the README says to: the demo key `make local`
-prints (`KEY=sk_seg_...`) and the two addresses (the stack runs on free ports, not 3000 and 5000).
+prints (`KEY=sk_seg_...`) and the three addresses (the stack runs on free ports, not 3000, 5000
+and 8090: the API, moto, the local Mailchimp).
 Every other value (segment ids, cursors, key ids) the README's own commands capture. A block
 marked `<!-- readme-test: skip (reason) -->` is not run, and is reported as a skipped test with its
 reason; one marked `background` is a second terminal, run beside the others. Each block has a
@@ -152,6 +153,7 @@ class Stack:
     moto: str
     key: str
     log: Path
+    mailchimp: str
 
 
 @pytest.fixture
@@ -160,7 +162,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     log = tmp_path / "stack.log"
     with log.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_stack", "--port", "0", "--moto-port", "0", "--stop-after", "900"],
+            [sys.executable, "-m", "tools.local_stack", "--port", "0", "--moto-port", "0", "--mailchimp-port", "0",
+             "--stop-after", "900"],
             cwd=ROOT, env=user_env(tmp_path), stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
         try:
@@ -169,8 +172,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             api = re.search(r"^\s+API\s+(http://\S+)", banner, re.M)
             moto = re.search(r"^\s+moto \(AWS services\)\s+(http://\S+)", banner, re.M)
             key = re.search(r"^\s+demo key\s+(sk_seg_\S+)", banner, re.M)
-            assert api and moto and key, banner
-            yield Stack(api[1], moto[1], key[1], log)
+            mailchimp = re.search(r"^\s+Mailchimp \(local\)\s+(http://\S+)/3\.0", banner, re.M)
+            assert api and moto and key and mailchimp, banner
+            yield Stack(api[1], moto[1], key[1], log, mailchimp[1])
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -186,6 +190,7 @@ def filled(code: str, stack: Stack, used: set[str]) -> str:
         ("KEY=sk_seg_...", f"KEY={stack.key}"),
         ("http://127.0.0.1:3000", stack.api),
         ("http://127.0.0.1:5000", stack.moto),
+        ("http://127.0.0.1:8090", stack.mailchimp),
     ):
         if placeholder in code:
             used.add(placeholder)
@@ -260,7 +265,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
             lines = out.until(re.compile(f"^{DONE} "), BLOCK_SECONDS, f"README {block.title}")
             outputs[block.number] = "".join(lines[:-1])
             (tmp_path / f"block{block.number}.out").write_text(outputs[block.number])  # to read when it fails
-        assert used == {"KEY=sk_seg_...", "http://127.0.0.1:3000", "http://127.0.0.1:5000"}
+        assert used == {"KEY=sk_seg_...", "http://127.0.0.1:3000", "http://127.0.0.1:5000", "http://127.0.0.1:8090"}
 
         for number, text in outputs.items():
             for symptom in ("Traceback", "command not found", "No such file", "readonly variable", "Internal"):
@@ -271,6 +276,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
         check_api_keys(outputs[block_with("revoke-api-key").number])
         check_events(outputs[block_with("evt-7f3a0001").number])
         check_exports(outputs[block_with("/v2/segments/exports").number], tmp_path)
+        check_mailchimp(outputs[block_with("set-mailchimp --org demo-org").number])
         assert background is not None
         check_subscriber(second)
     finally:
@@ -370,3 +376,23 @@ def check_subscriber(second: Lines) -> None:
     pattern = re.compile(r"Segment Signal Detected.*p-a1b2c3d4e5f6")
     if not any(pattern.search(line) for line in second.seen):
         second.until(pattern, 60, "the subscriber in the second terminal")
+
+
+def check_mailchimp(text: str) -> None:
+    """The local Mailchimp's static segment: both Bath members, then Ada alone; the full sync's receipt
+    and its notification, done."""
+    lines = text.splitlines()
+    assert "ada@example.org alan@example.org" in lines and lines.count("ada@example.org") >= 1, text[-3000:]
+    assert lines.index("ada@example.org alan@example.org") < len(lines) - 1 - lines[::-1].index("ada@example.org")
+    assert "grace@example.org" not in text
+    assert "stored the Mailchimp credentials of org demo-org in secret segments/mailchimp/demo-org" in text
+    assert "local-us6" not in text  # the key is never printed
+    docs = json_documents(text)
+    [receipt] = [d for d in docs if "journal_uri" in d]
+    assert receipt["lambda_prefix"] == "sync_mailchimp" and receipt["segment_name"] == "Bath newsletter"
+    notes = [d for d in docs if d.get("action") == "sync_mailchimp"]
+    assert (
+        notes
+        and notes[-1]["status"] == "done"
+        and notes[-1]["message"].startswith("1 members read, 1 with an email: 0 added")
+    ), notes

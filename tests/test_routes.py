@@ -49,6 +49,7 @@ EXPECTED = {
     ("GET", "/segments/v2/{bucket}/notification/{uid}"): 404,
     ("POST", "/segments/v2/{bucket}/segment/{uid}/action/delete"): 404,
     ("POST", "/segments/v2/{bucket}/segment/{uid}/action/replace"): 404,
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/all/sync_mailchimp"): 404,
     ("GET", "/v2/segments/signals/deaths"): 422,  # segment_id is a required parameter
     ("GET", "/v2/segments/signals/job_changes"): 422,
     ("GET", "/v2/segments/signals/relocations"): 422,

@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 from helpers.signals import (
+    PID,
     add,
     create_segment,
     failures,
+    feed,
     feed_pks,
     ingest,
     person_event,
     remove,
-    run,
     signals_fixture,  # noqa: F401 - the `signals` fixture
 )
 
@@ -25,15 +26,9 @@ from segments.events.person_events import parse
 from segments.store import dynamo
 from segments.usecases import ingest as ingest_usecase
 
-PID = "p-a1b2c3d4e5f6"
 DEATHS = "/v2/segments/signals/deaths"
 JOBS = "/v2/segments/signals/job_changes"
 MOVES = "/v2/segments/signals/relocations"
-
-
-def feed(signals: Any) -> None:
-    """Run SignalFeedFunction over the stream records written since the last read."""
-    assert failures(run("SignalFeedFunction", {"Records": signals.stream_batch()})) == []
 
 
 def pids_of(resp: Any) -> list[str]:

@@ -9,9 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from helpers.signals import (
+    PID,
     REGION,
     add,
     create_segment,
+    detected,
     failures,
     feed_pks,
     ingest,
@@ -23,12 +25,6 @@ from helpers.signals import (
 from conftest import Api, Org
 from segments.store import people
 from segments.store import signals as signal_store
-
-PID = "p-a1b2c3d4e5f6"
-
-
-def detected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["detail"] for e in events if e["detail-type"] == "Segment Signal Detected"]
 
 
 def test_a_removed_member_is_not_reached_by_fan_out(api: Api, org: Org, signals: Any) -> None:

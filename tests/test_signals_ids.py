@@ -13,6 +13,7 @@ from helpers.logs import captured_log_lines
 from helpers.signals import (
     add,
     create_segment,
+    detected,
     facts,
     failures,
     feed_pks,
@@ -29,10 +30,6 @@ from segments.events.person_events import InvalidEvent
 from segments.usecases import ingest as ingest_usecase
 
 A, B = "p-aaaa1111", "p-bbbb2222"
-
-
-def detected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["detail"] for e in events if e["detail-type"] == "Segment Signal Detected"]
 
 
 def _two_people(api: Api, org: Org, signals: Any) -> tuple[str, str]:

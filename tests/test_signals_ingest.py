@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from helpers.logs import captured_log_lines
 from helpers.signals import (
+    PID,
     add,
     create_segment,
+    detected,
     eventbridge,
     facts,
     failures,
@@ -29,12 +31,6 @@ from segments import errors
 from segments.store import people
 from segments.store import signals as signal_store
 from segments.usecases import ingest as ingest_usecase
-
-PID = "p-a1b2c3d4e5f6"
-
-
-def detected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["detail"] for e in events if e["detail-type"] == "Segment Signal Detected"]
 
 
 def test_event_reaches_every_segment_holding_the_person_in_every_org(

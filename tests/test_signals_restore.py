@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 from helpers.signals import (
+    PID,
     add,
     create_segment,
     failures,
+    feed,
     feed_pks,
     ingest,
+    of_type,
     person_event,
     remove,
     run,
@@ -23,16 +26,11 @@ from conftest import Api, Org
 from segments.store import held
 from segments.store import signals as signal_store
 
-PID = "p-a1b2c3d4e5f6"
 DEATHS = "/v2/segments/signals/deaths"
 
 
 def detected(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return sorted(
-        (e["detail"]["segment_id"], e["detail"]["minerva_pid"])
-        for e in events
-        if e["detail-type"] == "Segment Signal Detected"
-    )
+    return sorted((d["segment_id"], d["minerva_pid"]) for d in of_type(events, "Segment Signal Detected"))
 
 
 def served(api: Api, org: Org, sid: str) -> list[str]:
@@ -117,7 +115,7 @@ def test_a_restore_between_the_state_read_and_the_hold_feeds_at_once(
     def restored_meanwhile(pairs: Any) -> Any:
         states = real(pairs)
         restore(api, org, gone)
-        assert failures(run("SignalFeedFunction", {"Records": signals.stream_batch()})) == []
+        feed(signals)
         return states
 
     monkeypatch.setattr(signal_store, "segment_states", restored_meanwhile)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from helpers.logs import captured_log_lines
 from helpers.signals import (
+    PID,
     add,
     create_segment,
     facts,
@@ -25,8 +26,6 @@ from conftest import Api, Org
 from segments.events.person_events import InvalidEvent, parse
 from segments.store import people
 from segments.store import signals as signal_store
-
-PID = "p-a1b2c3d4e5f6"
 
 
 def _refused(body: dict[str, Any], message_id: str = "msg-bad") -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ class _Undo:
             for op_type, op in entry.items() if isinstance(entry, dict) else ():
                 try:
                     table = backend.get_table(op["TableName"])  # a name or an ARN
-                except Exception:
+                except Exception:  # nosec B112  # no such table: moto refuses it too
                     continue  # no such table: moto refuses the operation before it writes
                 shard = table.stream_shard
                 if table.name not in self.shards and shard is not None:
@@ -73,7 +73,7 @@ class _Undo:
                 try:
                     hash_key = DynamoType(key[table.hash_key_attr])
                     range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-                except Exception:
+                except Exception:  # nosec B112  # moto refuses it too
                     continue  # moto refuses such an operation before it writes anything
                 ident = (table.name, hash_key, range_key)
                 if ident in seen:

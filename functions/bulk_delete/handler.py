@@ -2,13 +2,14 @@
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from segments.adapters.sqs import sqs_processor
 from segments.observability import observed
 from segments.usecases import bulk_delete
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = sqs_processor("bulk delete")
 
 
 def record_handler(record: SQSRecord) -> None:

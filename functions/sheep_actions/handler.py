@@ -1,5 +1,5 @@
 """SheepCRM-style bulk actions under /segments/v2/{bucket}/segment/{uid}/action: delete (queued),
-replace (501)."""
+replace (501); and .../all/sync_mailchimp (a full Mailchimp sync, queued)."""
 
 from typing import Any
 
@@ -7,8 +7,9 @@ from segments.observability import observed
 from segments.surfaces import app as surface
 from segments.surfaces import http, sheep
 from segments.surfaces.sheep_actions import action_routes
+from segments.surfaces.sheep_mailchimp import mailchimp_routes
 
-app = surface.resolver(sheep.SURFACE, action_routes)
+app = surface.resolver(sheep.SURFACE, action_routes, mailchimp_routes)
 
 
 @observed

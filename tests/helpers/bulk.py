@@ -68,14 +68,16 @@ def bulk_fixture(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(name="bulk_queue")
 def bulk_queue_fixture(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The template's queues alone, BULK_DELETE_QUEUE_URL naming the bulk delete queue (for route
-    tests that queue a job without running it); the queue's URL."""
+    """The template's queues alone, BULK_DELETE_QUEUE_URL naming the bulk delete queue and
+    MAILCHIMP_SYNC_QUEUE_URL the Mailchimp sync queue (for route tests that queue a job without
+    running it); the bulk delete queue's URL."""
     from conftest import template
     from segments import aws
     from tools import cfn
 
     urls = cfn.create_queues(boto3.client("sqs", region_name=REGION), template())
     monkeypatch.setenv("BULK_DELETE_QUEUE_URL", urls["BulkDeleteQueue"])
+    monkeypatch.setenv("MAILCHIMP_SYNC_QUEUE_URL", urls["MailchimpSyncQueue"])  # all/sync_mailchimp queues there
     aws.reset()
     yield urls["BulkDeleteQueue"]
     aws.reset()

@@ -254,22 +254,42 @@ def remove(api: Any, key: str, segment_id: str, *pids: str) -> None:
     assert resp.status == 200, resp.text
 
 
-def feed_pks(segment_id: str) -> list[str]:
-    """The feed entries stored for a segment (sort keys)."""
+def _signal_sks(pk: str) -> list[str]:
+    """The sort keys of a partition's SIG# items, read raw."""
     client = boto3.client("dynamodb", region_name=REGION)
     items = client.query(
         TableName="SegmentsTable",
         KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
-        ExpressionAttributeValues={":pk": {"S": f"SEG#{segment_id}"}, ":s": {"S": "SIG#"}},
+        ExpressionAttributeValues={":pk": {"S": pk}, ":s": {"S": "SIG#"}},
     )["Items"]
     return [i["sk"]["S"] for i in items]
+
+
+def feed_pks(segment_id: str) -> list[str]:
+    """The feed entries stored for a segment (sort keys)."""
+    return _signal_sks(f"SEG#{segment_id}")
 
 
 def facts(pid: str) -> list[str]:
-    client = boto3.client("dynamodb", region_name=REGION)
-    items = client.query(
-        TableName="SegmentsTable",
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
-        ExpressionAttributeValues={":pk": {"S": f"PID#{pid}"}, ":s": {"S": "SIG#"}},
-    )["Items"]
-    return [i["sk"]["S"] for i in items]
+    """The signal facts stored for a person (sort keys)."""
+    return _signal_sks(f"PID#{pid}")
+
+
+# ------------------------------------------------------------------ what the tests follow and read
+
+PID = "p-a1b2c3d4e5f6"  # the person most signal tests follow
+
+
+def of_type(events: list[dict[str, Any]], detail_type: str) -> list[dict[str, Any]]:
+    """The details of the published events of one detail-type, in order."""
+    return [e["detail"] for e in events if e["detail-type"] == detail_type]
+
+
+def detected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The details of the `Segment Signal Detected` events among `events`."""
+    return of_type(events, "Segment Signal Detected")
+
+
+def feed(signals: Signals) -> None:
+    """Run SignalFeedFunction over the stream records written since the last read; none fails."""
+    assert failures(run("SignalFeedFunction", {"Records": signals.stream_batch()})) == []

@@ -93,6 +93,23 @@ def test_no_handler_module_decorates_otherwise(path: Path) -> None:
             assert node.attr not in {"inject_lambda_context", "log_metrics"}, f"{path.parent.name}: {node.attr}"
 
 
+SQS_CONSUMERS = [p for p in HANDLER_FILES if "process_partial_response" in p.read_text(encoding="utf-8")]
+
+
+def test_the_queue_consumers_are_found() -> None:
+    assert {p.parent.name for p in SQS_CONSUMERS} >= {"signals_ingest", "bulk_delete", "rule_rebuild"}
+
+
+@pytest.mark.parametrize("path", SQS_CONSUMERS, ids=lambda p: p.parent.name)
+def test_every_queue_consumer_takes_its_processor_from_the_sqs_adapter(path: Path) -> None:
+    """One BatchProcessor for every SQS consumer: adapters/sqs.py's, which logs each failed message."""
+    from segments.adapters.sqs import LoggedFailures
+
+    processor = load(path).processor
+    assert isinstance(processor, LoggedFailures), f"{path.parent.name}: {type(processor).__name__}"
+    assert "BatchProcessor(" not in path.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("api_request_id", ["c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "not-a-uuid", None])
 def test_a_request_has_one_id_in_its_response_and_its_log_lines(api_request_id: str | None) -> None:
     """surfaces/http takes the request id `observed` set as the correlation id (whatever API

@@ -24,6 +24,7 @@ from tools.bench import (
     create_calls,
     environments,
     exports,
+    mailchimp,
     members_calls,
     members_reads,
     members_speed,
@@ -32,12 +33,14 @@ from tools.bench import (
     signals_ingest,
     signals_late_joiners,
     signals_reads,
+    snapstart,
 )
 from tools.bench.harness import BENCHMARKS, Benchmark, Options, commit, machine, say
 
 # Importing a benchmark module registers its benchmarks; this is the order of --list and of a full run.
 ORDER = (
     cold_import,
+    snapstart,
     create_calls,
     members_calls,
     members_speed,
@@ -48,6 +51,7 @@ ORDER = (
     rules_eval,
     rule_segments,
     exports,
+    mailchimp,
     environments,
 )
 

@@ -9,7 +9,7 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
+import subprocess  # nosec B404  # fixed argv below
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ def ensure_build(opts: Options) -> Path:
     if not SAM.exists():
         raise SystemExit(f"{SAM} is missing; run `make sam-venv`")
     say("sam build ...")
-    proc = subprocess.run([str(SAM), "build"], cwd=ROOT, env=sam_env(), capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(SAM), "build"], cwd=ROOT, env=sam_env(), capture_output=True, text=True, check=False)  # nosec B603  # the SAM CLI of .venv-sam, fixed argv
     if proc.returncode != 0:
         say(proc.stdout[-4000:])
         say(proc.stderr[-4000:])
@@ -121,7 +121,7 @@ def host_layer(layer_python: Path, dest: Path) -> tuple[Path, list[str]]:
         name, version = _dist_name_version(dist_info)
         wheel_dir = BENCH_DIR / "host-wheels" / f"{name}-{version}"
         if not wheel_dir.exists():
-            subprocess.run(
+            subprocess.run(  # nosec B603  # pip of the project venv, fixed argv
                 [
                     str(VENV_PY),
                     "-m",
@@ -171,7 +171,7 @@ PROBE = textwrap.dedent(
 def _probe(module: str, pythonpath: list[Path], *, bytecode: bool) -> dict[str, Any]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": os.environ.get("HOME", "/tmp"),  # nosec B108  # HOME for a child process, nothing written
         "LANG": "C.UTF-8",
         "PYTHONPATH": os.pathsep.join(str(p) for p in pythonpath),
         **FUNCTION_ENV,
@@ -180,7 +180,7 @@ def _probe(module: str, pythonpath: list[Path], *, bytecode: bool) -> dict[str, 
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     # -S: no site-packages of the dev venv, so every import resolves from the artifact (as on
     # Lambda, where sys.path is the function dir, then the layer, then the runtime).
-    proc = subprocess.run(
+    proc = subprocess.run(  # nosec B603  # the venv's python, fixed argv
         [str(VENV_PY), "-S", "-c", PROBE.format(module=module)],
         env=env,
         capture_output=True,

@@ -14,7 +14,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segments.store.segments import SegmentRecord
 
 CORE_DIR = Path(__file__).resolve().parents[2] / "layers" / "core"
 
@@ -282,7 +285,7 @@ def reevaluate_all(org_id: str, pid: str, new: dict[str, Any], segment_ids: list
     actor = Actor(org_id=org_id, bucket="-", request_id="req_" + uuid.uuid4().hex, reason="rule")
     changed = 0
     for segment_id, seg in records.items():
-        wanted = Definition.of_segment({**seg, "org_id": org_id}).wants(pid, record)
+        wanted = Definition.of_segment(seg).wants(pid, record)
         if wanted is None or bool((stored.get(segment_id) or {}).get("active")) == wanted:
             continue
         (members.add_members if wanted else members.remove_members)(actor, segment_id, [pid])
@@ -309,10 +312,10 @@ def compiled(org_id: str, segment_id: str, rules: list[dict[str, Any]]) -> Any:
     )
 
 
-def segment_record(org_id: str, segment_id: str) -> dict[str, Any] | None:
-    from segments.store import rule_index
+def segment_record(org_id: str, segment_id: str) -> SegmentRecord | None:
+    from segments.store import segments
 
-    return rule_index.segment(org_id, segment_id)
+    return segments.get_any(org_id, segment_id)
 
 
 def start_rebuild(org_id: str, segment_id: str, run: str) -> None:
@@ -422,3 +425,44 @@ def patient_dynamodb(read_timeout: int = 60) -> Iterator[None]:
     finally:
         aws.SERVICE_CONFIG["dynamodb"] = saved
         reset_core()
+
+
+# ------------------------------------------------------------------ Mailchimp audience sync
+
+
+def mailchimp_setup(org_id: str, bucket: str, name: str, api_key: str, audience: str) -> str:
+    """The org's Mailchimp credentials (Secrets Manager) and a segment with mailchimp_sync; its id."""
+    from segments.mailchimp import credentials
+    from segments.models import Actor, NewSegment
+    from segments.usecases.segments import create_segment as create
+
+    credentials.save(org_id, credentials.Credentials(api_key, audience))
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="admin")
+    return create(actor, NewSegment(name=name, mailchimp_sync=True)).segment_id
+
+
+def mailchimp_full_sync(org_id: str, bucket: str, segment_id: str) -> str:
+    """Queue a full sync job (as `all/sync_mailchimp` does); the job id."""
+    from segments.models import Actor
+    from segments.usecases import mailchimp_full_sync
+
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
+    return str(
+        mailchimp_full_sync.request_full_sync(actor, segment_id, batch_size=500, segment_name=None, verbose=False)[
+            "job_id"
+        ]
+    )
+
+
+def mailchimp_state(org_id: str, segment_id: str) -> dict[str, Any]:
+    from segments.store import mailchimp
+
+    return mailchimp.get_state(org_id, segment_id)
+
+
+def remove_members(org_id: str, bucket: str, segment_id: str, members: list[str]) -> None:
+    from segments.models import Actor
+    from segments.usecases import members as usecase
+
+    actor = Actor(org_id=org_id, bucket=bucket, request_id="req_" + uuid.uuid4().hex, reason="api")
+    usecase.remove_members(actor, segment_id, members)

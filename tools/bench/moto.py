@@ -69,7 +69,7 @@ def moto_server(*, own_process: bool) -> Iterator[str]:
         server.start()
     url = f"http://127.0.0.1:{port}"
     # A server thread shares this process's moto state with earlier runs: start from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()  # nosec B310  # the local moto server
     os.environ["AWS_ENDPOINT_URL"] = url
     core.reset_core()
     try:

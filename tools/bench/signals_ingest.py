@@ -51,7 +51,7 @@ def n_events() -> int:
 def build(s: float) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
     """200 segments over the orgs and their memberships, written directly as member items (with
     their gsi3 attributes, as an add writes them). Returns the segments and PID -> its segments."""
-    rng = random.Random(7)
+    rng = random.Random(7)  # nosec B311  # seeded benchmark data
     people = [f"p-sig{i:06d}" for i in range(max(1, int(PEOPLE * s)))]
     per_segment = max(1, int(MEMBERSHIPS * s) // SEGMENTS)
     with quiet():  # the creates' metrics
@@ -73,7 +73,7 @@ def build(s: float) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, st
 
 def events(count: int, people: list[str], prefix: str) -> list[dict[str, Any]]:
     """Deaths, job changes and relocations in turn, of PIDs drawn from `people`."""
-    rng = random.Random(11)
+    rng = random.Random(11)  # nosec B311  # seeded benchmark data
     return [
         person_event(
             KINDS[n % 3],

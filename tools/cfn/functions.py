@@ -67,7 +67,7 @@ def layer_dirs(template: dict[str, Any]) -> list[str]:
 def logical_id_of(value: Any) -> str | None:
     """The logical id behind a Ref / GetAtt / ARN-ish string."""
     if isinstance(value, dict) and "Ref" in value:
-        return str(value["Ref"])
+        return str(value["Ref"]).split(".", 1)[0]  # SAM's `!Ref Fn.Alias` / `!Ref Fn.Version`: the function
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         target = value["Fn::GetAtt"]
         return str(target[0] if isinstance(target, list) else target.split(".", 1)[0])

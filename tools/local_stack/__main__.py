@@ -31,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         "VisibilityTimeout from the template (local only; AWS always waits the VisibilityTimeout)",
     )
     parser.add_argument(
+        "--mailchimp-port",
+        type=int,
+        default=8090,
+        help="port of the local Mailchimp server the audience sync talks to (0: any free one; -1: none, "
+        "MAILCHIMP_BASE_URL names one)",
+    )
+    parser.add_argument(
         "--stop-after",
         type=float,
         default=None,
@@ -43,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     stack = LocalStack(
-        args.template, args.host, args.port, args.moto_port, args.org, args.bucket, sqs_retry_delay=args.sqs_retry_delay
+        args.template,
+        args.host,
+        args.port,
+        args.moto_port,
+        args.org,
+        args.bucket,
+        sqs_retry_delay=args.sqs_retry_delay,
+        mailchimp_port=None if args.mailchimp_port < 0 else args.mailchimp_port,
     )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

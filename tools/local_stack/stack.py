@@ -37,6 +37,7 @@ class StackInfo:
     bucket: str
     demo_key: str | None
     demo_key_id: str | None
+    mailchimp_url: str | None = None
 
 
 class LocalStack:
@@ -54,6 +55,8 @@ class LocalStack:
         *,
         create_demo_key: bool = True,
         sqs_retry_delay: int | None = None,
+        mailchimp_port: int | None = 0,
+        mailchimp_sync_delay: int = 2,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         self.root = self.template_path.parent
@@ -71,6 +74,12 @@ class LocalStack:
         self._httpd: ThreadingHTTPServer | None = None
         self._saved_env: dict[str, str | None] = {}
         self._added_paths: list[str] = []
+        # A local Mailchimp (tools/mailchimp_server.py) for the audience sync; None: none (then
+        # MAILCHIMP_BASE_URL, if set, names one); syncs run this many seconds after a change
+        # (MailchimpSyncDelaySeconds on AWS, 30 by default).
+        self.mailchimp_port = mailchimp_port
+        self.mailchimp_sync_delay = mailchimp_sync_delay
+        self._mailchimp: Any = None
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -83,7 +92,7 @@ class LocalStack:
         """Start moto, create the resources, import the functions, serve HTTP, start the pollers."""
         from moto.server import ThreadedMotoServer
 
-        for what, port in (("moto", self.moto_port), ("API", self.port)):
+        for what, port in (("moto", self.moto_port), ("API", self.port), ("Mailchimp", self.mailchimp_port or 0)):
             _ensure_free(self.host, port, what)  # moto's thread would hang on a busy port
         make_moto_atomic()  # the same DynamoDB write semantics as the tests (docs/decisions.md)
         make_event_envelopes_faithful()  # EventBridge -> SQS bodies carry AWS's whole envelope
@@ -105,16 +114,17 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": cfn.REGION,
                 "AWS_REGION": cfn.REGION,
                 "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105  # moto's dummy credentials
                 "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
                 "AWS_PROFILE": None,
-                "AWS_SESSION_TOKEN": None,
-                "AWS_SECURITY_TOKEN": None,
+                "AWS_SESSION_TOKEN": None,  # nosec B105  # no token
+                "AWS_SECURITY_TOKEN": None,  # nosec B105  # no token
             }
         )
         self._create_resources(moto_url)
         for logical_id in cfn.resources_of(self.template, cfn.SERVERLESS_FUNCTION):
             self._set_env(cfn.function_env(self.template, logical_id, self.resources))
+        mailchimp_url = self._start_mailchimp()
         for layer in cfn.layer_dirs(self.template):
             layer_dir = (self.root / layer).resolve()
             for candidate in (layer_dir / "python", layer_dir):  # /opt/python, as Lambda mounts it
@@ -145,14 +155,29 @@ class LocalStack:
             bucket=self.bucket,
             demo_key=demo.api_key if demo else None,
             demo_key_id=demo.key_id if demo else None,
+            mailchimp_url=mailchimp_url,
         )
         return self.info
+
+    def _start_mailchimp(self) -> str | None:
+        """The local Mailchimp server (any key ending -<dc>; audiences made on first use)."""
+        self._set_env({"MAILCHIMP_SYNC_DELAY_SECONDS": str(self.mailchimp_sync_delay)})
+        if self.mailchimp_port is None:
+            return os.environ.get("MAILCHIMP_BASE_URL")
+        from tools.mailchimp_server import MailchimpServer
+
+        self._mailchimp = MailchimpServer(self.mailchimp_port).start()
+        self._set_env({"MAILCHIMP_BASE_URL": self._mailchimp.base_url})
+        return str(self._mailchimp.base_url)
 
     def stop(self) -> None:
         self._stopping.set()
         for poller in self._pollers:
             poller.join(timeout=10)
         self._pollers.clear()
+        if self._mailchimp:
+            self._mailchimp.stop()
+            self._mailchimp = None
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -160,7 +185,7 @@ class LocalStack:
         if self._moto:
             try:  # moto's state is per process: leave none behind for whoever runs next
                 reset = urllib.request.Request(f"http://{self.host}:{self.moto_port}/moto-api/reset", method="POST")
-                urllib.request.urlopen(reset, timeout=5).close()
+                urllib.request.urlopen(reset, timeout=5).close()  # nosec B310  # the local moto server
             except OSError:
                 log.warning("could not reset moto")
             self._moto.stop()
@@ -193,7 +218,7 @@ class LocalStack:
                 endpoint_url=moto_url,
                 region_name=cfn.REGION,
                 aws_access_key_id="testing",
-                aws_secret_access_key="testing",
+                aws_secret_access_key="testing",  # nosec B106  # moto's dummy credentials
             )
 
         self.resources.update(cfn.create_tables(client("dynamodb"), self.template))
@@ -249,6 +274,7 @@ def banner(info: StackInfo) -> str:
             f"  API                 {base}",
             f"  moto (AWS services) {info.moto_url}",
             f"  Swagger UI          {base}{DOCS_PATH}",
+            f"  Mailchimp (local)   {info.mailchimp_url or '<none: MAILCHIMP_BASE_URL is not set>'}",
             f"  demo key            {key}   (org {info.org}, bucket {info.bucket})",
             "",
             "Minerva surface:",

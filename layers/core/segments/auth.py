@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from segments import errors
 from segments.models import (
     Actor,
     NewSegment,
-    Segment,
     check_org_and_bucket,
     storable_segment,
     valid_bucket,
@@ -22,6 +21,9 @@ from segments.models import (
 from segments.observability import logger
 from segments.store import api_keys
 from segments.timefmt import iso, now
+
+if TYPE_CHECKING:
+    from segments.store.segments import SegmentRecord
 
 KEY_PREFIX = "sk_seg_"
 
@@ -72,7 +74,7 @@ def create_api_key(org_id: str, bucket: str, label: str | None = None) -> ApiKey
     return ApiKeyCreated(key_id=key_id, api_key=api_key, org_id=org_id, bucket=bucket, label=label)
 
 
-def create_system_segment(org_id: str, bucket: str, name: str, description: str | None = None) -> Segment:
+def create_system_segment(org_id: str, bucket: str, name: str, description: str | None = None) -> SegmentRecord:
     """Create a system segment (operators only: API callers can neither create, rename nor delete one)
     through the same use case as the API, acting with reason "admin". The bucket must be the org's
     (or not yet claimed by any org)."""
@@ -102,20 +104,19 @@ def create_system_segment(org_id: str, bucket: str, name: str, description: str 
         raise errors.Conflict(exc.message) from exc
 
 
-def revoke_api_key(key_id: str) -> dict[str, Any]:
+def revoke_api_key(key_id: str) -> api_keys.ApiKeyRecord:
+    """Revoke a key (both its items); the key as revoked."""
     record = api_keys.by_id(key_id)
     if record is None:
         raise errors.NotFound(f"API key {key_id} not found")
-    api_keys.set_status(key_id, record["key_hash"], "revoked", iso(now()))
-    return {**record, "status": "revoked"}
+    at = iso(now())
+    api_keys.set_status(key_id, record.key_hash, "revoked", at)
+    return replace(record, status="revoked", updated_at=at)
 
 
-def list_api_keys(org_id: str) -> list[dict[str, Any]]:
-    """The org's keys without their hashes, oldest first."""
-    return [
-        {k: v for k, v in r.items() if k not in {"key_hash", "gsi1pk", "gsi1sk", "pk", "sk"}}
-        for r in api_keys.list_for_org(org_id)
-    ]
+def list_api_keys(org_id: str) -> list[api_keys.ApiKeyRecord]:
+    """The org's keys, oldest first (records: whoever shows them renders what it shows)."""
+    return api_keys.list_for_org(org_id)
 
 
 def authenticate(api_key: str | None) -> Principal | None:
@@ -123,13 +124,13 @@ def authenticate(api_key: str | None) -> Principal | None:
     if not api_key or len(api_key) > 512:
         return None
     record = api_keys.by_hash(hash_key(api_key))
-    if not record or record.get("status") != "active":
+    if record is None or record.status != "active":
         return None
-    if not valid_org_id(record.get("org_id")) or not valid_bucket(record.get("bucket")):
+    if not valid_org_id(record.org_id) or not valid_bucket(record.bucket):
         # A key minted before org ids were checked, for an org id no storage key can hold safely.
-        logger.warning("API key refused: its org id or bucket is malformed", extra={"key_id": record.get("key_id")})
+        logger.warning("API key refused: its org id or bucket is malformed", extra={"key_id": record.key_id})
         return None
-    return Principal(key_id=record["key_id"], org_id=record["org_id"], bucket=record["bucket"])
+    return Principal(key_id=record.key_id, org_id=str(record.org_id), bucket=str(record.bucket))
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -5,6 +5,9 @@ safe to build clients from several threads at once) and honouring AWS_ENDPOINT_U
 stack, moto). Every client shares botocore's standard retries and short timeouts; per service only
 what differs is set here. `reset()` forgets the clients and the settings (tests switch endpoints
 and environment), and whatever registered itself with `on_reset` (a cache built from them).
+
+Under Lambda SnapStart (segments.snapstart) `prime` runs before the snapshot and `after_restore`
+after each restore: see their docstrings and docs/decisions.md (Cold start).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from segments import snapstart
 from segments.config import get_settings
 
 RETRIES = {"mode": "standard", "max_attempts": 4}  # botocore's own retries, before ours
@@ -26,6 +30,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "sqs": {"read_timeout": 10},
     # Exports: SigV4 presigned URLs (they may carry an expiry up to 7 days); parts of 5 MiB and more.
     "s3": {"read_timeout": 30, "signature_version": "s3v4"},
+    "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
 }
 
 _lock = threading.Lock()
@@ -66,6 +71,10 @@ def s3() -> Any:
     return client("s3")
 
 
+def secrets() -> Any:
+    return client("secretsmanager")
+
+
 def on_reset(forget: Callable[[], None]) -> None:
     """Call `forget` on every reset() (for caches built from the clients or the settings)."""
     _resets.append(forget)
@@ -86,7 +95,7 @@ def reset() -> None:
 def delay(attempt: int, base: float = 0.05, cap: float = 2.0, jitter: bool = True) -> float:
     """Exponential: base * 2**attempt, at most `cap`; with full jitter, uniform in [0, that]."""
     ceiling = min(cap, base * (2**attempt))
-    return random.uniform(0, ceiling) if jitter else ceiling
+    return random.uniform(0, ceiling) if jitter else ceiling  # nosec B311  # jitter, not a secret
 
 
 def backoff(
@@ -101,3 +110,26 @@ def backoff(
     retries unprocessed items, failed entries or throttling waits through here; each bounds its
     attempts. `sleep` replaces time.sleep (a caller that lets its own caller choose)."""
     (sleep or time.sleep)(delay(attempt, base, cap, jitter))
+
+
+# ------------------------------------------------------------------ SnapStart
+
+
+def prime() -> None:
+    """Before the snapshot: boto3 imported and a client of each service built, so the snapshot
+    holds the loaded service models (cached by boto3's default session) and a restored environment
+    only builds client objects. No request is made: no connection is open in the snapshot."""
+    for service in SERVICE_CONFIG:
+        client(service)
+
+
+def after_restore() -> None:
+    """After each restore: every environment resumed from one snapshot starts with the same
+    `random` state, so they would all draw the same backoff jitter and retry in step: seed it
+    again from os.urandom. And forget the clients (reset()): each environment builds its own,
+    with its own connections and credentials, from the models already loaded."""
+    reset()
+    random.seed()
+
+
+snapstart.register(before_snapshot=prime, after_restore=after_restore)

@@ -40,6 +40,14 @@ class Settings(BaseModel):
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     # `segments-admin import-people`: the person-events queue when --queue is not given.
     person_events_queue_url: str | None = Field(default=None, alias="PERSON_EVENTS_QUEUE_URL")
+    # Mailchimp audience sync: the API's base URL (unset: from the key's data centre, `...-us6` ->
+    # https://us6.api.mailchimp.com/3.0; set: a local server), the prefix of the orgs' credential
+    # secrets (`{prefix}{org_id}` in Secrets Manager), the queue of sync requests, and how long a
+    # sync waits after the first membership change of a burst (SQS DelaySeconds, 0-900).
+    mailchimp_base_url: str | None = Field(default=None, alias="MAILCHIMP_BASE_URL")
+    mailchimp_secret_prefix: str = Field(default="segments/mailchimp/", alias="MAILCHIMP_SECRET_PREFIX")
+    mailchimp_sync_queue_url: str | None = Field(default=None, alias="MAILCHIMP_SYNC_QUEUE_URL")
+    mailchimp_sync_delay_seconds: int = Field(default=30, ge=0, le=900, alias="MAILCHIMP_SYNC_DELAY_SECONDS")
 
     # Exports (docs/api.md#exports): the queue of their chunks, the bucket of their files, how long a
     # presigned URL lasts, how many jobs an org may run at once (429 above), the bytes a chunk writes
@@ -59,7 +67,7 @@ class Settings(BaseModel):
     # function timeout (28 s) so that a lease can never outlive its holder.
     lease_seconds: int = 60
 
-    @field_validator("region", mode="before")
+    @field_validator("region", "mailchimp_base_url", mode="before")
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return value or None

@@ -23,10 +23,12 @@ def client() -> Any:
     return aws.sqs()
 
 
-def send(queue_url: str, body: Mapping[str, Any]) -> None:
-    """Send one JSON message; a failure raises Retryable (the caller's message is retried)."""
+def send(queue_url: str, body: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
+    """Send one JSON message (visible after `delay_seconds`, 0-900); a failure raises Retryable
+    (the caller's message is retried)."""
+    extra = {"DelaySeconds": delay_seconds} if delay_seconds else {}
     try:
-        client().send_message(QueueUrl=queue_url, MessageBody=json.dumps(body, sort_keys=True, default=str))
+        client().send_message(QueueUrl=queue_url, MessageBody=json.dumps(body, sort_keys=True, default=str), **extra)
     except ClientError as exc:
         raise errors.Retryable("The queue refused the message") from exc
 

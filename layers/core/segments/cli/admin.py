@@ -1,4 +1,5 @@
-"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events.
+"""`segments-admin`: create, revoke and list API keys; create system segments; publish person events;
+store an org's Mailchimp credentials.
 
 Reads the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, AWS_REGION/AWS_DEFAULT_REGION)
 and honours AWS_ENDPOINT_URL, so it works against AWS and against the local stack alike. `--json`
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from segments import auth, errors
-from segments.cli import admin_events, export, people_import
+from segments.cli import admin_events, admin_mailchimp, export, people_import
 from segments.config import get_settings
+from segments.store.api_keys import ApiKeyRecord
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -36,18 +38,32 @@ def _create(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     record = auth.revoke_api_key(args.key_id)
-    data = {"key_id": record["key_id"], "org_id": record["org_id"], "status": "revoked"}
+    data = {"key_id": record.key_id, "org_id": record.org_id, "status": "revoked"}
     _print(
         args,
         data,
-        f"revoked {record['key_id']} (org {record['org_id']}); "
+        f"revoked {record.key_id} (org {record.org_id}); "
         "cached authorizations expire within the authorizer TTL (≤ 300 s)",
     )
     return 0
 
 
+def _key_view(key: ApiKeyRecord) -> dict[str, Any]:
+    """A key as listed, field by field (never its hash); what the key does not hold is left out."""
+    fields = {
+        "key_id": key.key_id,
+        "org_id": key.org_id,
+        "bucket": key.bucket,
+        "label": key.label,
+        "status": key.status,
+        "created_at": key.created_at,
+        "updated_at": key.updated_at,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _list(args: argparse.Namespace) -> int:
-    keys = auth.list_api_keys(args.org)
+    keys = [_key_view(k) for k in auth.list_api_keys(args.org)]
     rows = [("KEY_ID", "STATUS", "BUCKET", "CREATED_AT", "LABEL")]
     rows += [(k["key_id"], k["status"], k["bucket"], k["created_at"], k.get("label") or "") for k in keys]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -182,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
 
     people_import.register(sub)
     export.register(sub)
+    admin_mailchimp.register(sub)
     return p
 
 

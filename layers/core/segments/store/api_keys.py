@@ -3,11 +3,41 @@ and bucket claims (a bucket belongs to one org)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from segments import errors
 from segments.store import keys
 from segments.store.dynamo import Cancelled, call, from_item, get, query_pages, table, to_item, transact, values
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key item as the layers above read it, built in one place (`of_item`): only these
+    attributes are read (not the item's keys). None: the item does not hold the attribute."""
+
+    key_id: str
+    key_hash: str
+    org_id: str | None
+    bucket: str | None
+    status: str | None
+    created_at: str | None
+    label: str | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def of_item(cls, item: Mapping[str, Any]) -> ApiKeyRecord:
+        return cls(
+            key_id=str(item["key_id"]),
+            key_hash=str(item["key_hash"]),
+            org_id=item.get("org_id"),
+            bucket=item.get("bucket"),
+            status=item.get("status"),
+            created_at=item.get("created_at"),
+            label=item.get("label"),
+            updated_at=item.get("updated_at"),
+        )
 
 
 def put(record: dict[str, Any]) -> None:
@@ -49,12 +79,14 @@ def put(record: dict[str, Any]) -> None:
         raise
 
 
-def by_hash(key_hash: str) -> dict[str, Any] | None:
-    return get(keys.api_key_by_hash(key_hash), consistent=False)
+def by_hash(key_hash: str) -> ApiKeyRecord | None:
+    item = get(keys.api_key_by_hash(key_hash), consistent=False)
+    return None if item is None else ApiKeyRecord.of_item(item)
 
 
-def by_id(key_id: str) -> dict[str, Any] | None:
-    return get(keys.api_key_by_id(key_id), consistent=True)
+def by_id(key_id: str) -> ApiKeyRecord | None:
+    item = get(keys.api_key_by_id(key_id), consistent=True)
+    return None if item is None else ApiKeyRecord.of_item(item)
 
 
 def set_status(key_id: str, key_hash: str, status: str, at: str) -> None:
@@ -77,14 +109,15 @@ def set_status(key_id: str, key_hash: str, status: str, at: str) -> None:
         raise errors.NotFound(f"API key {key_id} not found") from exc
 
 
-def list_for_org(org_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def list_for_org(org_id: str) -> list[ApiKeyRecord]:
+    """The org's keys, oldest first."""
+    found: list[ApiKeyRecord] = []
     for page in query_pages(
         IndexName="gsi1",
         KeyConditionExpression="gsi1pk = :pk",
         ExpressionAttributeValues=values(pk=keys.api_keys_gsi_pk(org_id)),
     ):
-        found.extend(from_item(i) for i in page.get("Items", []))
+        found.extend(ApiKeyRecord.of_item(from_item(i)) for i in page.get("Items", []))
     return found
 
 

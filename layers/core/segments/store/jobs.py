@@ -7,6 +7,7 @@ chunk delivered twice advances it once.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +15,33 @@ from botocore.exceptions import ClientError
 
 from segments.store import keys
 from segments.store.dynamo import call, get, is_condition_failure, table, to_item, translate, update_if, values
+from segments.store.segments import SegmentRecord
 
 RUNNING = ("queued", "running")
+
+
+def fresh(
+    *, org_id: str, bucket: str, action: str, segment: SegmentRecord, request_id: str, at: str, **own: Any
+) -> dict[str, Any]:
+    """A new job (not yet stored): a fresh id, queued at chunk 0 with no cursor, counts or summaries
+    yet, on `segment` as it is now; `own` holds what the action adds (its parameters, its counts)."""
+    return {
+        "job_id": str(uuid.uuid4()),
+        "org_id": org_id,
+        "bucket": bucket,
+        "action": action,
+        "segment_id": segment.segment_id,
+        "definition_version": segment.definition_version,
+        "requested_at": at,
+        "updated_at": at,
+        "request_id": request_id,
+        "status": "queued",
+        "chunk": 0,
+        "cursor": None,
+        "recent": [],
+        "message": None,
+        **own,
+    }
 
 
 def put_new(job: Mapping[str, Any]) -> None:

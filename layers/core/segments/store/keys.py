@@ -19,6 +19,7 @@
 | bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
 | export job   | ORG#{org}          | EXPORT#{export_id}   |  (export ids are time-ordered UUIDs)         |
 | fieldset     | ORG#{org}          | FIELDSET#{uid}       |                                              |
+| mailchimp    | ORG#{org}          | MAILCHIMP#{segment_id} (a segment's audience sync state) |          |
 """
 
 from __future__ import annotations
@@ -371,3 +372,14 @@ def fieldset_sk(fieldset_id: str) -> str:
 
 def fieldset_key(org_id: str, fieldset_id: str) -> dict[str, Any]:
     return key(org_pk(org_id), fieldset_sk(fieldset_id))
+
+
+# ------------------------------------------------------------------ Mailchimp audience sync
+# One item per synced segment, in the org's partition: where in the ledger the sync has got to,
+# the Mailchimp static segment's id, and the "sync pending" marker that debounces a burst.
+
+MAILCHIMP = "MAILCHIMP#"
+
+
+def mailchimp_sync_key(org_id: str, segment_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), f"{MAILCHIMP}{segment_id}")

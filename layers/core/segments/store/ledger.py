@@ -41,20 +41,23 @@ def written_at(segment_id: str, at: str) -> list[dict[str, Any]]:
     return found
 
 
-def read_from(segment_id: str, start_sk: str | None) -> Iterator[dict[str, Any]]:
-    """Entries oldest first, from the ledger sort key `start_sk` (inclusive); read lazily, a few a call."""
+def read_from(
+    segment_id: str, start_sk: str | None, *, page: int = 10, consistent: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Entries oldest first, from the ledger sort key `start_sk` (inclusive); read lazily, `page` a call."""
     start = start_sk if start_sk is not None and keys.is_ledger_sk(start_sk) else keys.LOG
     request: dict[str, Any] = {
         "TableName": table(),
         "KeyConditionExpression": "pk = :pk AND sk BETWEEN :start AND :end",
         "ExpressionAttributeValues": values(pk=keys.member_pk(segment_id), start=start, end=keys.LOG_END),
-        "Limit": 10,
+        "Limit": page,
+        "ConsistentRead": consistent,
     }
     while True:
-        page = call("query", **request)
-        for item in page.get("Items", []):
+        answer = call("query", **request)
+        for item in answer.get("Items", []):
             yield from_item(item)
-        last = page.get("LastEvaluatedKey")
+        last = answer.get("LastEvaluatedKey")
         if not last:
             return
         request["ExclusiveStartKey"] = last
@@ -63,3 +66,19 @@ def read_from(segment_id: str, start_sk: str | None) -> Iterator[dict[str, Any]]
 def is_position(sk: object) -> bool:
     """Can `sk` be a position in a ledger (a cursor's start)?"""
     return isinstance(sk, str) and keys.is_ledger_sk(sk)
+
+
+def last_position(segment_id: str) -> str | None:
+    """The newest entry's sort key (strongly consistent), None for an empty ledger."""
+    page = call(
+        "query",
+        TableName=table(),
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :start AND :end",
+        ExpressionAttributeValues=values(pk=keys.member_pk(segment_id), start=keys.LOG, end=keys.LOG_END),
+        ProjectionExpression="sk",
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    items = page.get("Items", [])
+    return str(from_item(items[0])["sk"]) if items else None

@@ -1,5 +1,6 @@
 """The storage of rule segments: the org's rule index, a PID's memberships of several segments,
-pages of the people registry, and a segment's build progress.
+pages of the people registry, and a segment's build progress (the segment itself is read through
+store/segments.py).
 
 Rule index: item `ORG#{org}` / `RULEFIELD#{field}` per top-level person-record field read by a
 live dynamic or hybrid segment; one attribute per such segment, named `s_{segment_id}`, holding
@@ -21,7 +22,6 @@ from segments.store.dynamo import (
     batch_get,
     call,
     from_item,
-    get,
     in_parallel,
     table,
     update_if,
@@ -143,11 +143,6 @@ def with_records(org_id: str, pids: Sequence[str]) -> set[str]:
 
     parts = in_parallel(read, [keys.person_key(org_id, p) for p in dict.fromkeys(pids)], BATCH_GET_MAX)
     return {keys.pid_of(str(i["sk"]["S"])) for part in parts for i in part}
-
-
-def segment(org_id: str, segment_id: str) -> dict[str, Any] | None:
-    """A segment record, live or deleted (strongly consistent GetItem)."""
-    return get(keys.segment_key(org_id, segment_id), consistent=True)
 
 
 def record_progress(

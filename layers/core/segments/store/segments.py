@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,22 +26,115 @@ from segments.store.dynamo import (
     values,
 )
 
-# Attributes of a segment item that only storage and the member-write lease use.
-STORAGE_ONLY = frozenset(
-    {"pk", "sk", "gsi1pk", "gsi1sk", "name_key", "lease_owner", "lease_until", "size_dirty", "members_written"}
-)
-
 
 class Stale(Exception):
     """The segment changed between our read and our conditional write; read again and retry."""
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """A segment record without what only storage uses."""
-    return {k: v for k, v in record.items() if k not in STORAGE_ONLY}
+def _tuple(value: Any) -> tuple[Any, ...] | None:
+    return None if value is None else tuple(value)
 
 
-def segment_item(segment: dict[str, Any], name_key: str) -> dict[str, Any]:
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """A segment item as the layers above read it, built from the item in one place (`of_item`).
+
+    Only the attributes named here are read: pk/sk, the gsi1 keys, the member-write lease's
+    attributes, and anything else an item may hold are not, so nothing reaches a caller unless a
+    field here carries it and a surface renders it. None: the item does not hold the attribute (a
+    None is never stored). `name_key` is what the conditional writes compare; no surface renders it.
+    """
+
+    segment_id: str
+    org_id: str
+    name: str
+    name_key: str | None = None
+    bucket: str | None = None
+    description: str | None = None
+    source: str | None = None
+    segment_type: str | None = None
+    resource_type: str | None = None
+    rules: tuple[dict[str, Any], ...] | None = None
+    tags: tuple[str, ...] | None = None
+    parent_segment: str | None = None
+    uris_include: tuple[str, ...] | None = None
+    uris_exclude: tuple[str, ...] | None = None
+    view_context: tuple[str, ...] | None = None
+    active: bool | None = None
+    system_segment: bool | None = None
+    mailchimp_sync: bool | None = None
+    current_size: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    record_state: str | None = None
+    deleted_at: str | None = None
+    created_by_request: str | None = None
+    definition_version: int | None = None
+    build_state: str | None = None
+    build_progress: Any = None
+
+    @classmethod
+    def of_item(cls, item: Mapping[str, Any]) -> SegmentRecord:
+        """From a segment item as `from_item` gives it."""
+        return cls(
+            segment_id=str(item["segment_id"]),
+            org_id=str(item["org_id"]),
+            name=str(item["name"]),
+            name_key=item.get("name_key"),
+            bucket=item.get("bucket"),
+            description=item.get("description"),
+            source=item.get("source"),
+            segment_type=item.get("segment_type"),
+            resource_type=item.get("resource_type"),
+            rules=_tuple(item.get("rules")),
+            tags=_tuple(item.get("tags")),
+            parent_segment=item.get("parent_segment"),
+            uris_include=_tuple(item.get("uris_include")),
+            uris_exclude=_tuple(item.get("uris_exclude")),
+            view_context=_tuple(item.get("view_context")),
+            active=item.get("active"),
+            system_segment=item.get("system_segment"),
+            mailchimp_sync=item.get("mailchimp_sync"),
+            current_size=_int(item.get("current_size")),
+            created_at=item.get("created_at"),
+            updated_at=item.get("updated_at"),
+            record_state=item.get("record_state"),
+            deleted_at=item.get("deleted_at"),
+            created_by_request=item.get("created_by_request"),
+            definition_version=_int(item.get("definition_version")),
+            build_state=item.get("build_state"),
+            build_progress=item.get("build_progress"),
+        )
+
+    @property
+    def live(self) -> bool:
+        return self.record_state == "active"
+
+    # Read by field name too, as the item it came from reads: a field the item does not hold is
+    # missing (KeyError, `in` is false, `get` gives the default); so is any name that is no field.
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = getattr(self, name, None) if name in _FIELDS else None
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+
+_FIELDS = frozenset(f.name for f in fields(SegmentRecord))
+
+
+def segment_item(segment: Mapping[str, Any], name_key: str) -> dict[str, Any]:
     org_id, segment_id = segment["org_id"], segment["segment_id"]
     return {
         **segment,
@@ -78,20 +172,24 @@ def _lock_delete(org_id: str, name_key: str, segment_id: str) -> dict[str, Any]:
     }
 
 
-def put_with_name(segment: dict[str, Any], name_key: str, checks: Mapping[str, dict[str, Any]] | None = None) -> None:
-    """Create a segment and its name lock in one transaction: both must not exist yet.
+def put_with_name(
+    segment: Mapping[str, Any], name_key: str, checks: Mapping[str, dict[str, Any]] | None = None
+) -> SegmentRecord:
+    """Create a segment and its name lock in one transaction: both must not exist yet. Returns the
+    segment as stored (as a read of it gives it).
 
     Raises NameTaken when the name lock exists (a live segment of this org has the name), Stale
     when one of the named `checks` (ConditionChecks, e.g. "the parent is live") failed.
     """
     org_id, segment_id = segment["org_id"], segment["segment_id"]
+    item = to_item(segment_item(segment, name_key))
     try:
         transact(
             {
                 "segment": {
                     "Put": {
                         "TableName": table(),
-                        "Item": to_item(segment_item(segment, name_key)),
+                        "Item": item,
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
@@ -101,13 +199,15 @@ def put_with_name(segment: dict[str, Any], name_key: str, checks: Mapping[str, d
             token=segment_id,
         )
     except Cancelled as exc:
-        if exc.failed("name lock") and exc.items.get("name lock", {}).get("segment_id") == segment_id:
-            return  # our own write, retried by the SDK after a lost response: it is stored
-        if exc.failed("name lock"):
+        # The lock holding this very id: our own write, retried by the SDK after a lost response.
+        ours = exc.failed("name lock") and exc.items.get("name lock", {}).get("segment_id") == segment_id
+        if not ours and exc.failed("name lock"):
             raise errors.NameTaken(segment["name"]) from exc
-        if any(exc.failed(name) for name in checks or {}):
+        if not ours and any(exc.failed(name) for name in checks or {}):
             raise Stale() from exc
-        raise
+        if not ours:
+            raise
+    return SegmentRecord.of_item(from_item(item))
 
 
 def live_check(org_id: str, segment_id: str) -> dict[str, Any]:
@@ -142,19 +242,18 @@ def parent_check(org_id: str, segment_id: str, parent: str | None, *, live: bool
     return {"ConditionCheck": check}
 
 
-def get_live(org_id: str, segment_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
-    """The org's live segment record (with its name key), or None when missing, deleted or foreign.
-    The one reader of "a live segment"."""
-    record = get(keys.segment_key(org_id, segment_id), consistent=consistent)
-    if record is None or record.get("record_state") != "active":
-        return None
-    return record
+def get_live(org_id: str, segment_id: str, *, consistent: bool = True) -> SegmentRecord | None:
+    """The org's live segment, or None when missing, deleted or foreign. The one reader of "a live
+    segment"."""
+    record = get_any(org_id, segment_id, consistent=consistent)
+    return record if record is not None and record.live else None
 
 
-def get_any(org_id: str, segment_id: str) -> dict[str, Any] | None:
-    """The org's segment record in any state (deleted included), or None: for following links
-    (parent chains) and for restoring."""
-    return get(keys.segment_key(org_id, segment_id), consistent=True)
+def get_any(org_id: str, segment_id: str, *, consistent: bool = True) -> SegmentRecord | None:
+    """The org's segment in any state (deleted included), or None: for following links (parent
+    chains), for restoring, for a rebuild's chunk."""
+    item = get(keys.segment_key(org_id, segment_id), consistent=consistent)
+    return None if item is None else SegmentRecord.of_item(item)
 
 
 def _live_query(org_id: str) -> dict[str, Any]:
@@ -168,14 +267,14 @@ def _live_query(org_id: str) -> dict[str, Any]:
     }
 
 
-def live_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The org's live segments among `segment_ids` (BatchGetItem), by id, without storage fields."""
+def live_by_id(org_id: str, segment_ids: Sequence[str]) -> dict[str, SegmentRecord]:
+    """The org's live segments among `segment_ids` (BatchGetItem), by id."""
     found = batch_get([keys.segment_key(org_id, sid) for sid in dict.fromkeys(segment_ids)], consistent=False)
-    live = (public(from_item(i)) for i in found)
-    return {s["segment_id"]: s for s in live if s.get("record_state") == "active"}
+    live = (SegmentRecord.of_item(from_item(i)) for i in found)
+    return {s.segment_id: s for s in live if s.live}
 
 
-def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple[dict[str, Any], str]], bool]:
+def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple[SegmentRecord, str]], bool]:
     """The org's live segments newest first (gsi1) after the gsi1sk `after`: ([(segment, gsi1sk)], more)."""
     request = _live_query(org_id)
     if after:
@@ -185,18 +284,13 @@ def list_live(org_id: str, *, after: str | None, limit: int) -> tuple[list[tuple
             **keys.segment_key(org_id, keys.segment_id_of_gsi_sk(after)),
         }
     found = list(limited(request, limit + 1))
-    return [(public(from_item(i)), i["gsi1sk"]["S"]) for i in found[:limit]], len(found) > limit
+    return [(SegmentRecord.of_item(from_item(i)), i["gsi1sk"]["S"]) for i in found[:limit]], len(found) > limit
 
 
-def all_live(org_id: str, *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Every live segment of the org (gsi1, every page), newest first, without storage fields;
-    `projection` reads only those attributes."""
-    request = _live_query(org_id)
-    if projection:
-        wanted = dict.fromkeys([*projection, "record_state"])
-        request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))
-        request["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(wanted)}
-    return [public(from_item(i)) for page in query_pages(**request) for i in page.get("Items", [])]
+def all_live(org_id: str) -> list[SegmentRecord]:
+    """Every live segment of the org (gsi1, every page), newest first."""
+    pages = query_pages(**_live_query(org_id))
+    return [SegmentRecord.of_item(from_item(i)) for page in pages for i in page.get("Items", [])]
 
 
 ANY_VERSION = -1  # _update_request: do not condition on definition_version

@@ -194,3 +194,11 @@ def handle(app: Any, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 
 def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def ok_schema(model: Any, description: str = "OK", headers: dict[str, Any] | None = None) -> dict[int, Any]:
+    """OpenAPI `responses=` entry of a 200 whose body is `model` (and, given, its response `headers`)."""
+    entry: dict[str, Any] = {"description": description, "content": {JSON: {"model": model}}}
+    if headers:
+        entry["headers"] = headers
+    return {200: entry}

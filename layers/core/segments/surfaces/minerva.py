@@ -23,6 +23,8 @@ STATUS = {
 }
 
 SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}]
+# The 404 of a route naming a segment (its OpenAPI text).
+SEGMENT_NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
 
 
 class ErrorDetail(BaseModel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from segments.models import PID_RE
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor, idempotency_key, request_id, run_idempotent
+from segments.surfaces.http import actor, idempotency_key, ok_schema, request_id, run_idempotent
 from segments.timefmt import iso, now
 from segments.usecases import member_reads, members
 
@@ -25,20 +25,15 @@ remove_routes = Routes()
 members_routes = Routes()
 
 TAGS = ["Members"]
-NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
 WRITE_NOTES = {
-    404: NOT_FOUND,
+    404: minerva.SEGMENT_NOT_FOUND,
     413: "More than MAX_PIDS_PER_REQUEST PIDs (default 10,000) or a body over 6 MB; nothing was changed",
     422: "Validation error, or an Idempotency-Key reused with a different body",
     503: "The store is throttling, or another update of this segment's members outlasted the wait; nothing is "
     "lost: retry after Retry-After seconds with the same Idempotency-Key",
 }
-READ_NOTES = {404: NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
+READ_NOTES = {404: minerva.SEGMENT_NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
 WRITE_ERRORS = minerva.error_responses(401, 404, 409, 413, 422, 500, 503, notes=WRITE_NOTES)
-
-
-def _ok(model: type[BaseModel], description: str = "OK") -> dict[int, Any]:
-    return {200: {"description": description, "content": {JSON: {"model": model}}}}
 
 
 # ------------------------------------------------------------------ wire models
@@ -144,7 +139,7 @@ class HistoryResponse(BaseModel):
     description="Adds PIDs; already-members are counted as redundant (their `last_added_at` is updated); "
     "invalid PIDs are listed and the rest still succeed. Counts are exact under concurrent calls. "
     "Header `Idempotency-Key` makes a retry return the first response.",
-    responses={**_ok(AddMembersResponse), **WRITE_ERRORS},
+    responses={**ok_schema(AddMembersResponse), **WRITE_ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -167,7 +162,7 @@ def add_members(body: Annotated[MembersBody, Body()]):
     summary="Remove members from a segment",
     description="Removes PIDs; `n_deleted` counts only PIDs that were members. The membership's history "
     "is kept (a later re-add restores its `first_added_at`). Header `Idempotency-Key` as for add.",
-    responses={**_ok(RemoveMembersResponse), **WRITE_ERRORS},
+    responses={**ok_schema(RemoveMembersResponse), **WRITE_ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -206,7 +201,7 @@ def _change(
     summary="List a segment's members",
     description="Members in `minerva_pid` order, 5,000 a page. `page` is 1-based (past the end `items` is "
     "empty); or pass `cursor` (from `next_cursor`) instead, which costs the same at any depth.",
-    responses={**_ok(ListMembersResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(ListMembersResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -224,7 +219,7 @@ def list_members(
     summary="The segments that hold a PID",
     description="The organisation's live segments of which the PID is a member now, with "
     "`first_added_at` and `last_added_at`.",
-    responses={**_ok(MembershipsResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(MembershipsResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -240,7 +235,7 @@ def memberships(
     summary="A segment's membership ledger",
     description="One entry per PID and change (`added` | `removed`), oldest first, with the request that "
     "made it. Redundant additions are not changes and are not listed.",
-    responses={**_ok(HistoryResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(HistoryResponse), **minerva.error_responses(401, 404, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=TAGS,
 )

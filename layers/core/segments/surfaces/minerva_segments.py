@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from segments import errors
 from segments.models import DESCRIPTION_MAX, NewSegment, clean_name, storable_segment
 from segments.store import limits
+from segments.store.segments import SegmentRecord
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor, request_id, run_idempotent
+from segments.surfaces.http import actor, ok_schema, request_id, run_idempotent
 from segments.timefmt import iso, now
 from segments.usecases import segments as usecase
 
@@ -30,6 +31,9 @@ class CreateSegmentBody(BaseModel):
 
     name: Annotated[StrictStr, Field(description="Unique in the organisation; 1-255 characters after trimming")]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX)] = None
+    mailchimp_sync: StrictBool = Field(
+        default=False, description="Keep the members in a static segment of this name in the org's Mailchimp audience"
+    )
 
     @field_validator("name")
     @classmethod
@@ -58,10 +62,17 @@ class CreateSegmentResponse(BaseModel):
 )
 def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentResponse:
     who = actor()
-    payload = body.model_dump()
+    # mailchimp_sync joins the payload only when set, so a create without it hashes as it always did
+    payload = body.model_dump(exclude=None if body.mailchimp_sync else {"mailchimp_sync"})
     try:
         new = storable_segment(
-            NewSegment(name=body.name, description=body.description, source="api", segment_type="static")
+            NewSegment(
+                name=body.name,
+                description=body.description,
+                source="api",
+                segment_type="static",
+                mailchimp_sync=body.mailchimp_sync,
+            )
         )
     except limits.LimitExceeded as exc:
         raise errors.ValidationFailed(exc.describe()) from exc
@@ -94,11 +105,10 @@ def create_v1():
 # ------------------------------------------------------------------ metadata (docs/api.md#minerva-segment-metadata)
 
 SEGMENT_PATH = "/v2/segments/<segment_id>"
-NOT_FOUND = "Segment not found: unknown, deleted, or another organisation's"
-READ_NOTES = {404: NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
+READ_NOTES = {404: minerva.SEGMENT_NOT_FOUND, 422: "Validation error (a bad parameter or cursor)"}
 MANAGE_NOTES = {
     403: "System segments can't be edited or deleted",
-    404: NOT_FOUND + "; or, for a rename, `Segment name <name> already exists`",
+    404: minerva.SEGMENT_NOT_FOUND + "; or, for a rename, `Segment name <name> already exists`",
     422: "Validation error, or an Idempotency-Key reused with a different body",
 }
 MANAGE_ERRORS = minerva.error_responses(401, 403, 404, 409, 422, 500, 503, notes=MANAGE_NOTES)
@@ -157,6 +167,7 @@ class PatchSegmentBody(BaseModel):
     # Optional but not nullable: absent keeps the name, null is refused (422).
     name: StrictStr = Field(default=None, description="New name, unique in the organisation; 1-255 characters")  # type: ignore[assignment]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX, description="null clears it")] = None
+    mailchimp_sync: StrictBool = Field(default=None, description="Start (true) or stop (false) the Mailchimp sync")  # type: ignore[assignment]
 
     @field_validator("name")
     @classmethod
@@ -164,19 +175,49 @@ class PatchSegmentBody(BaseModel):
         return clean_name(value)
 
 
-def _ok(model: type[BaseModel]) -> dict[int, Any]:
-    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
+def _listed(values: tuple[Any, ...] | None) -> list[Any] | None:
+    return None if values is None else list(values)
 
 
-def _view(segment: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in segment.items() if k != "api_request_id"}
+def segment_view(s: SegmentRecord) -> dict[str, Any]:
+    """A segment as this surface serves it, field by field: each one the segment holds (None: not
+    stored, not served). An attribute of the item that is not rendered here is not served."""
+    fields = {
+        "segment_id": s.segment_id,
+        "org_id": s.org_id,
+        "bucket": s.bucket,
+        "name": s.name,
+        "description": s.description,
+        "source": s.source,
+        "segment_type": s.segment_type,
+        "resource_type": s.resource_type,
+        "rules": _listed(s.rules),
+        "tags": _listed(s.tags),
+        "parent_segment": s.parent_segment,
+        "uris_include": _listed(s.uris_include),
+        "uris_exclude": _listed(s.uris_exclude),
+        "view_context": _listed(s.view_context),
+        "active": s.active,
+        "system_segment": s.system_segment,
+        "mailchimp_sync": s.mailchimp_sync,
+        "current_size": s.current_size,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "record_state": s.record_state,
+        "deleted_at": s.deleted_at,
+        "created_by_request": s.created_by_request,
+        "definition_version": s.definition_version,
+        "build_state": s.build_state,
+        "build_progress": s.build_progress,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 @query_routes.get(
     "/v2/segments",
     summary="List segments",
     description="The organisation's segments, newest first.",
-    responses={**_ok(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(SegmentListResponse), **minerva.error_responses(401, 422, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -184,31 +225,29 @@ def list_segments(
     cursor: Annotated[str | None, Query(max_length=2048, description="Opaque; from `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Segments a page (default 50)")] = 50,
 ):
-    results = usecase.list_segments(actor(), cursor=cursor, limit=limit)
-    return minerva.ok(
-        {"results": {"items": [_view(s) for s in results["items"]], "next_cursor": results["next_cursor"]}}
-    )
+    items, next_cursor = usecase.list_segments(actor(), cursor=cursor, limit=limit)
+    return minerva.ok({"results": {"items": [segment_view(s) for s in items], "next_cursor": next_cursor}})
 
 
 @query_routes.get(
     SEGMENT_PATH,
     summary="Get a segment",
     description="The segment's metadata and its exact `current_size`.",
-    responses={**_ok(SegmentResponse), **minerva.error_responses(401, 404, 500, 503, notes=READ_NOTES)},
+    responses={**ok_schema(SegmentResponse), **minerva.error_responses(401, 404, 500, 503, notes=READ_NOTES)},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
 def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
-    return minerva.ok(_view(usecase.get_segment(actor(), segment_id)))
+    return minerva.ok(segment_view(usecase.get_segment(actor(), segment_id)))
 
 
 @manage_routes.patch(
     SEGMENT_PATH,
-    summary="Rename a segment or change its description",
+    summary="Rename a segment, change its description, turn its Mailchimp sync on or off",
     description="Names stay unique per organisation (a taken name answers like create: 404 "
     "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
     "the first response. Returns the updated segment.",
-    responses={**_ok(UpdatedSegmentResponse), **MANAGE_ERRORS},
+    responses={**ok_schema(UpdatedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -221,7 +260,7 @@ def patch_segment(
 
     def run() -> dict[str, Any]:
         segment = usecase.update_segment(who, segment_id, changes)
-        return {"api_request_id": request_id(), **_view(segment), "request_completed_at": iso(now())}
+        return {"api_request_id": request_id(), **segment_view(segment), "request_completed_at": iso(now())}
 
     return minerva.ok(run_idempotent("update_segment", {"segment_id": segment_id, **changes}, run))
 
@@ -231,7 +270,7 @@ def patch_segment(
     summary="Delete a segment",
     description="Soft delete: the name is free again; the segment, its members and its history are no "
     "longer served (404). Header `Idempotency-Key` makes a retry return the first response.",
-    responses={**_ok(DeletedSegmentResponse), **MANAGE_ERRORS},
+    responses={**ok_schema(DeletedSegmentResponse), **MANAGE_ERRORS},
     security=minerva.SECURITY,
     tags=["Segments"],
 )
@@ -240,6 +279,12 @@ def delete_segment(segment_id: Annotated[str, Path(description="The segment")]):
 
     def run() -> dict[str, Any]:
         deleted = usecase.delete_segment(who, segment_id)
-        return {"api_request_id": request_id(), **deleted, "request_completed_at": iso(now())}
+        return {
+            "api_request_id": request_id(),
+            "segment_id": deleted.segment_id,
+            "record_state": deleted.record_state,
+            "deleted_at": deleted.deleted_at,
+            "request_completed_at": iso(now()),
+        }
 
     return minerva.ok(run_idempotent("delete_segment", {"segment_id": segment_id}, run))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from segments.surfaces import minerva
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, actor
+from segments.surfaces.http import actor, ok_schema
 from segments.usecases import signal_reads
 from segments.usecases.signal_reads import SignalType
 
@@ -96,10 +96,6 @@ class RelocationsResponse(BaseModel):
     next_cursor: str | None = Field(default=None, description="Present when more remain: pass as `cursor`")
 
 
-def _ok(model: type[BaseModel]) -> dict[int, Any]:
-    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
-
-
 DESCRIPTION = (
     "One entry per signal of a **current** member, whenever that member joined (a member removed "
     "is not served). Newest first by `first_observed_at`; `since`/`until` bound it (ISO-8601 with a "
@@ -130,7 +126,7 @@ def _answer(
     "/v2/segments/signals/deaths",
     summary="Deaths among a segment's members",
     description=DESCRIPTION,
-    responses={**_ok(DeathsResponse), **ERRORS},
+    responses={**ok_schema(DeathsResponse), **ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -142,7 +138,7 @@ def deaths(segment_id: SegmentId, since: Since = None, until: Until = None, limi
     "/v2/segments/signals/job_changes",
     summary="Job changes among a segment's members",
     description=DESCRIPTION,
-    responses={**_ok(JobChangesResponse), **ERRORS},
+    responses={**ok_schema(JobChangesResponse), **ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )
@@ -156,7 +152,7 @@ def job_changes(
     "/v2/segments/signals/relocations",
     summary="Relocations among a segment's members",
     description=DESCRIPTION,
-    responses={**_ok(RelocationsResponse), **ERRORS},
+    responses={**ok_schema(RelocationsResponse), **ERRORS},
     security=minerva.SECURITY,
     tags=TAGS,
 )

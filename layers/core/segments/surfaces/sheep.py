@@ -4,18 +4,21 @@ times without a zone, segments addressed by `uid` (the UUID's hex) and `uri`."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, Field
 
 from segments import errors
-from segments.models import Segment
+from segments.models import BuildState
 from segments.observability import MetricUnit, logger, metrics
+from segments.store.segments import SegmentRecord
 from segments.surfaces.http import JSON, dumps
 from segments.timefmt import sheep_time
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+# The 404 of a route under /segment/{uid} (its OpenAPI text).
+SEGMENT_NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 
 ViewContext = Literal[
     "comments",
@@ -103,6 +106,11 @@ def error(status: int, kind: str, concise: str, description: str, headers: dict[
     metrics.add_metric(name=f"Errors{status}", unit=MetricUnit.Count, value=1)
     body = {"error": concise, "description": description, "type": kind}
     return Response(status_code=status, content_type=JSON, body=dumps(body), headers=headers or {})
+
+
+def ok(body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    """A 200 with `body` as JSON."""
+    return Response(status_code=200, content_type=JSON, body=dumps(body), headers=headers or {})
 
 
 def field_message(errs: list[Any]) -> str:
@@ -218,40 +226,42 @@ class SheepSegment(BaseModel):
     build_progress: Any = Field(default=None, description="Present while building, when the rebuild engine reports it")
 
 
-def render(segment: Segment | dict[str, Any]) -> dict[str, Any]:
-    """A stored segment in SheepCRM's shape (whichever surface created it)."""
-    s = segment if isinstance(segment, Segment) else Segment(**segment)
-    editable = not s.system_segment
+def render(s: SegmentRecord) -> dict[str, Any]:
+    """A stored segment in SheepCRM's shape (whichever surface created it), field by field; what
+    the segment does not hold reads as a segment made here without it would (`active` true, lists
+    empty, `static`, `person` ...). An attribute of the item that is not rendered here is not served."""
+    system = bool(s.system_segment)
+    deleted = s.record_state == "deleted"
     rendered = SheepSegment(
-        active=s.active and s.record_state != "deleted",
-        created=sheep_time(s.created_at),
+        active=s.active is not False and not deleted,
+        created=sheep_time(s.created_at or ""),
         description=s.description or "",
         display_value=s.name,
-        last_updated=sheep_time(s.updated_at),
+        last_updated=sheep_time(s.updated_at or ""),
         legacy_uid="",
-        mailchimp_sync=s.mailchimp_sync,
+        mailchimp_sync=bool(s.mailchimp_sync),
         name=s.name,
         parent_segment=s.parent_segment or "",
-        record_state=s.record_state,
-        resource_type=s.resource_type,
-        rules=s.rules,
-        segment_type=s.segment_type,
-        system_segment=s.system_segment,
-        tags=s.tags,
+        record_state=s.record_state or "active",
+        resource_type=s.resource_type or "person",
+        rules=list(s.rules or ()),
+        segment_type=s.segment_type or "static",
+        system_segment=system,
+        tags=list(s.tags or ()),
         uid=uid_of(s.segment_id),
-        uri=uri_of(s.bucket, s.segment_id),
-        uris_exclude=s.uris_exclude,
-        uris_include=s.uris_include,
+        uri=uri_of(s.bucket or "", s.segment_id),
+        uris_exclude=list(s.uris_exclude or ()),
+        uris_include=list(s.uris_include or ()),
         user_interface=UserInterface(
             can_create_segment=True,
-            can_delete_segment=editable,
-            can_edit_segment=editable,
-            can_restore_segment=s.record_state == "deleted",
-            policy_name="system" if s.system_segment else "bucket_key",
+            can_delete_segment=not system,
+            can_edit_segment=not system,
+            can_restore_segment=deleted,
+            policy_name="system" if system else "bucket_key",
         ),
-        view_context=s.view_context,
-        build_state=s.build_state,
-        definition_version=s.definition_version,
+        view_context=list(s.view_context or ()),
+        build_state=cast(BuildState, s.build_state or "ready"),
+        definition_version=1 if s.definition_version is None else s.definition_version,
         build_progress=s.build_progress,
     ).model_dump(exclude_none=False)
     if rendered["build_progress"] is None:

@@ -8,16 +8,16 @@ import json
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from segments import errors
 from segments.store import limits
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, dumps, parse_json, run_idempotent
-from segments.surfaces.sheep import SECURITY, error, error_responses, field_message
+from segments.surfaces.sheep import SECURITY, SEGMENT_NOT_FOUND, error, error_responses, field_message
 from segments.surfaces.sheep_records import lambda_params, notification_uri, render_job
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid
 from segments.usecases import bulk_delete
 from segments.usecases import segments as usecase
 
@@ -25,8 +25,6 @@ action_routes = Routes()
 
 BASE = "/segments/v2/<bucket>/segment/<uid>/action"
 TAGS = ["SheepCRM bulk actions"]
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
-_Uid = Annotated[str, Path(description="The segment's uid (32 hex)")]
 _q = Annotated[str | None, Query()]
 
 
@@ -112,7 +110,7 @@ def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> Bu
             503,
             notes={
                 400: "A bad parameter: batch_size beyond 2,500 ('Batch size must be at most 2500'), bad rules",
-                404: NOT_FOUND,
+                404: SEGMENT_NOT_FOUND,
                 409: "safe_mode: the segment's membership is still being built",
             },
         ),
@@ -122,7 +120,7 @@ def _parameters(body: BulkActionBody | None, query: dict[str, str | None]) -> Bu
 )
 def delete_records(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     body: Annotated[BulkActionBody | None, Body()] = None,
     rules: _q = None,
     safe_mode: _q = None,
@@ -180,13 +178,13 @@ REPLACE = (
             403,
             404,
             500,
-            notes={400: "Validation error (replace reads no parameter: it answers 501)", 404: NOT_FOUND},
+            notes={400: "Validation error (replace reads no parameter: it answers 501)", 404: SEGMENT_NOT_FOUND},
         ),
     },
     security=SECURITY,
     tags=TAGS,
 )
-def replace_records(bucket: str, uid: _Uid) -> Response[Any]:
+def replace_records(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     usecase.get_segment(who, segment_id_of_uid(uid))  # an unknown or foreign segment is a 404 first
     return error(501, "not_implemented", "Not implemented", REPLACE)

@@ -7,17 +7,19 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from segments import errors
 from segments.models import DESCRIPTION_MAX, Actor, clean_name
 from segments.rules import Rule
 from segments.store import limits
+from segments.store.segments import SegmentRecord
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, dumps, run_idempotent
+from segments.surfaces.http import JSON, dumps, ok_schema, run_idempotent
 from segments.surfaces.sheep import (
     SECURITY,
+    SEGMENT_NOT_FOUND,
     SegmentTypeName,
     SheepSegment,
     ViewContext,
@@ -30,6 +32,7 @@ from segments.surfaces.sheep_segments import (
     URI_MAX,
     URIS_MAX,
     VIEW_CONTEXT_MAX,
+    SegmentUid,
     bucket_actor,
     check_uris,
     segment_id_of_uid,
@@ -41,7 +44,6 @@ manage_routes = Routes()
 
 SEGMENT_PATH = "/segments/v2/<bucket>/segment/<uid>"
 TAGS = ["SheepCRM segments"]
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 FORBIDDEN = "The token belongs to another bucket, or the segment is a system segment (can't be edited or deleted)"
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
 _Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
@@ -110,8 +112,18 @@ def _changes(bucket: str, body: SheepUpdateBody | None) -> tuple[dict[str, Any],
     return changes, fixed
 
 
-def _ok(description: str) -> dict[int, Any]:
-    return {200: {"description": description, "content": {JSON: {"model": SheepSegment}}}}
+IDEMPOTENCY_REFUSED = "Idempotency-Key invalid or reused with another request"
+
+
+def _responses(answer: str, notes: dict[int, str]) -> dict[int, Any]:
+    """The OpenAPI `responses=` of a route that answers the segment (200, described as `answer`)
+    or one of the same error statuses (`notes` over this module's texts for 400 and 404)."""
+    return {
+        **ok_schema(SheepSegment, answer),
+        **error_responses(
+            400, 401, 403, 404, 409, 500, 503, notes={400: IDEMPOTENCY_REFUSED, 404: SEGMENT_NOT_FOUND, **notes}
+        ),
+    }
 
 
 def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, Any]]) -> Response[Any]:
@@ -120,7 +132,7 @@ def _once(operation: str, payload: dict[str, Any], run: Callable[[], dict[str, A
 
 
 def _record_action(
-    operation: str, bucket: str, uid: str, action: Callable[[Actor, str], dict[str, Any]]
+    operation: str, bucket: str, uid: str, action: Callable[[Actor, str], SegmentRecord]
 ) -> Response[Any]:
     """Delete or restore: ``action(who, segment_id)`` on the segment named by ``uid``."""
     who = bucket_actor(bucket)
@@ -139,32 +151,22 @@ def _record_action(
     "(no cycles; at most 32 levels above it). A segment with members can't become auxiliary (409). "
     "System segments can't be edited (403). Header `Idempotency-Key` makes a retry return the "
     "first response.",
-    responses={
-        **_ok("The segment as updated"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
-                "is not a live segment of the bucket or would make a cycle, nothing to update",
-                403: FORBIDDEN,
-                404: NOT_FOUND,
-                409: "The name is used by another segment; the segment has members and can't become "
-                "auxiliary; or a request with this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as updated",
+        {
+            400: "Validation error: a bad field, a definition that does not fit the type, a parent that "
+            "is not a live segment of the bucket or would make a cycle, nothing to update",
+            403: FORBIDDEN,
+            409: "The name is used by another segment; the segment has members and can't become "
+            "auxiliary; or a request with this Idempotency-Key is in progress",
+        },
+    ),
     security=SECURITY,
     tags=TAGS,
 )
 def update_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
     body: Annotated[SheepUpdateBody | None, Body()] = None,
 ) -> Response[Any]:
     who = bucket_actor(bucket)
@@ -174,15 +176,16 @@ def update_segment(
     def run() -> dict[str, Any]:
         if fixed:
             stored = usecase.get_segment(who, segment_id)
+            held = {"resource_type": stored.resource_type, "system_segment": bool(stored.system_segment)}
             for name, value in fixed.items():
-                if value != stored.get(name, False if name == "system_segment" else None):
+                if value != held[name]:
                     raise (
                         errors.Forbidden(usecase.SYSTEM_SEGMENT)
-                        if name == "system_segment" and stored.get(name)
+                        if name == "system_segment" and stored.system_segment
                         else errors.ValidationFailed(f"Invalid '{name}': it can't be changed")
                     )
             if not changes:
-                if stored.get("system_segment"):
+                if stored.system_segment:
                     raise errors.Forbidden(usecase.SYSTEM_SEGMENT)
                 return sheep_body(stored)
         try:
@@ -200,32 +203,17 @@ def update_segment(
     description="Soft delete: `record_state` becomes deleted, the name is free again, and the segment is no "
     "longer listed or served (404) until restored. System segments can't be deleted (403). Header "
     "`Idempotency-Key` makes a retry return the first response.",
-    responses={
-        **_ok("The segment as deleted"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Idempotency-Key invalid or reused with another request",
-                403: FORBIDDEN,
-                404: NOT_FOUND,
-                409: "A request with this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as deleted", {403: FORBIDDEN, 409: "A request with this Idempotency-Key is in progress"}
+    ),
     security=SECURITY,
     tags=TAGS,
 )
 def delete_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
 ) -> Response[Any]:
-    return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment_record)
+    return _record_action("sheep_delete_segment", bucket, uid, usecase.delete_segment)
 
 
 @manage_routes.post(
@@ -235,29 +223,19 @@ def delete_segment(
     "segment has the name now (rename or delete that one first) or when the segment is not deleted. "
     "A rule or uri based segment is `build_state` building again. Header `Idempotency-Key` makes a "
     "retry return the first response.",
-    responses={
-        **_ok("The segment as restored"),
-        **error_responses(
-            400,
-            401,
-            403,
-            404,
-            409,
-            500,
-            503,
-            notes={
-                400: "Idempotency-Key invalid or reused with another request",
-                404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
-                409: "The name is used by another segment now; the segment is not deleted; or a request with "
-                "this Idempotency-Key is in progress",
-            },
-        ),
-    },
+    responses=_responses(
+        "The segment as restored",
+        {
+            404: "No such segment in this bucket (unknown, another bucket's, or a malformed uid)",
+            409: "The name is used by another segment now; the segment is not deleted; or a request with "
+            "this Idempotency-Key is in progress",
+        },
+    ),
     security=SECURITY,
     tags=TAGS,
 )
 def restore_segment(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
 ) -> Response[Any]:
     return _record_action("sheep_restore_segment", bucket, uid, usecase.restore_segment)

@@ -14,12 +14,22 @@ from pydantic import BaseModel, Field
 from segments import errors
 from segments.models import NAME_MAX
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, dumps
-from segments.surfaces.sheep import SECURITY, SURFACE, VIEW_CONTEXTS, SheepSegment, error_responses, uri_of
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid, sheep_body
+from segments.surfaces.http import ok_schema
+from segments.surfaces.sheep import (
+    SECURITY,
+    SEGMENT_NOT_FOUND,
+    SURFACE,
+    VIEW_CONTEXTS,
+    SheepSegment,
+    error_responses,
+    ok,
+    uri_of,
+)
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid, sheep_body
 from segments.timefmt import sheep_time
 from segments.usecases import member_reads
 from segments.usecases import segments as usecase
+from segments.usecases.segment_tree import Node
 
 read_routes = Routes()
 
@@ -27,7 +37,6 @@ BASE = "/segments/v2/<bucket>"
 TAGS = ["SheepCRM segments"]
 PAGE_SIZE_MAX = 200
 PAGE_MAX = 1_000_000
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
 LIST_ERRORS = error_responses(
     400,
     401,
@@ -38,7 +47,7 @@ LIST_ERRORS = error_responses(
     notes={400: "Validation error (a bad `page`, `page_size` or `name`)", 404: "No such endpoint"},
 )
 SEGMENT_ERRORS = error_responses(
-    400, 401, 403, 404, 500, 503, notes={400: "Validation error (a bad `page` or `page_size`)", 404: NOT_FOUND}
+    400, 401, 403, 404, 500, 503, notes={400: "Validation error (a bad `page` or `page_size`)", 404: SEGMENT_NOT_FOUND}
 )
 
 _Page = Annotated[int, Query(ge=1, le=PAGE_MAX, description="1-based page (default 1)")]
@@ -88,27 +97,26 @@ class Count(BaseModel):
     build_state: str = Field(description="[ours] building while the rebuild engine applies a new definition")
 
 
-def _ok(model: type[BaseModel]) -> dict[int, Any]:
-    return {200: {"description": "OK", "content": {JSON: {"model": model}}}}
-
-
-def _json(body: dict[str, Any]) -> Response[Any]:
-    return Response(status_code=200, content_type=JSON, body=dumps(body))
-
-
 def _segments(bucket: str, *, include_inactive: bool, name: str | None, page: int, page_size: int) -> Response[Any]:
     found = usecase.browse(
         bucket_actor(bucket), include_inactive=include_inactive, name_contains=name, page=page, page_size=page_size
     )
-    items = found.pop("items")
-    return _json({"segments": [sheep_body(s) for s in items], **found})
+    return ok(
+        {
+            "segments": [sheep_body(s) for s in found.items],
+            "count": found.count,
+            "page": found.page,
+            "page_size": found.page_size,
+            "next_page": found.next_page,
+        }
+    )
 
 
 @read_routes.get(
     BASE,
     summary="Segments - List active segments",
     description="The bucket's active segments (`active` true, not deleted), by name (case-insensitive).",
-    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    responses={**ok_schema(SegmentPage), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -121,7 +129,7 @@ def list_active(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Resp
     summary="Segments - List all segments",
     description="The bucket's segments, inactive ones (`active` false) included, by name. Deleted segments are "
     "not listed (restore one by its uid).",
-    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    responses={**ok_schema(SegmentPage), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -134,7 +142,7 @@ def list_all(bucket: str, page: _Page = 1, page_size: _PageSize = 50) -> Respons
     summary="Segments - Find segments by name",
     description="Segments (active or not, not deleted) whose name contains `name`, compared as uniqueness "
     "compares names (trimmed, NFC, case-folded), by name.",
-    responses={**_ok(SegmentPage), **LIST_ERRORS},
+    responses={**ok_schema(SegmentPage), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -153,7 +161,7 @@ def find(
     description="The hierarchy of auxiliary segments and segments with a `parent_segment`, in the vendor's "
     'shape `{"segments": [...]}`: the roots by name, each a full segment with its descendants under '
     "`children` (by name). A segment whose parent is deleted is a root.",
-    responses={**_ok(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
+    responses={**ok_schema(Trees), **error_responses(401, 403, 404, 500, 503, notes={404: "No such endpoint"})},
     security=SECURITY,
     tags=TAGS,
 )
@@ -161,13 +169,13 @@ def trees(bucket: str) -> Response[Any]:
     roots = usecase.trees(bucket_actor(bucket))
     out: list[dict[str, Any]] = []
     # (node, the list its rendering joins): iterative, as deep as the trees are
-    stack: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [(node, out) for node in reversed(roots)]
+    stack: list[tuple[Node, list[dict[str, Any]]]] = [(node, out) for node in reversed(roots)]
     while stack:
         node, into = stack.pop()
-        rendered = {**sheep_body(node["segment"]), "children": []}
+        rendered = {**sheep_body(node.segment), "children": []}
         into.append(rendered)
-        stack.extend((child, rendered["children"]) for child in reversed(node["children"]))
-    return _json({"segments": out})
+        stack.extend((child, rendered["children"]) for child in reversed(node.children))
+    return ok({"segments": out})
 
 
 @read_routes.get(
@@ -175,19 +183,19 @@ def trees(bucket: str) -> Response[Any]:
     summary="Segments - Count a segment's records",
     description="`count` is the segment's current number of members (exact); while `build_state` is building it "
     "follows the membership as the rebuild converges.",
-    responses={**_ok(Count), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
+    responses={**ok_schema(Count), **error_responses(401, 403, 404, 500, 503, notes={404: SEGMENT_NOT_FOUND})},
     security=SECURITY,
     tags=TAGS,
 )
-def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (32 hex)")]) -> Response[Any]:
+def count(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     segment = usecase.get_segment(who, segment_id_of_uid(uid))
-    return _json(
+    return ok(
         {
-            "count": int(segment.get("current_size", 0)),
-            "description": segment.get("description") or "",
-            "segment": uri_of(bucket, segment["segment_id"]),
-            "build_state": segment["build_state"],
+            "count": segment.current_size or 0,
+            "description": segment.description or "",
+            "segment": uri_of(bucket, segment.segment_id),
+            "build_state": segment.build_state,
         }
     )
 
@@ -197,20 +205,20 @@ def count(bucket: str, uid: Annotated[str, Path(description="The segment's uid (
     summary="Segments - A segment's records",
     description="The segment's members as person records (`/{bucket}/person/{pid}/`), in PID order; past the "
     "end `results` is empty.",
-    responses={**_ok(SheepMemberPage), **SEGMENT_ERRORS},
+    responses={**ok_schema(SheepMemberPage), **SEGMENT_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
 def members(
     bucket: str,
-    uid: Annotated[str, Path(description="The segment's uid (32 hex)")],
+    uid: SegmentUid,
     page: _Page = 1,
     page_size: _PageSize = 50,
 ) -> Response[Any]:
     who = bucket_actor(bucket)
     segment_id = segment_id_of_uid(uid)
     found = member_reads.list_members(who, segment_id, page=page, cursor=None, page_size=page_size)
-    return _json(
+    return ok(
         {
             "count": found["total_count"],
             "page": page,
@@ -240,7 +248,7 @@ RESERVED = frozenset({"all", "find", "trees", "create", "fieldset", "segment"})
     description="The bucket's segments (active or not, not deleted) whose `view_context` holds the one given, by "
     "name, in the vendor's list shape. A value outside the vendor's enumeration is a 400; the vendor's own "
     "path words (create, fieldset, segment) are 404 as any unrouted path.",
-    responses={**_ok(SheepSegmentList), **LIST_ERRORS},
+    responses={**ok_schema(SheepSegmentList), **LIST_ERRORS},
     security=SECURITY,
     tags=TAGS,
 )
@@ -258,4 +266,4 @@ def view_context_segments(
         raise errors.ValidationFailed(
             f"Invalid 'view_context': {view_context!r} is not one of {', '.join(sorted(VIEW_CONTEXTS))}"
         )
-    return _json({"segments": [sheep_body(s) for s in usecase.in_view_context(who, view_context)]})
+    return ok({"segments": [sheep_body(s) for s in usecase.in_view_context(who, view_context)]})

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from segments import errors
 from segments.store import limits
 from segments.surfaces.app import Routes
-from segments.surfaces.http import JSON, dumps
-from segments.surfaces.sheep import SECURITY, error, error_responses, uid_of, uri_of
-from segments.surfaces.sheep_segments import bucket_actor, segment_id_of_uid
+from segments.surfaces.http import ok_schema
+from segments.surfaces.sheep import SECURITY, SEGMENT_NOT_FOUND, error, error_responses, ok, uid_of, uri_of
+from segments.surfaces.sheep_segments import SegmentUid, bucket_actor, segment_id_of_uid
 from segments.timefmt import sheep_time
 from segments.usecases import bulk_delete, lookup, segment_config, signal_reads
 
@@ -23,19 +23,6 @@ records_routes = Routes()
 
 BASE = "/segments/v2/<bucket>"
 TAGS = ["SheepCRM segments"]
-NOT_FOUND = "No such segment in this bucket (unknown, deleted, another bucket's, or a malformed uid)"
-_Uid = Annotated[str, Path(description="The segment's uid (32 hex)")]
-
-
-def _ok(model: Any, headers: dict[str, Any] | None = None) -> dict[int, Any]:
-    entry: dict[str, Any] = {"description": "OK", "content": {JSON: {"model": model}}}
-    if headers:
-        entry["headers"] = headers
-    return {200: entry}
-
-
-def _json(body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(status_code=200, content_type=JSON, body=dumps(body), headers=headers or {})
 
 
 # ------------------------------------------------------------------ config
@@ -92,15 +79,15 @@ class SegmentConfig(BaseModel):
     summary="Segment - Config",
     description="How a client shows, searches and sorts the segment's records: the default fieldset of its "
     "resource type (`mapping.fields` with labels and form types), the fields `lookup` searches, the sort order.",
-    responses={**_ok(SegmentConfig), **error_responses(401, 403, 404, 500, 503, notes={404: NOT_FOUND})},
+    responses={**ok_schema(SegmentConfig), **error_responses(401, 403, 404, 500, 503, notes={404: SEGMENT_NOT_FOUND})},
     security=SECURITY,
     tags=TAGS,
 )
-def config(bucket: str, uid: _Uid) -> Response[Any]:
+def config(bucket: str, uid: SegmentUid) -> Response[Any]:
     who = bucket_actor(bucket)
     found = segment_config.config(who, segment_id_of_uid(uid))
     editable = not found["system_segment"]
-    return _json(
+    return ok(
         {
             "mapping": found["mapping"],
             "resource_type": found["resource_type"],
@@ -151,15 +138,17 @@ LOOKUP_HEADERS = {
     f"`search_fields`). A name or email search examines at most {lookup.SCAN_CAP:,} members: header "
     "`X-Lookup-Truncated: true` says more may match.",
     responses={
-        **_ok(list[LookupItem], LOOKUP_HEADERS),
-        **error_responses(400, 401, 403, 404, 500, 503, notes={400: "A missing or bad `q` or `limit`", 404: NOT_FOUND}),
+        **ok_schema(list[LookupItem], headers=LOOKUP_HEADERS),
+        **error_responses(
+            400, 401, 403, 404, 500, 503, notes={400: "A missing or bad `q` or `limit`", 404: SEGMENT_NOT_FOUND}
+        ),
     },
     security=SECURITY,
     tags=TAGS,
 )
 def lookup_records(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     q: Annotated[str, Query(min_length=1, max_length=lookup.Q_MAX, description="One search term")],
     limit: Annotated[
         int, Query(ge=1, le=lookup.LIMIT_MAX, description=f"[ours] Results at most (default {lookup.LIMIT_DEFAULT})")
@@ -168,7 +157,7 @@ def lookup_records(
     who = bucket_actor(bucket)
     found = lookup.lookup(who, segment_id_of_uid(uid), q, limit=limit)
     headers = {"X-Lookup-Truncated": str(found.truncated).lower(), "X-Lookup-Scanned": str(found.scanned)}
-    return _json(found.results, headers)
+    return ok(found.results, headers)
 
 
 # ------------------------------------------------------------------ signals
@@ -191,7 +180,7 @@ class SegmentSignals(BaseModel):
     "`first_observed_at`, as `GET /v2/segments/signals/...` serves them (the same cursors): `since`/`until` "
     "(ISO-8601 with a zone, inclusive), `limit` (1-1,000), `cursor`.",
     responses={
-        **_ok(SegmentSignals),
+        **ok_schema(SegmentSignals),
         **error_responses(
             400,
             401,
@@ -202,7 +191,7 @@ class SegmentSignals(BaseModel):
             notes={
                 400: "A missing or unknown `type`, a bad `since`/`until`/`limit`, or a cursor not made for this "
                 "segment, type and window",
-                404: NOT_FOUND,
+                404: SEGMENT_NOT_FOUND,
             },
         ),
     },
@@ -211,7 +200,7 @@ class SegmentSignals(BaseModel):
 )
 def signals(
     bucket: str,
-    uid: _Uid,
+    uid: SegmentUid,
     type: Annotated[Literal["death", "job_change", "relocation"], Query(description="The signal type")],
     since: Annotated[str | None, Query(max_length=64)] = None,
     until: Annotated[str | None, Query(max_length=64)] = None,
@@ -229,7 +218,7 @@ def signals(
         }
         for entry in found["results"]
     ]
-    return _json(
+    return ok(
         {"segment": uri_of(bucket, segment_id), "type": type, "results": results, "next_cursor": found["next_cursor"]}
     )
 
@@ -300,7 +289,7 @@ def render_job(bucket: str, job: dict[str, Any]) -> dict[str, Any]:
     description="What `notification_uri` names: the status of a bulk action (`queued`, `running`, `done`, or "
     "`stopped` with the reason in `message`) and its counts so far.",
     responses={
-        **_ok(BulkNotification),
+        **ok_schema(BulkNotification),
         **error_responses(401, 403, 404, 500, 503, notes={404: "No such notification in this bucket"}),
     },
     security=SECURITY,
@@ -312,4 +301,4 @@ def notification(bucket: str, uid: Annotated[str, Path(description="The notifica
         job = bulk_delete.get_job(who, uid)
     except errors.NotFound:
         return error(404, "not_found", "Notification not found", "No such notification in this bucket")
-    return _json(render_job(bucket, job))
+    return ok(render_job(bucket, job))

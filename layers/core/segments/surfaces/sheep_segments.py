@@ -10,13 +10,14 @@ import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from segments import errors
 from segments.models import DESCRIPTION_MAX, Actor, NewSegment, clean_name, storable_segment
 from segments.rules import RULES_MAX, Rule
 from segments.store import limits
+from segments.store.segments import SegmentRecord
 from segments.surfaces.app import Routes
 from segments.surfaces.http import JSON, actor, dumps, parse_json, run_idempotent
 from segments.surfaces.sheep import (
@@ -41,6 +42,7 @@ VIEW_CONTEXT_MAX = 20
 SYSTEM_SEGMENT = "system segments are made by operators only (segments-admin create-system-segment)"
 
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
+SegmentUid = Annotated[str, Path(description="The segment's uid (32 hex)")]  # a route's {uid}
 UNTITLED = "Untitled segment "  # + the uid: the name of a segment created without one
 
 
@@ -164,7 +166,7 @@ def segment_id_of_uid(uid: str) -> str:
     return usecase.segment_id_or_404(uid)
 
 
-def sheep_body(segment: dict[str, Any]) -> dict[str, Any]:
+def sheep_body(segment: SegmentRecord) -> dict[str, Any]:
     """A segment rendered for the SheepCRM surface, numbers as JSON numbers again."""
     rendered = render(segment)
     return {**rendered, "rules": limits.plain(rendered["rules"])}
@@ -250,10 +252,10 @@ def create_segment(
     def run() -> dict[str, Any]:
         try:
             if request.name is not None:
-                return sheep_body(usecase.create_segment(who, new).model_dump())
+                return sheep_body(usecase.create_segment(who, new))
             segment_id = str(uuid.uuid4())
             untitled = segment_named(UNTITLED + uuid.UUID(segment_id).hex)
-            return sheep_body(usecase.create_segment(who, untitled, segment_id=segment_id).model_dump())
+            return sheep_body(usecase.create_segment(who, untitled, segment_id=segment_id))
         except errors.NameTaken as exc:
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
 

@@ -42,6 +42,7 @@ from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import jobs, records
 from segments.store import segments as segment_store
+from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
 from segments.usecases import chunks
 from segments.usecases import segments as usecase
@@ -94,34 +95,26 @@ def start(
     the job. Conflict when `safe_mode` and the segment's membership is still being built."""
     check_batch_size(batch_size)
     segment = usecase.get_segment(actor, segment_id)
-    if safe_mode and segment["build_state"] != "ready":
+    if safe_mode and segment.build_state != "ready":
         raise errors.Conflict(
-            f"Segment {segment['segment_id']} is {segment.get('segment_type')} and its membership is still being "
-            f"built (build_state building, definition_version {segment['definition_version']}): its members are not "
+            f"Segment {segment.segment_id} is {segment.segment_type} and its membership is still being "
+            f"built (build_state building, definition_version {segment.definition_version}): its members are not "
             "yet those of its rules. Wait for build_state ready, or send safe_mode=false"
         )
     at = iso(now())
-    job = {
-        "job_id": str(uuid.uuid4()),
-        "org_id": actor.org_id,
-        "bucket": actor.bucket,
-        "action": "delete",
-        "segment_id": segment["segment_id"],
-        "definition_version": int(segment["definition_version"]),
-        "rules": rules,
-        "safe_mode": safe_mode,
-        "batch_size": batch_size,
-        "verbose": verbose,
-        "requested_at": at,
-        "updated_at": at,
-        "request_id": actor.request_id,
-        "status": "queued",
-        "chunk": 0,
-        "cursor": None,
-        "counts": dict.fromkeys(COUNTS, 0),
-        "recent": [],
-        "message": None,
-    }
+    job = jobs.fresh(
+        org_id=actor.org_id,
+        bucket=actor.bucket,
+        action="delete",
+        segment=segment,
+        request_id=actor.request_id,
+        at=at,
+        rules=rules,
+        safe_mode=safe_mode,
+        batch_size=batch_size,
+        verbose=verbose,
+        counts=dict.fromkeys(COUNTS, 0),
+    )
     jobs.put_new(job)
     try:
         queues.send(queue_url(), {"org_id": actor.org_id, "job_id": job["job_id"], "chunk": 0})
@@ -212,14 +205,14 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
     return Outcome("chunk done", nxt)
 
 
-def _why_stop(job: Mapping[str, Any], segment: Mapping[str, Any] | None) -> str | None:
+def _why_stop(job: Mapping[str, Any], segment: SegmentRecord | None) -> str | None:
     if segment is None:
         return "the segment was deleted while the job ran"
     if not job.get("safe_mode"):
         return None
-    if int(segment.get("definition_version") or 1) != int(job["definition_version"]):
+    if (segment.definition_version or 1) != int(job["definition_version"]):
         return "safe mode: the segment's definition changed while the job ran"
-    if segment.get("build_state", "ready") != "ready":
+    if (segment.build_state or "ready") != "ready":
         return "safe mode: the segment's membership is being rebuilt"
     return None
 

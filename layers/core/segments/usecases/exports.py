@@ -100,9 +100,9 @@ def start(
     segment = usecase.get_segment(actor, segment_id)
     chosen = resolve_fields(actor, fields, fieldset_id)
     cap = get_settings().export_pdf_max_rows
-    if fmt == "pdf" and int(segment.get("current_size") or 0) > cap:
+    if fmt == "pdf" and int(segment.current_size or 0) > cap:
         raise errors.ValidationFailed(
-            f"A PDF holds at most {cap:,} rows and the segment has {int(segment['current_size']):,} members: "
+            f"A PDF holds at most {cap:,} rows and the segment has {int(segment.current_size or 0):,} members: "
             "export it as a spreadsheet (xlsx) or CSV instead"
         )
     settings = get_settings()
@@ -112,8 +112,8 @@ def start(
         "export_id": export_id,
         "org_id": actor.org_id,
         "bucket": actor.bucket,
-        "segment_id": segment["segment_id"],
-        "segment_name": segment["name"],
+        "segment_id": segment.segment_id,
+        "segment_name": segment.name,
         "format": fmt,
         "surface": surface,
         "fields": chosen,

@@ -130,11 +130,11 @@ def lookup(actor: Actor, segment_id: str, q: str, *, limit: int = LIMIT_DEFAULT)
     """Members of a live segment of the actor's org matching `q` (see the module docstring)."""
     term = clean_term(q)
     segment = usecase.get_segment(actor, segment_id)
-    sid = str(segment["segment_id"])
+    sid = segment.segment_id
     by, prefix = parse_term(term, actor.bucket)
     if by == "none":
         return Found(results=[], scanned=0, truncated=False, by="pid")
-    fields = fieldset(str(segment.get("resource_type") or "person")).search_fields
+    fields = fieldset(segment.resource_type or "person").search_fields
     wanted = _fold(term)
     results: list[dict[str, Any]] = []
     scanned, after, more, full = 0, None, True, False

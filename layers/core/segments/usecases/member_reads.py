@@ -21,9 +21,9 @@ def list_members(
     if page is not None and cursor is not None:
         raise errors.ValidationFailed("Give either 'page' or 'cursor', not both")
     segment = live_record(actor, segment_id)
-    segment_id = segment["segment_id"]
+    segment_id = segment.segment_id
     size = page_size or get_settings().members_page_size
-    total = int(segment.get("current_size", 0))
+    total = segment.current_size or 0
     if cursor is not None:
         after = cursors.decode(cursor, "members", segment_id)
         if not is_valid_pid(after):
@@ -52,7 +52,7 @@ def memberships(actor: Actor, pid: str) -> list[dict[str, Any]]:
     return [
         {
             "segment_id": r["segment_id"],
-            "name": live[r["segment_id"]].get("name"),
+            "name": live[r["segment_id"]].name,
             "first_added_at": r.get("first_added_at"),
             "last_added_at": r.get("last_added_at"),
         }
@@ -63,7 +63,7 @@ def memberships(actor: Actor, pid: str) -> list[dict[str, Any]]:
 
 def history(actor: Actor, segment_id: str, *, cursor: str | None, limit: int) -> dict[str, Any]:
     """The membership ledger oldest first, one entry per PID and change, `limit` a page."""
-    segment_id = live_record(actor, segment_id)["segment_id"]
+    segment_id = live_record(actor, segment_id).segment_id
     start_sk, offset = None, 0
     if cursor is not None:
         position = cursors.decode(cursor, "history", segment_id)

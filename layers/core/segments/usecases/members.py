@@ -178,7 +178,7 @@ def _acquire(org_id: str, segment_id: str, owner: str, types: Sequence[str]) -> 
             raise errors.Retryable("Another update of this segment's members is in progress; retry later")
         attempt += 1
         cap = min(0.5, 0.02 * 2 ** min(attempt, 5))
-        time.sleep(min(remaining, random.uniform(cap / 2, cap)))
+        time.sleep(min(remaining, random.uniform(cap / 2, cap)))  # nosec B311  # jitter, not a secret
 
 
 def _commit(

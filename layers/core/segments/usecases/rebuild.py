@@ -48,6 +48,7 @@ from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import members as member_store
 from segments.store import rule_index
+from segments.store import segments as segment_store
 from segments.usecases import members
 from segments.usecases.rule_definitions import RULE_TYPES, Definition, person
 
@@ -111,13 +112,13 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
     """Do one chunk of a rebuild (see the module's docstring)."""
     org_id, segment_id = str(message["org_id"]), str(message["segment_id"])
     version, run, chunk = int(message["definition_version"]), str(message["run"]), int(message["chunk"])
-    record = rule_index.segment(org_id, segment_id)
-    if record is None or record.get("record_state") != "active":
+    record = segment_store.get_any(org_id, segment_id)
+    if record is None or not record.live:
         return _dropped("deleted", message)
     definition = Definition.of_segment(record)
     if definition.version != version or not definition.needs_build:
         return _dropped("superseded", message)
-    progress = record.get("build_progress") or {}
+    progress = record.build_progress or {}
     recorded = int(progress.get("chunk", 0)) if progress.get("run") == run else 0
     if recorded > chunk:
         if recorded == chunk + 1 and receive_count > 1 and progress.get("phase") != "done":

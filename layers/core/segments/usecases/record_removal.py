@@ -51,7 +51,7 @@ def person_removed(org_id: str, pid: str, *, change_id: str) -> Removed:
         return result
     actor = Actor(org_id=org_id, bucket="-", request_id=_derived("req_", "rule", change_id), reason="rule")
     for segment_id, record in sorted(segment_store.live_by_id(org_id, held).items()):
-        definition = Definition.of_segment({**record, "org_id": org_id, "segment_id": segment_id})
+        definition = Definition.of_segment(record)
         if definition.segment_type not in RULE_TYPES or definition.wants(pid, None) is not False:
             continue
         try:

@@ -22,6 +22,7 @@ from typing import Any
 from segments import rules as grammar
 from segments.observability import logger
 from segments.store import keys
+from segments.store.segments import SegmentRecord
 
 RULE_TYPES = frozenset({"dynamic", "hybrid"})
 # Attributes of a person item that are storage, not person data: never a rule's field.
@@ -42,8 +43,8 @@ class Definition:
     live: bool
 
     @classmethod
-    def of_segment(cls, record: Mapping[str, Any]) -> Definition:
-        """From a segment record (plain dict, as from_item gives it)."""
+    def of_segment(cls, record: SegmentRecord | Mapping[str, Any]) -> Definition:
+        """From a segment: the store's record, or an item's image as a plain dict (a stream's)."""
         bucket = str(record.get("bucket") or "")
         return cls(
             org_id=str(record["org_id"]),

@@ -111,7 +111,7 @@ def config(actor: Actor, segment_id: str) -> dict[str, Any]:
     """The config of a live segment of the actor's org (NotFound alike for missing, deleted or
     foreign): {resource_type, segment_id, segment_type, view_context, system_segment, mapping}."""
     segment = usecase.get_segment(actor, segment_id)
-    resource_type = str(segment.get("resource_type") or "person")
+    resource_type = segment.resource_type or "person"
     fs = fieldset(resource_type)
     contact_search = list(fs.search_fields) if fs.contact_field == "uri" else []
     mapping = {
@@ -132,11 +132,11 @@ def config(actor: Actor, segment_id: str) -> dict[str, Any]:
         "use_mapreduce": False,
     }
     return {
-        "segment_id": segment["segment_id"],
+        "segment_id": segment.segment_id,
         "resource_type": resource_type,
-        "segment_type": segment.get("segment_type") or "static",
-        "view_context": list(segment.get("view_context") or []),
-        "system_segment": bool(segment.get("system_segment")),
-        "record_state": segment.get("record_state"),
+        "segment_type": segment.segment_type or "static",
+        "view_context": list(segment.view_context or ()),
+        "system_segment": bool(segment.system_segment),
+        "record_state": segment.record_state,
         "mapping": mapping,
     }

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from segments import errors
 from segments.models import Actor, name_key
 from segments.store import segments as store
+from segments.store.segments import SegmentRecord
 
 MAX_DEPTH = 32  # ancestors a new parent may have (the walk's bound)
 
@@ -53,11 +55,11 @@ def parent_chain(actor: Actor, segment_id: str | None, parent: str) -> list[tupl
         if len(chain) == MAX_DEPTH:
             raise errors.ValidationFailed(f"Invalid 'parent_segment': trees may nest at most {MAX_DEPTH} levels")
         record = store.get_any(actor.org_id, current)
-        if record is None or (not chain and record.get("record_state") != "active"):
+        if record is None or (not chain and not record.live):
             if not chain:
                 raise _not_a_parent(actor, parent)
             break  # a dangling link ends the chain
-        link = record.get("parent_segment")
+        link = record.parent_segment
         chain.append((current, link))
         current = segment_id_of(actor.bucket, link)
         if current is not None and any(current == sid for sid, _ in chain):
@@ -77,46 +79,53 @@ def chain_checks(actor: Actor, chain: list[tuple[str, str | None]], *, whole: bo
 # ------------------------------------------------------------------ the forest
 
 
-def forest(bucket: str, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The bucket's trees: auxiliary segments and segments with a parent, as nested nodes
-    {"segment": the record as given, "children": [nodes]}, children by name. A segment whose
-    parent is not live (deleted) is a root."""
-    nodes: dict[str, dict[str, Any]] = {}
+@dataclass
+class Node:
+    """A segment of a tree and its children (nodes, by name)."""
+
+    segment: SegmentRecord
+    children: list[Node] = field(default_factory=list)
+
+
+def forest(bucket: str, segments: list[SegmentRecord]) -> list[Node]:
+    """The bucket's trees: auxiliary segments and segments with a parent, as nested nodes, children
+    by name. A segment whose parent is not live (deleted) is a root."""
+    nodes: dict[str, Node] = {}
     links: dict[str, str] = {}  # node uri -> its parent's uri ("" for none)
     for s in segments:
-        if s.get("segment_type") != "auxiliary" and not s.get("parent_segment"):
+        if s.segment_type != "auxiliary" and not s.parent_segment:
             continue
-        uri = uri_of(bucket, s["segment_id"])
-        nodes[uri] = {"segment": s, "children": []}
-        links[uri] = s.get("parent_segment") or ""
-    roots: list[dict[str, Any]] = []
+        uri = uri_of(bucket, s.segment_id)
+        nodes[uri] = Node(s)
+        links[uri] = s.parent_segment or ""
+    roots: list[Node] = []
     for uri, node in nodes.items():
         parent = nodes.get(links[uri])
-        (parent["children"] if parent is not None else roots).append(node)
+        (parent.children if parent is not None else roots).append(node)
     # A stored cycle (impossible since cycles are refused, but never loop on one): nodes no root
     # reaches become roots, their link to the cycle cut.
     reached: set[str] = set()
 
-    def node_uri_of(node: dict[str, Any]) -> str:
-        return uri_of(bucket, node["segment"]["segment_id"])
+    def node_uri_of(node: Node) -> str:
+        return uri_of(bucket, node.segment.segment_id)
 
     stack = list(roots)
     while stack:
         node = stack.pop()
         reached.add(node_uri_of(node))
-        stack.extend(node["children"])
+        stack.extend(node.children)
     for node_uri, node in nodes.items():
         if node_uri not in reached:
             parent = nodes[links[node_uri]]
-            parent["children"] = [c for c in parent["children"] if node_uri_of(c) != node_uri]
+            parent.children = [c for c in parent.children if node_uri_of(c) != node_uri]
             roots.append(node)
             stack = [node]
             while stack:
                 current = stack.pop()
                 reached.add(node_uri_of(current))
-                stack.extend(c for c in current["children"] if node_uri_of(c) not in reached)
-    by_name = lambda n: (name_key(n["segment"]["name"]), n["segment"]["segment_id"])  # noqa: E731
+                stack.extend(c for c in current.children if node_uri_of(c) not in reached)
+    by_name = lambda n: (name_key(n.segment.name), n.segment.segment_id)  # noqa: E731
     roots.sort(key=by_name)
     for node in nodes.values():
-        node["children"].sort(key=by_name)
+        node.children.sort(key=by_name)
     return roots

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from segments import cursors, errors
@@ -23,6 +24,7 @@ from segments.models import (
 from segments.observability import MetricUnit, metrics
 from segments.store import limits
 from segments.store import segments as store
+from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
 from segments.usecases import segment_tree as tree
 
@@ -50,15 +52,15 @@ EDITABLE = frozenset(
 _EMPTY_DEFINITION: dict[str, Any] = {"segment_type": "static", "rules": [], "uris_include": [], "uris_exclude": []}
 
 
-def _definition(record: dict[str, Any]) -> dict[str, Any]:
-    return {f: limits.plain(record.get(f) or _EMPTY_DEFINITION[f]) for f in DEFINITION_FIELDS}
+def _definition(segment: SegmentRecord | Mapping[str, Any]) -> dict[str, Any]:
+    return {f: limits.plain(segment.get(f) or _EMPTY_DEFINITION[f]) for f in DEFINITION_FIELDS}
 
 
 def _build_state(definition: dict[str, Any]) -> BuildState:
     return "building" if needs_build(definition["segment_type"], definition) else "ready"
 
 
-def create_segment(actor: Actor, new: NewSegment, *, segment_id: str | None = None) -> Segment:
+def create_segment(actor: Actor, new: NewSegment, *, segment_id: str | None = None) -> SegmentRecord:
     """Create an empty segment (with `segment_id` when given: the caller made the id, e.g. to name
     the segment after it); the name must be unique in the org (enforced by the store). Its
     definition is version 1; a rule or uri based one starts "building" (the rebuild engine fills
@@ -86,11 +88,11 @@ def create_segment(actor: Actor, new: NewSegment, *, segment_id: str | None = No
             **new.model_dump(),
         )
         try:
-            store.put_with_name(segment.model_dump(), name_key(segment.name), checks)
+            created = store.put_with_name(segment.model_dump(), name_key(segment.name), checks)
         except store.Stale:
             continue  # the parent was deleted or moved meanwhile: walk again
         metrics.add_metric(name="SegmentsCreated", unit=MetricUnit.Count, value=1)
-        return segment
+        return created
     raise errors.Retryable(BUSY)
 
 
@@ -102,44 +104,43 @@ def segment_id_or_404(value: str) -> str:
         raise errors.NotFound(SEGMENT_NOT_FOUND) from exc
 
 
-def live_record(actor: Actor, segment_id: str) -> dict[str, Any]:
-    """The actor's live segment record (storage fields included); a missing, malformed, deleted or
-    foreign id is NotFound alike."""
+def live_record(actor: Actor, segment_id: str) -> SegmentRecord:
+    """The actor's live segment as stored; a missing, malformed, deleted or foreign id is NotFound
+    alike."""
     record = store.get_live(actor.org_id, segment_id_or_404(segment_id))
     if record is None:
         raise errors.NotFound(SEGMENT_NOT_FOUND)
     return record
 
 
-def get_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
+def get_segment(actor: Actor, segment_id: str) -> SegmentRecord:
     """The actor's live segment as callers see it (a record written before definitions were
     versioned reads as version 1, ready)."""
-    return with_build_fields(store.public(live_record(actor, segment_id)))
+    return with_build_fields(live_record(actor, segment_id))
 
 
-def with_build_fields(segment: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **segment,
-        "definition_version": segment.get("definition_version", 1),
-        "build_state": segment.get("build_state", "ready"),
-    }
+def with_build_fields(segment: SegmentRecord) -> SegmentRecord:
+    return replace(
+        segment,
+        definition_version=1 if segment.definition_version is None else segment.definition_version,
+        build_state=segment.build_state or "ready",
+    )
 
 
-def list_segments(actor: Actor, *, cursor: str | None, limit: int) -> dict[str, Any]:
-    """The org's live segments, newest first, `limit` a page, with an opaque cursor."""
+def list_segments(actor: Actor, *, cursor: str | None, limit: int) -> tuple[list[SegmentRecord], str | None]:
+    """The org's live segments, newest first, `limit` a page, as stored (no defaults filled in), and
+    the opaque cursor of the next page (None on the last)."""
     after = None
     if cursor is not None:
         after = cursors.decode(cursor, "segments", actor.org_id)
         if not isinstance(after, str) or not _LISTING_KEY.match(after):
             raise errors.ValidationFailed(cursors.INVALID)
     found, more = store.list_live(actor.org_id, after=after, limit=limit)
-    return {
-        "items": [segment for segment, _ in found],
-        "next_cursor": cursors.encode("segments", actor.org_id, found[-1][1]) if more else None,
-    }
+    next_cursor = cursors.encode("segments", actor.org_id, found[-1][1]) if more else None
+    return [segment for segment, _ in found], next_cursor
 
 
-def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> SegmentRecord:
     """Change a live segment's EDITABLE fields (None clears description and parent_segment).
 
     A new name takes its lock in the same transaction that frees the old one, so uniqueness holds;
@@ -156,7 +157,7 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> di
         raise errors.ValidationFailed(f"Invalid '{unknown[0]}': it can't be changed")
     for _ in range(STALE_RETRIES):
         record = _editable(actor, segment_id)
-        sid = record["segment_id"]
+        sid = record.segment_id
         sets: dict[str, Any] = {"updated_at": iso(now())}
         removes: list[str] = []
         new_key = None
@@ -177,19 +178,19 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> di
                 raise errors.ValidationFailed(problem)
             building = needs_build(old["segment_type"], old) or needs_build(new["segment_type"], new)
             sets |= {
-                "definition_version": int(record.get("definition_version", 1)) + 1,
+                "definition_version": (record.definition_version or 1) + 1,
                 "build_state": "building" if building else "ready",
             }
             removes.append("build_progress")
         to_auxiliary = new["segment_type"] == "auxiliary" and old["segment_type"] != "auxiliary"
-        if to_auxiliary and int(record.get("current_size", 0)) > 0:
+        if to_auxiliary and (record.current_size or 0) > 0:
             raise errors.Conflict(
-                f"Segment {sid} has {record['current_size']} members: remove them before making "
+                f"Segment {sid} has {record.current_size} members: remove them before making "
                 f"it auxiliary (auxiliary segments have no members)"
             )
         checks: dict[str, dict[str, Any]] = {}
         parent = changes.get("parent_segment")
-        if parent is not None and parent != record.get("parent_segment"):
+        if parent is not None and parent != record.parent_segment:
             checks = tree.chain_checks(actor, tree.parent_chain(actor, sid, parent), whole=True)
         try:
             store.update(
@@ -199,7 +200,7 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> di
                 sets=sets,
                 removes=removes,
                 new_name_key=new_key,
-                version=record.get("definition_version"),
+                version=record.definition_version,
                 checks=checks,
                 empty_at_ms=int(time.time() * 1000) if to_auxiliary else None,
             )
@@ -210,30 +211,22 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> di
     raise errors.Retryable(BUSY)
 
 
-def delete_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
+def delete_segment(actor: Actor, segment_id: str) -> SegmentRecord:
     """Soft delete: record_state=deleted and the name freed in one transaction; members stay stored
-    but are no longer served. Returns {segment_id, record_state, deleted_at}."""
-    deleted = delete_segment_record(actor, segment_id)
-    return {"segment_id": deleted["segment_id"], "record_state": "deleted", "deleted_at": deleted["deleted_at"]}
-
-
-def delete_segment_record(actor: Actor, segment_id: str) -> dict[str, Any]:
-    """As delete_segment, returning the deleted segment as callers see it."""
+    but are no longer served. Returns the deleted segment as callers see it."""
     for _ in range(STALE_RETRIES):
         record = _editable(actor, segment_id)
         at = iso(now())
         try:
-            store.delete(actor.org_id, record["segment_id"], name_key=_name_key_of(record), at=at)
+            store.delete(actor.org_id, record.segment_id, name_key=_name_key_of(record), at=at)
         except store.Stale:
             continue
         metrics.add_metric(name="SegmentsDeleted", unit=MetricUnit.Count, value=1)
-        return with_build_fields(
-            store.public({**record, "record_state": "deleted", "deleted_at": at, "updated_at": at})
-        )
+        return with_build_fields(replace(record, record_state="deleted", deleted_at=at, updated_at=at))
     raise errors.Retryable(BUSY)
 
 
-def restore_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
+def restore_segment(actor: Actor, segment_id: str) -> SegmentRecord:
     """A deleted segment back to active, taking its name lock again in the same transaction:
     Conflict when the segment is not deleted or another live segment has its name now. A rule or
     uri based segment is "building" again (records changed while it was deleted), same version."""
@@ -242,16 +235,17 @@ def restore_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
         record = store.get_any(actor.org_id, sid)
         if record is None:
             raise errors.NotFound(SEGMENT_NOT_FOUND)
-        if record.get("record_state") != "deleted":
+        if record.record_state != "deleted":
             raise errors.Conflict(f"Segment {sid} is not deleted: there is nothing to restore")
         sets: dict[str, Any] = {"updated_at": iso(now())}
-        if needs_build(*_type_and_definition(record)):
+        definition = _definition(record)
+        if needs_build(definition["segment_type"], definition):
             sets["build_state"] = "building"
         try:
-            store.restore(actor.org_id, sid, name_key=_name_key_of(record), sets=sets, name=record["name"])
+            store.restore(actor.org_id, sid, name_key=_name_key_of(record), sets=sets, name=record.name)
         except errors.NameTaken as exc:
             raise errors.Conflict(
-                f"Segment name {record['name']!r} is used by another segment now: rename or "
+                f"Segment name {record.name!r} is used by another segment now: rename or "
                 f"delete that one, then restore this one"
             ) from exc
         except store.Stale:
@@ -261,48 +255,56 @@ def restore_segment(actor: Actor, segment_id: str) -> dict[str, Any]:
     raise errors.Retryable(BUSY)
 
 
-def _type_and_definition(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    definition = _definition(record)
-    return definition["segment_type"], definition
-
-
 # ------------------------------------------------------------------ browsing (SheepCRM listings)
 
 
-def browse(
-    actor: Actor, *, include_inactive: bool, name_contains: str | None, page: int, page_size: int
-) -> dict[str, Any]:
-    """The org's live segments by name (case-insensitive, then id), one 1-based page:
-    {count, page, page_size, items, next_page}. Without `include_inactive`, only active=true ones;
-    `name_contains` compares folded names (as uniqueness does)."""
+@dataclass(frozen=True)
+class Browsed:
+    """One 1-based page of a listing: `count` counts every match, `next_page` is None on the last."""
+
+    count: int
+    page: int
+    page_size: int
+    items: list[SegmentRecord]
+    next_page: int | None
+
+
+def browse(actor: Actor, *, include_inactive: bool, name_contains: str | None, page: int, page_size: int) -> Browsed:
+    """The org's live segments by name (case-insensitive, then id), one 1-based page. Without
+    `include_inactive`, only active=true ones; `name_contains` compares folded names (as uniqueness
+    does)."""
     found = store.all_live(actor.org_id)
     if not include_inactive:
-        found = [s for s in found if s.get("active", True)]
+        found = [s for s in found if s.active is not False]
     if name_contains is not None:
         wanted = name_key(name_contains)
-        found = [s for s in found if wanted in name_key(s["name"])]
-    found.sort(key=lambda s: (name_key(s["name"]), s["segment_id"]))
+        found = [s for s in found if wanted in name_key(s.name)]
+    found.sort(key=_by_name)
     start = (page - 1) * page_size
-    return {
-        "count": len(found),
-        "page": page,
-        "page_size": page_size,
-        "items": [with_build_fields(s) for s in found[start : start + page_size]],
-        "next_page": page + 1 if start + page_size < len(found) else None,
-    }
+    return Browsed(
+        count=len(found),
+        page=page,
+        page_size=page_size,
+        items=[with_build_fields(s) for s in found[start : start + page_size]],
+        next_page=page + 1 if start + page_size < len(found) else None,
+    )
 
 
-def trees(actor: Actor) -> list[dict[str, Any]]:
-    """The org's segment trees (auxiliary segments and segments with a parent), nested:
-    [{"segment": the segment as callers see it, "children": [...]}], by name."""
+def trees(actor: Actor) -> list[tree.Node]:
+    """The org's segment trees (auxiliary segments and segments with a parent), nested, by name;
+    each node's segment as callers see it."""
     return tree.forest(actor.bucket, [with_build_fields(s) for s in store.all_live(actor.org_id)])
 
 
-def in_view_context(actor: Actor, view_context: str) -> list[dict[str, Any]]:
+def in_view_context(actor: Actor, view_context: str) -> list[SegmentRecord]:
     """The org's live segments whose view_context holds `view_context`, by name (then id)."""
-    found = [s for s in store.all_live(actor.org_id) if view_context in (s.get("view_context") or ())]
-    found.sort(key=lambda s: (name_key(s["name"]), s["segment_id"]))
+    found = [s for s in store.all_live(actor.org_id) if view_context in (s.view_context or ())]
+    found.sort(key=_by_name)
     return [with_build_fields(s) for s in found]
+
+
+def _by_name(segment: SegmentRecord) -> tuple[str, str]:
+    return name_key(segment.name), segment.segment_id
 
 
 # ------------------------------------------------------------------ who writes members
@@ -326,12 +328,12 @@ def members_refused(segment_id: str, segment_type: str | None) -> errors.DomainE
     return errors.ValidationFailed(f"Segment {segment_id} is {segment_type}: {why}")
 
 
-def _editable(actor: Actor, segment_id: str) -> dict[str, Any]:
+def _editable(actor: Actor, segment_id: str) -> SegmentRecord:
     record = live_record(actor, segment_id)
-    if record.get("system_segment"):
+    if record.system_segment:
         raise errors.Forbidden(SYSTEM_SEGMENT)
     return record
 
 
-def _name_key_of(record: dict[str, Any]) -> str:
-    return str(record.get("name_key") or name_key(record["name"]))
+def _name_key_of(record: SegmentRecord) -> str:
+    return record.name_key or name_key(record.name)

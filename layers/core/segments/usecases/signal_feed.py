@@ -75,7 +75,7 @@ def release_held(org_id: str, segment_id: str) -> Reconciled:
     members become feed entries (INSERTs: served, and published once), then the held entries go.
     A retry repeats both harmlessly (a rewritten feed entry is a MODIFY: published once only)."""
     record = segments_store.get_any(org_id, segment_id)
-    if record is None or record.get("record_state") != "active":  # deleted again meanwhile: hold on
+    if record is None or not record.live:  # deleted again meanwhile: hold on
         logger.info("held signals kept: the segment is not live", extra={"segment_id": segment_id})
         return Reconciled(segment_id, "restored", 0, 0)
     entries = held.held_entries(segment_id)

@@ -51,8 +51,7 @@ def list_signals(
     low_at, high_at = parse_time(since, "since"), parse_time(until, "until")
     if low_at and high_at and low_at > high_at:
         raise errors.ValidationFailed("Invalid 'since': it is after 'until'")
-    record = live_record(actor, segment_id)
-    sid = str(record["segment_id"])
+    sid = live_record(actor, segment_id).segment_id
     low, high = store.feed_bounds(signal_type, low_at, high_at)
     scope = f"{actor.org_id}:{sid}:{low_at or ''}:{high_at or ''}"
     kind = f"signals:{signal_type}"

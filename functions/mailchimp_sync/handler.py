@@ -1,0 +1,22 @@
+"""Mailchimp audience sync: MailchimpSyncQueue's consumer (membership changes from the bus, the
+delayed incremental syncs they schedule, full syncs), reporting per-message failures."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from segments.adapters.sqs import sqs_processor
+from segments.observability import observed
+from segments.usecases import mailchimp_sync
+
+processor = sqs_processor("mailchimp sync")
+
+
+def record_handler(record: SQSRecord) -> None:
+    mailchimp_sync.process_message(record.body, receive_count=int(record.attributes.approximate_receive_count or 1))
+
+
+@observed
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
