@@ -84,6 +84,7 @@ def test_cli_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
         "rules-eval",
         "rule-realtime",
         "rule-rebuild",
+        "exports",
         "mailchimp",
         "stream_readers",
         "environments",

@@ -92,7 +92,10 @@ def gateway() -> Any:
     from conftest import ENV
     from tools.moto_atomic import make_moto_atomic
 
-    saved = {k: os.environ.get(k) for k in [*ENV, "BULK_DELETE_QUEUE_URL"]}
+    saved = {
+        k: os.environ.get(k)
+        for k in [*ENV, "BULK_DELETE_QUEUE_URL", "EXPORT_QUEUE_URL", "EXPORTS_BUCKET", "MAILCHIMP_SYNC_QUEUE_URL"]
+    }
     os.environ.update(ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     make_moto_atomic()
@@ -108,6 +111,12 @@ def gateway() -> Any:
         # SheepCRM action/delete queues its first chunk (nothing consumes it here)
         queues = cfn.create_queues(boto3.client("sqs", region_name="us-east-1"), template())
         os.environ["BULK_DELETE_QUEUE_URL"] = queues["BulkDeleteQueue"]
+        # exports queue their first chunk and presign URLs of the exports bucket
+        os.environ["EXPORT_QUEUE_URL"] = queues["ExportQueue"]
+        buckets = cfn.create_buckets(boto3.client("s3", region_name="us-east-1"), template())
+        os.environ["EXPORTS_BUCKET"] = buckets["ExportsBucket"]
+        os.environ["MAILCHIMP_SYNC_QUEUE_URL"] = queues["MailchimpSyncQueue"]  # a full sync queues its first chunk
+        _reset_core()
         org = make_org("contract-org", "contract")
         uids = seed_sheep(org)
         yield GatewayWSGI(Api()), org, uids
@@ -175,10 +184,10 @@ def test_api_conforms_to_its_openapi(case: Any, gateway: Any) -> None:
     if sheep:
         sheep_path_parameters(case, org, uids)
     response = case.call(headers=auth, app=app)
-    case.validate_response(
-        response,
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
-    )
+    checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
+    if not (response.status_code == 501 and case.path.endswith("/action/replace")):  # documented: not implemented
+        checks.insert(0, not_a_server_error)
+    case.validate_response(response, checks=checks)
     if response.status_code >= 400:
         body = json.loads(response.content)
         expected = {"error", "description", "type"} if sheep else {"error", "status_code", "api_request_id"}

@@ -106,6 +106,8 @@ def test_event_replays_with_the_expected_answer(aws: None, entry: dict[str, Any]
             assert body["count"] == len(entry.get("seed_members", []))
         else:
             assert isinstance(body["segments"], list)
+    elif entry["function"] == "SheepExportsFunction":  # SheepCRM's fieldsetList (a receipt needs a queue)
+        assert isinstance(body["fieldsets"], list) and body["fieldsets"][0]["uid"] == "person"
     elif entry["function"] == "SheepRecordsFunction":  # a segment's config, a lookup list, its signals
         if isinstance(body, list):
             found = [i["minerva_pid"] for i in body]

@@ -23,6 +23,7 @@ from typing import Any
 import botocore.session
 import pytest
 from helpers.bulk import Bulk, bulk_fixture, bulk_queue_fixture  # noqa: F401 - the `bulk`, `bulk_queue` fixtures
+from helpers.exports import Exports, export_queue_fixture, exports_fixture  # noqa: F401 - `export_queue`, `exports`
 from helpers.faults import inject
 from helpers.mailchimp import Sync, mailchimp_fixture, membership_event, set_credentials  # noqa: F401 - `mailchimp`
 from helpers.rules import Rig, members_of, rig_fixture, sheep_segment  # noqa: F401 - the `rig` fixture
@@ -80,6 +81,19 @@ _TRANSACT_ACTIONS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
     "Get": "GetItem",
+}
+
+
+# The IAM action each S3 operation the service uses needs (a multipart upload's calls are PutObject's).
+S3_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "ListParts": "s3:ListMultipartUploadParts",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
 }
 
 
@@ -182,6 +196,14 @@ class Recorder:
         self.calls: set[Call] = set()
         self.routes: set[tuple[str, str, str]] = set()  # (function, resource path, method) invoked
 
+    def s3_hook(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """S3 calls by their API parameters (a presigned URL is signed with them too: it needs the
+        same right as the call it stands for)."""
+        if self.function is None:
+            return
+        resource = f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"
+        self.calls.add(Call(self.function, S3_ACTIONS[model.name], resource, model.name))
+
     def hook(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.function is None:
             return  # test setup, not a function
@@ -201,6 +223,8 @@ def recorder(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
         client = create_client(self, service_name, *args, **kwargs)
         if service_name in ("dynamodb", "events", "sqs", "secretsmanager", "kms"):
             client.meta.events.register(f"before-call.{service_name}", rec.hook)
+        if service_name == "s3":
+            client.meta.events.register("before-parameter-build.s3", rec.s3_hook)
         return client
 
     def traced_invoke(self: Functions, logical_id: str, event: dict[str, Any]) -> Any:
@@ -382,6 +406,33 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert api.get(f"{base}/notification/{job}", bearer=k).status == 200
     assert api.get(f"{base}/notification/{uuid.uuid4().hex}", bearer=k).status == 404
 
+    # exports (Minerva: started, replayed, read, listed, refused; SheepCRM: the three reports, a
+    # journal) and fieldsets (list, generated, create, read, delete both ways)
+    exp_key = {"Idempotency-Key": f"e-{uuid.uuid4()}"}
+    for _ in range(2):
+        exported = api.post("/v2/segments/exports", key=k, body={"segment_id": seg, "format": "csv"}, headers=exp_key)
+        assert exported.status == 202, exported.text
+    export_id = exported.json["export_id"]
+    assert api.get(f"/v2/segments/exports/{export_id}", key=k).status == 200
+    assert api.get(f"/v2/segments/exports/{missing}", key=k).status == 404
+    assert api.get("/v2/segments/exports", key=k, query={"segment_id": seg}).status == 200
+    assert api.post("/v2/segments/exports", key=k, body={"segment_id": missing, "format": "csv"}).status == 404
+    for kind in ("excel", "xlsx", "pdf"):
+        assert api.get(f"{seg_base}/all/{kind}", bearer=k).status in (200, 429)
+    receipt = api.get(f"{seg_base}/all/excel", bearer=other.key)
+    assert receipt.status == 403
+    journals = api.get(f"{base}/journal/{uuid.UUID(export_id).hex}", bearer=k)
+    assert journals.status == 200, journals.text
+    assert api.get(f"{base}/journal/{uuid.uuid4().hex}", bearer=k).status == 404
+    fieldset_base = f"{base}/fieldset"
+    assert api.get(fieldset_base, bearer=k, query={"resource": "person"}).status == 200
+    made = api.post(fieldset_base, bearer=k, query={"fields": "first_name"})
+    assert made.status == 201, made.text
+    assert api.get(f"{fieldset_base}/{made.json['uid']}", bearer=k).status == 200
+    assert api.get(f"{fieldset_base}/person", bearer=k).status == 200
+    assert api.delete(fieldset_base, bearer=k, query={"uid": made.json["uid"]}).status == 200
+    assert api.delete(f"{fieldset_base}/{made.json['uid']}", bearer=k).status == 404
+
     # DELETE: replay, then 404
     delete_key = {"Idempotency-Key": f"d-{uuid.uuid4()}"}
     for _ in range(2):
@@ -390,7 +441,7 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
 
 
 def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
-    api: Api, recorder: Recorder, bulk_queue: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, recorder: Recorder, bulk_queue: str, export_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org, other = make_org("org-a", "org-a"), make_org("org-b", "org-b")
     exercise_every_route(api, org, other)
@@ -426,6 +477,7 @@ def test_every_dynamodb_call_of_every_route_is_allowed_by_the_functions_policy(
         ("WebhookDeliveryFunction", "dynamodb:UpdateItem"),
         ("WebhookDeliveryFunction", "sqs:SendMessage"),
     } <= webhook_calls
+    assert ("SheepExportsFunction", "sqs:SendMessage") in {(c.function, c.action) for c in recorder.calls}
     denied = sorted(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
@@ -665,6 +717,58 @@ def test_every_aws_call_of_a_bulk_delete_is_allowed_by_the_functions_policy(
         f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
         for c in recorder.calls
         if c.function in ("BulkDeleteFunction", "RuleMembershipFunction", "SheepActionsFunction")
+        and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
+    )
+    assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)
+
+
+def test_every_aws_call_of_an_export_is_allowed_by_the_functions_policy(
+    recorder: Recorder, exports: Exports, api: Api
+) -> None:
+    """ExportFunction: a CSV in several parts (a redelivered chunk, a stray copy), an XLSX and a PDF, a
+    job failed (its upload aborted); the publisher on the finished jobs."""
+    org = make_org("org-a", "org-a")
+    segment = api.post("/v2/segments/create", key=org.key, body={"name": "Out"}).json["segment_id"]
+    pids = [f"p-e{i:03d}" for i in range(30)]
+    assert (
+        api.post("/v2/segments/members/add", key=org.key, body={"segment_id": segment, "minerva_pids": pids}).status
+        == 200
+    )
+    for pid in pids:
+        people.put(org.org_id, pid, {"first_name": "Ada"})
+    started = []
+    for fmt in ("csv", "xlsx"):
+        body = {"segment_id": segment, "format": fmt, "fields": ["first_name"]}
+        started.append(api.post("/v2/segments/exports", key=org.key, body=body).json["export_id"])
+    uid = uuid.UUID(segment).hex
+    assert api.get(f"/segments/v2/{org.bucket}/segment/{uid}/all/pdf", bearer=org.key).status == 200
+    first = exports.messages()
+    for body in first:
+        assert failures(functions().invoke("ExportFunction", sqs_batch([sqs_record(body)]))) == []
+        again = sqs_batch([sqs_record(body, receive_count=2)])
+        assert failures(functions().invoke("ExportFunction", again)) == []  # recorded: sends the next again
+    exports.run_jobs()
+    assert api.get(f"/v2/segments/exports/{started[0]}", key=org.key).json["url"]  # presigned by the API function
+    pdf = api.get(f"/segments/v2/{org.bucket}/segment/{uid}/all/pdf", bearer=org.key).json["journal_uri"].split("/")[3]
+    exports.run_jobs()
+    assert api.get(f"/segments/v2/{org.bucket}/journal/{pdf}", bearer=org.key).json["url"]
+    doomed = api.post("/v2/segments/exports", key=org.key, body={"segment_id": segment, "format": "csv"}).json
+    assert exports.chunk(exports.messages()[0]) == []  # its first part is uploaded
+    assert api.delete(f"/v2/segments/{segment}", key=org.key).status == 200
+    exports.run_jobs()  # the segment is gone: the job fails and its upload is aborted
+    assert api.get(f"/v2/segments/exports/{doomed['export_id']}", key=org.key).json["status"] == "failed"
+    assert failures(functions().invoke("PublisherFunction", {"Records": exports.signals.stream_batch()})) == []
+    assert {(c.function, c.action) for c in recorder.calls} >= {
+        ("ExportsApiFunction", "s3:GetObject"),  # a presigned URL needs the right of the call it stands for
+        ("SheepExportsFunction", "s3:GetObject"),
+    }
+    actions = {c.action for c in recorder.calls if c.function == "ExportFunction"}
+    assert actions >= {"s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload", "sqs:SendMessage"}
+    tpl = template()
+    denied = sorted(
+        f"{c.function}: {c.action} on {c.resource} (for {c.operation})"
+        for c in recorder.calls
+        if c.function in ("ExportFunction", "ExportsApiFunction", "SheepExportsFunction", "PublisherFunction")
         and not allowed(policy_statements(tpl, c.function), c.action, c.resource)
     )
     assert denied == [], "calls template.yaml does not allow:\n" + "\n".join(denied)

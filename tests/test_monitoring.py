@@ -46,13 +46,13 @@ def test_every_function_queue_api_and_table_has_its_alarms_and_a_place_on_the_da
 
 
 NEW_WORK = """
-  ExportDLQ:
+  ReportDLQ:
     Type: AWS::SQS::Queue
-  ExportQueue:
+  ReportQueue:
     Type: AWS::SQS::Queue
     Properties:
-      RedrivePolicy: { deadLetterTargetArn: !GetAtt ExportDLQ.Arn, maxReceiveCount: 5 }
-  ExportFunction:
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt ReportDLQ.Arn, maxReceiveCount: 5 }
+  ReportFunction:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: functions/export/
@@ -61,7 +61,7 @@ NEW_WORK = """
       Events:
         Jobs:
           Type: SQS
-          Properties: { Queue: !GetAtt ExportQueue.Arn }
+          Properties: { Queue: !GetAtt ReportQueue.Arn }
 """
 
 
@@ -76,19 +76,19 @@ def test_a_function_and_a_queue_added_without_alarms_fail_until_the_block_is_reg
     added.write_text(_with_new_work(TEXT), encoding="utf-8")
     missing = monitoring.missing_coverage(cfn.load_template(added))
     assert missing == [
-        "ExportFunction: no Errors alarm",
-        "ExportFunction: no Throttles alarm",
-        "ExportFunction: no Duration alarm",
-        "ExportFunction: Errors not on the dashboard",
-        "ExportFunction: Throttles not on the dashboard",
-        "ExportFunction: Duration not on the dashboard",
-        "ExportDLQ: no ApproximateNumberOfMessagesVisible alarm",
-        "ExportDLQ: ApproximateNumberOfMessagesVisible not on the dashboard",
+        "ReportFunction: no Errors alarm",
+        "ReportFunction: no Throttles alarm",
+        "ReportFunction: no Duration alarm",
+        "ReportFunction: Errors not on the dashboard",
+        "ReportFunction: Throttles not on the dashboard",
+        "ReportFunction: Duration not on the dashboard",
+        "ReportDLQ: no ApproximateNumberOfMessagesVisible alarm",
+        "ReportDLQ: ApproximateNumberOfMessagesVisible not on the dashboard",
     ]
     added.write_text(monitoring.render(added.read_text(encoding="utf-8")), encoding="utf-8")
     regenerated = cfn.load_template(added)
     assert monitoring.missing_coverage(regenerated) == []
-    duration = regenerated["Resources"]["ExportFunctionDurationAlarm"]["Properties"]
+    duration = regenerated["Resources"]["ReportFunctionDurationAlarm"]["Properties"]
     assert (duration["ExtendedStatistic"], duration["Threshold"]) == ("p99", 96_000)  # 80 % of 120 s
 
 

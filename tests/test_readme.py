@@ -276,6 +276,7 @@ def test_the_walkthrough_does_what_the_readme_says(stack: Stack, tmp_path: Path)
         check_api_keys(outputs[block_with("revoke-api-key").number])
         check_rate_limits(outputs[block_with("set-plan --org acme").number])
         check_events(outputs[block_with("evt-7f3a0001").number])
+        check_exports(outputs[block_with("/v2/segments/exports").number], tmp_path)
         check_mailchimp(outputs[block_with("set-mailchimp --org demo-org").number])
         check_webhooks(outputs[block_with("receiver.py").number])
         assert background is not None
@@ -360,6 +361,23 @@ def check_events(text: str) -> None:
     ]
     assert read[1][0]["new_employer"] == "Globex" and read[2][0]["new_location"]["city"] == "Leeds"
     assert "line 1: invalid person event: " in text and "exit status 2" in text
+
+
+def check_exports(text: str, tmp_path: Path) -> None:
+    """The CSV downloaded by its presigned URL holds the York segment's 39 members; the CLI's URL
+    downloads the JSON lines; the XLSX is a workbook."""
+    lines = text.splitlines()
+    assert lines[0] == "minerva_pid,first_added_at,last_added_at,city,score", text[:2000]
+    assert lines[1].startswith("p-demo") and ",York," in lines[1]
+    assert "40" in [line.strip() for line in lines]
+    docs = json_documents(text)
+    listed = [d["results"]["items"] for d in docs if "items" in results(d)]
+    assert listed and listed[0][0]["status"] == "succeeded" and listed[0][0]["rows"] == 39
+    assert any(d.get("status") == "queued" and d.get("format") == "jsonl" for d in docs)  # by fieldset
+    rows = [d for d in docs if "minerva_pid" in d and d.get("city") == "York"]
+    assert len(rows) == 2 and set(rows[0]) == {"minerva_pid", "first_added_at", "last_added_at", "city"}
+    workbooks = list(tmp_path.rglob("york.xlsx"))
+    assert workbooks and workbooks[0].read_bytes()[:2] == b"PK"
 
 
 def check_subscriber(second: Lines) -> None:

@@ -64,6 +64,19 @@ EXPECTED = {
     ("GET", "/v2/webhooks/{webhook_id}/deliveries"): 404,
     ("POST", "/v2/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): 404,
     ("POST", "/v2/webhooks/{webhook_id}/replay"): 422,
+    # exports and fieldsets
+    ("POST", "/v2/segments/exports"): 422,  # no segment_id, no format
+    ("GET", "/v2/segments/exports"): 200,  # none yet
+    ("GET", "/v2/segments/exports/{export_id}"): 404,
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/all/excel"): 404,  # the sample uid "x" names no segment
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/all/xlsx"): 404,
+    ("GET", "/segments/v2/{bucket}/segment/{uid}/all/pdf"): 404,
+    ("GET", "/segments/v2/{bucket}/journal/{uid}"): 404,
+    ("GET", "/segments/v2/{bucket}/fieldset"): 200,  # none yet
+    ("POST", "/segments/v2/{bucket}/fieldset"): 400,  # no field
+    ("DELETE", "/segments/v2/{bucket}/fieldset"): 400,  # no uid
+    ("GET", "/segments/v2/{bucket}/fieldset/{uid}"): 404,
+    ("DELETE", "/segments/v2/{bucket}/fieldset/{uid}"): 404,
 }
 
 

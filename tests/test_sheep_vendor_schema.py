@@ -98,6 +98,9 @@ OURS = {
     # a segment's members' signals, and the progress of a bulk action (its notification_uri)
     ("GET", "/segments/v2/{bucket}/segment/{uid}/signals"),
     ("GET", "/segments/v2/{bucket}/notification/{uid}"),
+    # an export's progress (its journal_uri), and a fieldset deleted by its path (docs/api.md#fieldsets)
+    ("GET", "/segments/v2/{bucket}/journal/{uid}"),
+    ("DELETE", "/segments/v2/{bucket}/fieldset/{uid}"),
 }
 
 

@@ -118,9 +118,10 @@ def test_view_context_outside_the_enum_is_400_and_the_vendors_own_words_are_not_
         validate_vendor("GET", "/segments/v2/{bucket}/{view_context}", 400, body)
         assert "'view_context'" in body["description"] and "minimal_membership_directory" in body["description"]
     unrouted = api.get(f"/segments/v2/{org.bucket}/no/such/path", bearer=org.key)
-    for word in ("fieldset", "segment"):  # no literal route of theirs here: they answer as unrouted paths do
+    for word in ("segment",):  # no literal route of theirs here: it answers as unrouted paths do
         resp = api.get(f"/segments/v2/{org.bucket}/{word}", bearer=org.key)
         assert (resp.status, resp.json) == (unrouted.status, unrouted.json) == (404, unrouted.json)
+    assert "fieldsets" in get(api, org, "/segments/v2/{bucket}/fieldset").json  # the fieldset route, not a view context
     for word in ("create", "all/excel", "all/xlsx", "all/pdf", "fieldset/x"):
         assert api.get(f"/segments/v2/{org.bucket}/{word}", bearer=org.key).status == 404
     # the literal routes keep their own handlers

@@ -15,6 +15,19 @@ from helpers.rules import Rig
 from helpers.signals import REGION, failures, run, sqs_batch, sqs_record
 
 
+def take_messages(queue_url: str) -> list[dict[str, Any]]:
+    """Take every message waiting on a queue (bodies parsed)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    found = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return found
+        for m in got:
+            found.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
 @dataclass
 class Bulk:
     rig: Rig
@@ -22,15 +35,7 @@ class Bulk:
 
     def messages(self) -> list[dict[str, Any]]:
         """Take every message waiting on the bulk delete queue (bodies parsed)."""
-        sqs = boto3.client("sqs", region_name=REGION)
-        found = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            for m in got:
-                found.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return take_messages(self.queue_url)
 
     def chunk(self, body: Any, *, receive_count: int = 1) -> list[str]:
         """BulkDeleteFunction on one message; the failed message ids."""

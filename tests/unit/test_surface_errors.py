@@ -24,6 +24,7 @@ MINERVA = {
     "forbidden": 403,
     "unauthorized": 401,
     "unavailable": 503,
+    "too_many": 429,
 }
 SHEEP = {
     "validation": (400, "validation_error"),
@@ -33,6 +34,7 @@ SHEEP = {
     "forbidden": (403, "permission_denied"),
     "unauthorized": (401, "authentication_error"),
     "unavailable": (503, "internal_error"),
+    "too_many": (429, "rate_limited"),
 }
 SECRET = "table SegmentsTable at store/dynamo.py line 1"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tools.bench import (
     cold_import,
     create_calls,
     environments,
+    exports,
     mailchimp,
     members_calls,
     members_reads,
@@ -50,6 +52,7 @@ ORDER = (
     signals_late_joiners,
     rules_eval,
     rule_segments,
+    exports,
     mailchimp,
     stream_readers,
     environments,
@@ -76,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="webhooks: segment events put on the bus")
     parser.add_argument("--endpoints", type=int, help="webhooks: endpoints, spread over --orgs")
     parser.add_argument("--orgs", type=int, help="webhooks: orgs holding the endpoints")
+    parser.add_argument(
+        "--export-sizes", help="members of the exports benchmark's segments, comma-separated (default 10000,100000)"
+    )
     args = parser.parse_args(argv)
 
     registry = benchmarks()
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in registry]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; see --list")
+    if args.export_sizes:
+        os.environ["BENCH_EXPORT_SIZES"] = args.export_sizes
     opts = Options(runs=max(1, args.runs), no_build=args.no_build, rebuild=args.rebuild, verbose=args.verbose)
     opts.sizes = {"events": args.events, "endpoints": args.endpoints, "orgs": args.orgs}
 

@@ -8,7 +8,9 @@ listing the benchmarks or measuring cold imports must not import it, and `functi
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -367,6 +369,62 @@ def reset_queues() -> None:
 
     queues.reset()
     rule_definitions.clear_cache()
+
+
+# ------------------------------------------------------------------ exports
+
+
+def seed_export_segment(org_id: str, bucket: str, n: int, record: Any) -> str:
+    """A static segment of n members (member items written whole, 5,000 at a time) whose person
+    records are `record(i)`; its id."""
+    from segments.models import Actor, NewSegment
+    from segments.store import dynamo, members
+    from segments.usecases import segments
+
+    who = Actor(org_id=org_id, bucket=bucket, request_id="req_bench", reason="admin")
+    made = segments.create_segment(who, NewSegment(name=f"Export {n} {uuid.uuid4().hex[:6]}", segment_type="static"))
+    at = "2025-01-01T00:00:00.000000Z"
+    for start in range(0, n, 5_000):
+        pids = [f"p-{made.segment_id[:4]}{i:07d}" for i in range(start, min(n, start + 5_000))]
+        member = {"org_id": org_id, "segment_id": made.segment_id, "active": True}
+        dynamo.put_items(
+            [members.member_item({**member, "minerva_pid": p, "first_added_at": at, "last_added_at": at}) for p in pids]
+        )
+        put_people(org_id, [(p, record(i)) for i, p in enumerate(pids, start=start)])
+    return made.segment_id
+
+
+def run_export(org_id: str, bucket: str, segment_id: str, fmt: str, fields: list[str]) -> dict[str, Any]:
+    """An export job run here, chunk after chunk (as ExportFunction runs them off the queue): the
+    finished job and each chunk's seconds."""
+    from segments.models import Actor
+    from segments.usecases import exports
+
+    who = Actor(org_id=org_id, bucket=bucket, request_id="req_bench", reason="admin")
+    pending: list[Any] = []
+    seconds: list[float] = []
+    job = exports.start(who, segment_id, fmt=fmt, fields=fields, surface="minerva", send=pending.append)  # type: ignore[arg-type]
+    while pending:
+        at = time.perf_counter()
+        exports.process(pending.pop(0), send=pending.append)
+        seconds.append(time.perf_counter() - at)
+    return {"job": exports.get_job(who, job["export_id"]), "chunk_seconds": seconds}
+
+
+@contextlib.contextmanager
+def patient_dynamodb(read_timeout: int = 60) -> Iterator[None]:
+    """Inside the block, a DynamoDB client that waits `read_timeout` s for an answer (a moto server
+    paging a large partition takes longer than the 5 s the functions allow); clients made afresh."""
+    from segments import aws
+
+    saved = aws.SERVICE_CONFIG["dynamodb"]
+    aws.SERVICE_CONFIG["dynamodb"] = {**saved, "read_timeout": read_timeout}
+    reset_core()
+    try:
+        yield
+    finally:
+        aws.SERVICE_CONFIG["dynamodb"] = saved
+        reset_core()
 
 
 # ------------------------------------------------------------------ Mailchimp audience sync

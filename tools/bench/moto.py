@@ -41,7 +41,7 @@ def _serve(port: int, ready: Any) -> None:
     threading.Event().wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -54,7 +54,7 @@ def moto_server(*, own_process: bool) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
+    port = free_port()
     process: Any = None
     server: Any = None
     if own_process:

@@ -11,6 +11,7 @@ from tools.cfn.apis import Api, Authorizer, GatewayResponse, Route, api_routes, 
 from tools.cfn.functions import Function, function, function_env, layer_dirs
 from tools.cfn.sources import SqsSource, StreamSource, sqs_sources, stream_sources
 from tools.cfn.storage import (
+    create_buckets,
     create_buses,
     create_keys,
     create_queues,
@@ -52,6 +53,7 @@ __all__ = [
     "StreamSource",
     "api_routes",
     "apis",
+    "create_buckets",
     "create_buses",
     "create_keys",
     "create_queues",

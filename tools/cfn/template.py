@@ -76,6 +76,8 @@ def physical_name(template: dict[str, Any], logical_id: str) -> str:
     resource = (template.get("Resources") or {}).get(logical_id, {})
     if resource.get("Type") == "AWS::SQS::Queue" and _truthy((resource.get("Properties") or {}).get("FifoQueue")):
         return f"{logical_id}.fifo"
+    if resource.get("Type") == "AWS::S3::Bucket":
+        return logical_id.lower()  # bucket names are lowercase
     return logical_id
 
 
@@ -165,6 +167,7 @@ class Resolver:
                 "AWS::Events::EventBus": _arn("events", f"event-bus/{name}"),
                 "AWS::Events::Rule": _arn("events", f"rule/{name}"),
                 "AWS::KMS::Key": _arn("kms", f"key/{name}"),
+                "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
                 SERVERLESS_FUNCTION: _arn("lambda", f"function:{name}"),
                 "AWS::Lambda::Function": _arn("lambda", f"function:{name}"),
                 "AWS::IAM::Role": _arn("iam", f"role/{name}").replace(f":{REGION}:", "::"),

@@ -231,6 +231,7 @@ class LocalStack:
         self.resources.update(cfn.create_buses(client("events"), self.template, self.resources))
         self.resources.update(cfn.create_usage_plans(client("apigateway"), self.template))
         self.resources.update(cfn.create_keys(client("kms"), self.template))
+        self.resources.update(cfn.create_buckets(client("s3"), self.template))
 
     def _preload(self, runtime: Runtime) -> None:
         """Import every handler now, so that a broken one shows at startup (its routes answer 5xx)."""

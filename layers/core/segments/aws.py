@@ -28,6 +28,8 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "dynamodb": {"read_timeout": 5, "tcp_keepalive": True, "max_pool_connections": 32},
     "events": {"read_timeout": 5},
     "sqs": {"read_timeout": 10},
+    # Exports: SigV4 presigned URLs (they may carry an expiry up to 7 days); parts of 5 MiB and more.
+    "s3": {"read_timeout": 30, "signature_version": "s3v4"},
     "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
     "apigateway": {"read_timeout": 10},  # segments-admin only: usage plans and the orgs' gateway keys
     "kms": {"read_timeout": 5},  # webhook signing secrets (segments/webhook_secrets.py)
@@ -65,6 +67,10 @@ def events() -> Any:
 
 def sqs() -> Any:
     return client("sqs")
+
+
+def s3() -> Any:
+    return client("s3")
 
 
 def secrets() -> Any:

@@ -77,6 +77,17 @@ class Settings(BaseModel):
     webhook_disable_after_seconds: int = Field(default=5 * 86400, ge=0, alias="WEBHOOK_DISABLE_AFTER_SECONDS")
     webhook_rotation_overlap_seconds: int = Field(default=86400, ge=0, alias="WEBHOOK_ROTATION_OVERLAP_SECONDS")
     webhook_allow_private_urls: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_URLS")
+    # Exports (docs/api.md#exports): the queue of their chunks, the bucket of their files, how long a
+    # presigned URL lasts, how many jobs an org may run at once (429 above), the bytes a chunk writes
+    # before it uploads them as one multipart part (S3's minimum is 5 MiB), the members read per
+    # Query, and the most rows a PDF holds.
+    export_queue_url: str | None = Field(default=None, alias="EXPORT_QUEUE_URL")
+    exports_bucket: str | None = Field(default=None, alias="EXPORTS_BUCKET")
+    export_url_ttl_seconds: int = Field(default=900, ge=1, le=604_800, alias="EXPORT_URL_TTL_SECONDS")
+    export_max_concurrent: int = Field(default=3, ge=1, alias="EXPORT_MAX_CONCURRENT")
+    export_part_bytes: int = Field(default=5 * 1024 * 1024, ge=1, alias="EXPORT_PART_BYTES")
+    export_page_size: int = Field(default=1_000, ge=1, le=10_000, alias="EXPORT_PAGE_SIZE")
+    export_pdf_max_rows: int = Field(default=2_000, ge=1, alias="EXPORT_PDF_MAX_ROWS")
 
     # Fixed, not read from the environment.
     idempotency_ttl_seconds: int = 24 * 3600

@@ -40,6 +40,12 @@ class PayloadTooLarge(DomainError):
     kind = "too_large"
 
 
+class TooMany(DomainError):
+    """A per-org limit of concurrent work (exports running at once) is reached; retry later."""
+
+    kind = "too_many"
+
+
 class Forbidden(DomainError):
     kind = "forbidden"
 

@@ -39,6 +39,12 @@ def _is_ledger_insert(change: StreamChange) -> bool:
     return change.inserted and change.keys is not None and keys.is_ledger_key(*change.keys)
 
 
+def _is_export_job_change(change: StreamChange) -> bool:
+    """An export job's MODIFY (the filter lets through only queued/running -> succeeded/failed; the
+    outbox checks again)."""
+    return change.event_name == MODIFY and change.keys is not None and change.keys[1].startswith(keys.EXPORT)
+
+
 def _is_restore(change: StreamChange) -> bool:
     return (
         change.event_name == MODIFY
@@ -57,8 +63,12 @@ class Route:
 
 
 ROUTES = (
-    # events out: feed-entry and ledger INSERTs (PublisherFunction)
-    Route("publisher", _is_feed_or_ledger_insert, lambda: get_settings().publisher_queue_url),
+    # events out: feed-entry and ledger INSERTs, finished exports (PublisherFunction)
+    Route(
+        "publisher",
+        lambda c: _is_feed_or_ledger_insert(c) or _is_export_job_change(c),
+        lambda: get_settings().publisher_queue_url,
+    ),
     # late joiners and removals (ledger INSERTs), restores (SignalFeedFunction)
     Route(
         "signal feed", lambda c: _is_ledger_insert(c) or _is_restore(c), lambda: get_settings().signal_feed_queue_url

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segments import auth, errors
-from segments.cli import admin_events, admin_mailchimp, people_import
+from segments.cli import admin_events, admin_mailchimp, export, people_import
 from segments.config import get_settings
 from segments.store.api_keys import ApiKeyRecord
 
@@ -232,6 +232,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_publish)
 
     people_import.register(sub)
+    export.register(sub)
     admin_mailchimp.register(sub)
     return p
 

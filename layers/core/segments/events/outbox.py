@@ -4,7 +4,10 @@
   -> `Segment Signal Detected` {event_id, segment_id, org_id, minerva_pid, signal_type, signal};
 - a ledger entry INSERT (written exactly once per stored membership change)
   -> `Segment Membership Changed` {event_id, segment_id, org_id, added, removed, reason,
-  api_request_id, at}, PIDs chunked so every entry stays far below EventBridge's 256 KB.
+  api_request_id, at}, PIDs chunked so every entry stays far below EventBridge's 256 KB;
+- an export job's MODIFY from queued/running to succeeded/failed (one conditional write, once per
+  job) -> `Segment Export Finished` {event_id, org_id, segment_id, export_id, format, rows, status,
+  error, at}.
 
 A rewrite of an existing item is a MODIFY (or no record at all), never an INSERT, so a retried
 request or a redelivered person event publishes nothing twice. `event_id` is derived from the
@@ -23,6 +26,7 @@ from segments.store import keys
 SOURCE = "segments"
 SIGNAL_DETECTED = "Segment Signal Detected"
 MEMBERSHIP_CHANGED = "Segment Membership Changed"
+EXPORT_FINISHED = "Segment Export Finished"
 PIDS_PER_EVENT = 1_000  # a 66-character PID: ~70 KB of detail
 
 
@@ -37,6 +41,12 @@ def is_feed_insert(change: StreamChange) -> bool:
 
 def is_ledger_insert(change: StreamChange) -> bool:
     return change.inserted and change.keys is not None and keys.is_ledger_key(*change.keys)
+
+
+def is_export_finished(change: StreamChange) -> bool:
+    if change.event_name != "MODIFY" or change.keys is None or not change.keys[1].startswith(keys.EXPORT):
+        return False
+    return change.old.get("status") in ("queued", "running") and change.new.get("status") in ("succeeded", "failed")
 
 
 def entries_of(change: StreamChange) -> list[Entry]:
@@ -84,4 +94,18 @@ def entries_of(change: StreamChange) -> list[Entry]:
                 )
             )
         return out
+    if is_export_finished(change):
+        job = change.new
+        detail = {
+            "event_id": event_id("exp", *k),
+            "org_id": job.get("org_id"),
+            "segment_id": job.get("segment_id"),
+            "export_id": job.get("export_id"),
+            "format": job.get("format"),
+            "rows": job.get("rows"),
+            "status": job.get("status"),
+            "error": job.get("error"),
+            "at": job.get("finished_at"),
+        }
+        return [Entry(SOURCE, EXPORT_FINISHED, detail)]
     return []

@@ -46,12 +46,16 @@ def fresh(
 
 def put_new(job: Mapping[str, Any]) -> None:
     """Store a new job (its id is fresh: the write refuses to replace one)."""
-    item = {**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.job_sk(str(job["job_id"]))}
+    put_new_item({**job, "pk": keys.org_pk(str(job["org_id"])), "sk": keys.job_sk(str(job["job_id"]))})
+
+
+def put_new_item(item: Mapping[str, Any]) -> None:
+    """Store a new job-shaped item (keys included) that must not replace one: exports too."""
     try:
         call("put_item", TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
     except ClientError as exc:
         if is_condition_failure(exc):
-            raise RuntimeError(f"job {job['job_id']} exists already") from exc
+            raise RuntimeError(f"job {item['sk']} exists already") from exc
         raise translate(exc) from exc
 
 
@@ -66,12 +70,17 @@ def get_job(org_id: str, job_id: str) -> dict[str, Any] | None:
 def advance(org_id: str, job_id: str, *, chunk: int, sets: Mapping[str, Any]) -> bool:
     """SET `sets` on condition that the job is still at `chunk` and not finished. False when
     another delivery moved it first (or it was stopped)."""
+    return advance_item(keys.job_key(org_id, job_id), chunk=chunk, sets=sets)
+
+
+def advance_item(key: dict[str, Any], *, chunk: int, sets: Mapping[str, Any]) -> bool:
+    """`advance` of any job-shaped item (`chunk`, `status` queued or running) at `key`: exports too."""
     names = {f"#s{i}": name for i, name in enumerate(sets)}
     assignments = ", ".join(f"#s{i} = :s{i}" for i in range(len(sets)))
     vals = values(chunk=chunk, queued="queued", running="running", **{f"s{i}": v for i, v in enumerate(sets.values())})
     return update_if(
         TableName=table(),
-        Key=keys.job_key(org_id, job_id),
+        Key=key,
         UpdateExpression=f"SET {assignments}",
         ConditionExpression="#chunk = :chunk AND #status IN (:queued, :running)",
         ExpressionAttributeNames={**names, "#chunk": "chunk", "#status": "status"},

@@ -17,6 +17,8 @@
 | api key id   | KEYID#{key_id}     | KEYID                | gsi1 ORG#{org}#KEYS -> {created_at}#{key_id} |
 | rule index   | ORG#{org}          | RULEFIELD#{field}    |                                              |
 | bulk job     | ORG#{org}          | JOB#{job_id}         |                                              |
+| export job   | ORG#{org}          | EXPORT#{export_id}   |  (export ids are time-ordered UUIDs)         |
+| fieldset     | ORG#{org}          | FIELDSET#{uid}       |                                              |
 | mailchimp    | ORG#{org}          | MAILCHIMP#{segment_id} (a segment's audience sync state) |          |
 | org plan     | ORG#{org}          | PLAN                 | (usage plan, API Gateway key id)             |
 """
@@ -348,6 +350,40 @@ def job_key(org_id: str, job_id: str) -> dict[str, Any]:
 def member_prefix_sk(pid_prefix: str) -> str:
     """Member sort keys of the PIDs starting with `pid_prefix` (begins_with in a segment's partition)."""
     return f"{PID}{pid_prefix}"
+
+
+# ------------------------------------------------------------------ exports and fieldsets
+# An export job and a fieldset live in the org's partition, so another org's id is not found. Export
+# ids are UUIDs whose first 48 bits are the creation time in milliseconds (as UUIDv7), so an org's
+# jobs sort by time: the newest first, and "the jobs of the last day" is a key range.
+
+EXPORT = "EXPORT#"
+FIELDSET = "FIELDSET#"
+
+
+def export_sk(export_id: str) -> str:
+    return f"{EXPORT}{export_id}"
+
+
+def export_key(org_id: str, export_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), export_sk(export_id))
+
+
+def export_id_of(sk: str) -> str:
+    return sk.removeprefix(EXPORT)
+
+
+def export_object_key(org_id: str, export_id: str, extension: str) -> str:
+    """The S3 key of an export's file: under the org's prefix, so one org's job never names another's file."""
+    return f"{org_id}/{export_id}.{extension}"
+
+
+def fieldset_sk(fieldset_id: str) -> str:
+    return f"{FIELDSET}{fieldset_id}"
+
+
+def fieldset_key(org_id: str, fieldset_id: str) -> dict[str, Any]:
+    return key(org_pk(org_id), fieldset_sk(fieldset_id))
 
 
 # ------------------------------------------------------------------ Mailchimp audience sync

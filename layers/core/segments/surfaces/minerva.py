@@ -19,6 +19,7 @@ STATUS = {
     "forbidden": 403,
     "unauthorized": 401,
     "unavailable": 503,
+    "too_many": 429,
 }
 
 SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}]
@@ -49,6 +50,7 @@ def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict
         409: "A request with this Idempotency-Key is still in progress",
         413: "Too many PIDs or body too large",
         422: "Validation error",
+        429: "Too many exports running for this organisation; retry when one has finished",
         500: "Internal server error",
         503: "The store is busy; retry after Retry-After seconds",
     }

@@ -65,6 +65,7 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "forbidden": (403, "permission_denied", "Forbidden"),
     "unauthorized": (401, "authentication_error", "Unauthorized"),
     "unavailable": (503, "internal_error", "Service unavailable"),
+    "too_many": (429, "rate_limited", "Too many requests"),
 }
 
 
@@ -90,6 +91,7 @@ def error_responses(*statuses: int, notes: dict[int, str] | None = None) -> dict
         403: "The token belongs to another bucket",
         404: "Not found (no such endpoint, e.g. a bucket that is not a valid handle)",
         409: "A segment with this name already exists",
+        429: "Too many exports running for this bucket's organisation; retry when one has finished",
         500: "Internal error",
         503: "The store is busy; retry after Retry-After seconds",
     }

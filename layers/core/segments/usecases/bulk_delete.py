@@ -44,6 +44,7 @@ from segments.store import jobs, records
 from segments.store import segments as segment_store
 from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
+from segments.usecases import chunks
 from segments.usecases import segments as usecase
 from segments.usecases.rule_definitions import person
 
@@ -127,14 +128,7 @@ def start(
 
 def get_job(actor: Actor, job_id: str) -> dict[str, Any]:
     """The actor's job; NotFound alike for a malformed, missing or another org's id."""
-    try:
-        canonical = str(uuid.UUID(job_id))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise errors.NotFound("Notification not found") from exc
-    job = jobs.get_job(actor.org_id, canonical)
-    if job is None:
-        raise errors.NotFound("Notification not found")
-    return job
+    return chunks.job_by_id(lambda canonical: jobs.get_job(actor.org_id, canonical), job_id, "Notification not found")
 
 
 @dataclass(frozen=True)
@@ -155,15 +149,13 @@ def process(message: Mapping[str, Any], *, receive_count: int = 1) -> Outcome:
         return _dropped("missing", message)
     if job["status"] not in jobs.RUNNING:
         return _dropped("finished", message)
-    recorded = int(job["chunk"])
-    if recorded > chunk:
-        if recorded == chunk + 1 and receive_count > 1:
-            nxt = {"org_id": org_id, "job_id": job_id, "chunk": recorded}
-            queues.send(queue_url(), nxt)  # recorded, then died before sending: continue the chain
-            return Outcome("resent", nxt)
-        return _dropped("duplicate", message)
-    if recorded < chunk:
-        return _dropped("ahead", message)
+    where = chunks.place(int(job["chunk"]), chunk, receive_count)
+    if where == "resend":
+        nxt = {"org_id": org_id, "job_id": job_id, "chunk": chunk + 1}
+        queues.send(queue_url(), nxt)  # recorded, then died before sending: continue the chain
+        return Outcome("resent", nxt)
+    if where != "run":
+        return _dropped(where, message)
 
     segment = segment_store.get_live(org_id, str(job["segment_id"]))
     why = _why_stop(job, segment)
