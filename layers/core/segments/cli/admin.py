@@ -16,6 +16,7 @@ from typing import Any
 
 from segments import auth, errors
 from segments.cli import admin_events, admin_mailchimp, export, people_import
+from segments.cli.args import add_json_switch
 from segments.config import get_settings
 from segments.store.api_keys import ApiKeyRecord
 
@@ -184,23 +185,23 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="the org's usage plan (default: its own, else standard)",
     )
-    c.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(c)
     c.set_defaults(func=_create)
 
     sp = sub.add_parser("set-plan", help="put an org on a usage plan (its rate, burst and daily quota)")
     sp.add_argument("--org", required=True)
     sp.add_argument("--plan", required=True, choices=("standard", "pro"))
-    sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(sp)
     sp.set_defaults(func=_set_plan)
 
     r = sub.add_parser("revoke-api-key", help="revoke a key by its id")
     r.add_argument("key_id")
-    r.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(r)
     r.set_defaults(func=_revoke)
 
     ls = sub.add_parser("list-api-keys", help="an org's keys (never the keys themselves)")
     ls.add_argument("--org", required=True)
-    ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(ls)
     ls.set_defaults(func=_list)
 
     s = sub.add_parser("create-system-segment", help="create a system segment (API callers can't edit or delete it)")
@@ -208,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bucket", required=True, help="the org's handle")
     s.add_argument("--name", required=True)
     s.add_argument("--description", default=None)
-    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(s)
     s.set_defaults(func=_create_system_segment)
 
     e = sub.add_parser(
@@ -228,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
         help="first read the people registry (TABLE_NAME) and report the profile events older than the "
         "profile stored for their person: the consumer ignores those (it keeps the newer one)",
     )
-    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(e)
     e.set_defaults(func=_publish)
 
     people_import.register(sub)

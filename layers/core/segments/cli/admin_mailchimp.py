@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from segments import errors
+from segments.cli.args import add_json_switch, bad_org
 from segments.mailchimp import credentials
-from segments.models import check_org_and_bucket
 
 
 def register(sub: Any) -> None:
@@ -33,15 +33,12 @@ def register(sub: Any) -> None:
         help="the status of contacts the sync creates (default transactional: no marketing without consent; "
         "subscribed when the org holds their consent). Existing contacts keep theirs.",
     )
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        check_org_and_bucket(args.org)
-    except ValueError as exc:
-        print(f"segments-admin: {exc}", file=sys.stderr)
+    if bad_org(args.org):
         return 2
     creds = credentials.Credentials(args.api_key.strip(), args.audience_id.strip(), args.status_if_new)
     if not creds.audience_id:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from segments.cli.args import add_json_switch
 from segments.models import Actor, check_org_and_bucket
 
 
@@ -23,7 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("--fieldset", default=None, help="a fieldset uid: its fields come first")
     p.add_argument("--bucket", default="-", help="the org's bucket (the uri column of --surface sheep)")
     p.add_argument("--surface", choices=["minerva", "sheep"], default="minerva", help="whose identity columns")
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(p)
     p.set_defaults(func=run)
 
 

@@ -30,9 +30,9 @@ from typing import Any, TextIO
 
 from segments import queues
 from segments.cli import admin_events
+from segments.cli.args import add_json_switch, bad_org
 from segments.config import get_settings
 from segments.events.person_events import InvalidEvent, PersonEvent, parse_message
-from segments.models import check_org_and_bucket
 from segments.timefmt import iso
 
 BATCH_BYTES_MAX = 256 * 1024  # SendMessageBatch: all messages of one call together
@@ -162,15 +162,12 @@ def register(sub: Any) -> None:
         help="first read the people registry (TABLE_NAME) and report the records whose profile is older than "
         "the one stored for their person: the consumer ignores those (it keeps the newer one)",
     )
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_json_switch(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        check_org_and_bucket(args.org)
-    except ValueError as exc:
-        print(f"segments-admin: {exc}", file=sys.stderr)
+    if bad_org(args.org):
         return 2
     queue_url = args.queue or get_settings().person_events_queue_url
     if not queue_url:
