@@ -430,6 +430,14 @@ def exercise_every_route(api: Api, org: Org, other: Org) -> None:
     assert made.status == 201, made.text
     assert api.get(f"{fieldset_base}/{made.json['uid']}", bearer=k).status == 200
     assert api.get(f"{fieldset_base}/person", bearer=k).status == 200
+    # a segment's fieldset (the Mailchimp sync's merge fields): create and update read it, both surfaces
+    chosen = {"fieldset_id": made.json["uid"]}
+    assert api.post("/v2/segments/create", key=k, body={"name": "Mailing", **chosen}).status == 200
+    assert api.post("/v2/segments/create", key=k, body={"name": "Mailing 2", "fieldset_id": missing}).status == 404
+    assert api.patch(f"/v2/segments/{seg}", key=k, body=chosen).status == 200
+    assert api.post(sheep, bearer=k, body={"name": "Sheep mailing", "resource_type": "person", **chosen}).status == 201
+    assert api.request("PUT", seg_base, bearer=k, body=chosen).status == 200
+    assert api.request("PUT", seg_base, bearer=k, body={"fieldset_id": uuid.uuid4().hex}).status == 404
     assert api.delete(fieldset_base, bearer=k, query={"uid": made.json["uid"]}).status == 200
     assert api.delete(f"{fieldset_base}/{made.json['uid']}", bearer=k).status == 404
 
@@ -782,7 +790,10 @@ def test_every_aws_call_of_a_mailchimp_sync_is_allowed_by_the_functions_policy(
     org = make_org("org-a", "org-a")
     set_credentials(org.org_id, "aud-a")
     people.put(org.org_id, "p-1", {"email": "p1@example.org"})
-    made = api.post("/v2/segments/create", key=org.key, body={"name": "Synced", "mailchimp_sync": True})
+    fieldset = api.post(f"/segments/v2/{org.bucket}/fieldset", bearer=org.key, body={"fields": ["first_name"]})
+    assert fieldset.status == 201, fieldset.text
+    body = {"name": "Synced", "mailchimp_sync": True, "fieldset_id": fieldset.json["uid"]}  # read by the sync
+    made = api.post("/v2/segments/create", key=org.key, body=body)
     segment_id = made.json["segment_id"]
     add(api, org.key, segment_id, "p-1", "p-2")
     assert (
@@ -803,6 +814,7 @@ def test_every_aws_call_of_a_mailchimp_sync_is_allowed_by_the_functions_policy(
     assert {c.action for c in mine if c.function == "MailchimpSyncFunction"} >= {
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",
+        "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",

@@ -34,7 +34,8 @@ SEED_FIELDS = {
     "user_interface",
     "view_context",
 }
-OUR_FIELDS = {"build_state", "definition_version"}  # [ours]: the membership definition's version and build
+# [ours]: the membership definition's version and build; the Mailchimp sync's fieldset
+OUR_FIELDS = {"build_state", "definition_version", "fieldset_id"}
 
 
 def path(org: Org) -> str:
@@ -49,7 +50,7 @@ def test_create_answers_201_with_the_seed_segment_object(api: Api, org: Org) -> 
     assert seg["definition_version"] == 1 and seg["build_state"] == "building"  # dynamic: the engine fills it
     assert seg["name"] == seg["display_value"] == "Donors"
     assert seg["segment_type"] == "dynamic" and seg["active"] is True
-    assert seg["system_segment"] is False and seg["mailchimp_sync"] is False
+    assert seg["system_segment"] is False and seg["mailchimp_sync"] is False and seg["fieldset_id"] == ""
     assert seg["record_state"] == "active" and seg["legacy_uid"] == ""
     assert re.match(r"^[0-9a-f]{32}$", seg["uid"])
     assert seg["uri"] == f"/{org.bucket}/segment/{seg['uid']}/"

@@ -130,6 +130,7 @@ class NewSegment(BaseModel):
     active: bool = True
     system_segment: bool = False
     mailchimp_sync: bool = False
+    fieldset_id: str | None = None  # a stored fieldset of the org: the Mailchimp sync's merge fields
 
     @field_validator("name")
     @classmethod

@@ -67,6 +67,7 @@ class SegmentRecord:
     active: bool | None = None
     system_segment: bool | None = None
     mailchimp_sync: bool | None = None
+    fieldset_id: str | None = None  # the fieldset whose fields a Mailchimp sync sends as merge fields
     current_size: int | None = None
     created_at: str | None = None
     updated_at: str | None = None
@@ -99,6 +100,7 @@ class SegmentRecord:
             active=item.get("active"),
             system_segment=item.get("system_segment"),
             mailchimp_sync=item.get("mailchimp_sync"),
+            fieldset_id=item.get("fieldset_id"),
             current_size=_int(item.get("current_size")),
             created_at=item.get("created_at"),
             updated_at=item.get("updated_at"),

@@ -21,6 +21,7 @@ from segments.surfaces.http import actor, ok_schema, request_id, run_idempotent
 from segments.timefmt import iso, now
 from segments.usecases import segments as usecase
 
+FIELDSET_ID_MAX = 64
 create_routes = Routes()
 query_routes = Routes()
 manage_routes = Routes()
@@ -34,6 +35,14 @@ class CreateSegmentBody(BaseModel):
     mailchimp_sync: StrictBool = Field(
         default=False, description="Keep the members in a static segment of this name in the org's Mailchimp audience"
     )
+    fieldset_id: Annotated[
+        StrictStr | None,
+        Field(
+            max_length=FIELDSET_ID_MAX,
+            description="A fieldset's uid (SheepCRM `/fieldset`): the person-record fields the Mailchimp sync sends "
+            "as merge fields (default first_name, last_name); 404 when the org has no such fieldset",
+        ),
+    ] = None
 
     @field_validator("name")
     @classmethod
@@ -62,8 +71,9 @@ class CreateSegmentResponse(BaseModel):
 )
 def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentResponse:
     who = actor()
-    # mailchimp_sync joins the payload only when set, so a create without it hashes as it always did
-    payload = body.model_dump(exclude=None if body.mailchimp_sync else {"mailchimp_sync"})
+    # mailchimp_sync and fieldset_id join the payload only when set, so a create without them hashes
+    # as it always did
+    payload = body.model_dump(exclude={name for name in ("mailchimp_sync", "fieldset_id") if not getattr(body, name)})
     try:
         new = storable_segment(
             NewSegment(
@@ -72,6 +82,7 @@ def create_segment(body: Annotated[CreateSegmentBody, Body()]) -> CreateSegmentR
                 source="api",
                 segment_type="static",
                 mailchimp_sync=body.mailchimp_sync,
+                fieldset_id=body.fieldset_id,
             )
         )
     except limits.LimitExceeded as exc:
@@ -168,6 +179,14 @@ class PatchSegmentBody(BaseModel):
     name: StrictStr = Field(default=None, description="New name, unique in the organisation; 1-255 characters")  # type: ignore[assignment]
     description: Annotated[StrictStr | None, Field(max_length=DESCRIPTION_MAX, description="null clears it")] = None
     mailchimp_sync: StrictBool = Field(default=None, description="Start (true) or stop (false) the Mailchimp sync")  # type: ignore[assignment]
+    fieldset_id: Annotated[
+        StrictStr | None,
+        Field(
+            max_length=FIELDSET_ID_MAX,
+            description="The fieldset whose fields the Mailchimp sync sends as merge fields; null clears it "
+            "(first_name, last_name again); 404 when the org has no such fieldset",
+        ),
+    ] = None
 
     @field_validator("name")
     @classmethod
@@ -200,6 +219,7 @@ def segment_view(s: SegmentRecord) -> dict[str, Any]:
         "active": s.active,
         "system_segment": s.system_segment,
         "mailchimp_sync": s.mailchimp_sync,
+        "fieldset_id": s.fieldset_id,
         "current_size": s.current_size,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
@@ -243,7 +263,7 @@ def get_segment(segment_id: Annotated[str, Path(description="The segment")]):
 
 @manage_routes.patch(
     SEGMENT_PATH,
-    summary="Rename a segment, change its description, turn its Mailchimp sync on or off",
+    summary="Rename a segment, change its description, turn its Mailchimp sync on or off, choose its fieldset",
     description="Names stay unique per organisation (a taken name answers like create: 404 "
     "`Segment name <name> already exists`). Header `Idempotency-Key` makes a retry return "
     "the first response. Returns the updated segment.",

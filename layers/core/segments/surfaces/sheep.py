@@ -225,6 +225,9 @@ class SheepSegment(BaseModel):
         description="1 at create, + 1 whenever segment_type, rules, uris_include or uris_exclude change"
     )
     build_progress: Any = Field(default=None, description="Present while building, when the rebuild engine reports it")
+    fieldset_id: str = Field(
+        default="", description='[ours] The fieldset the Mailchimp sync takes its merge fields from; "" for none'
+    )
 
 
 def render(s: SegmentRecord) -> dict[str, Any]:
@@ -264,6 +267,7 @@ def render(s: SegmentRecord) -> dict[str, Any]:
         build_state=cast(BuildState, s.build_state or "ready"),
         definition_version=1 if s.definition_version is None else s.definition_version,
         build_progress=s.build_progress,
+        fieldset_id=s.fieldset_id or "",
     ).model_dump(exclude_none=False)
     if rendered["build_progress"] is None:
         del rendered["build_progress"]

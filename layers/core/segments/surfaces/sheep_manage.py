@@ -26,6 +26,7 @@ from segments.surfaces.sheep import (
     error_responses,
 )
 from segments.surfaces.sheep_segments import (
+    FIELDSET_ID_MAX,
     RULES_MAX,
     TAG_MAX,
     TAGS_MAX,
@@ -50,8 +51,8 @@ _Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
 
 
 class SheepUpdateBody(BaseModel):
-    """The fields to change; absent ones are kept. `description` and `parent_segment` may be null
-    (cleared; "" too, as a segment without them reads); no other field may be null. A segment as
+    """The fields to change; absent ones are kept. `description`, `parent_segment` and `fieldset_id`
+    may be null (cleared; "" too, as a segment without them reads); no other field may be null. A segment as
     returned by GET may be sent back whole:
     its read-only fields (uid, uri, created, build_state ...) are ignored, and `resource_type` /
     `system_segment` must be unchanged."""
@@ -69,13 +70,19 @@ class SheepUpdateBody(BaseModel):
     active: StrictBool | None = Field(default=None, description="true or false (JSON booleans only)")
     view_context: list[ViewContext] | None = Field(default=None, max_length=VIEW_CONTEXT_MAX)
     mailchimp_sync: StrictBool | None = None
+    fieldset_id: str | None = Field(
+        default=None,
+        max_length=FIELDSET_ID_MAX,
+        description='[ours] The fieldset whose fields the Mailchimp sync sends as merge fields; null or "" clears '
+        "it; 404 when the bucket has no such fieldset",
+    )
     resource_type: str | None = Field(default=None, description="Can't change: must equal the stored value")
     system_segment: StrictBool | None = Field(default=None, description="Can't change: must equal the stored value")
 
-    @field_validator("parent_segment")
+    @field_validator("parent_segment", "fieldset_id")
     @classmethod
     def _root(cls, value: str | None) -> str | None:
-        return value or None  # "" (how a root reads) clears it as null does
+        return value or None  # "" (how a root, or a segment without a fieldset, reads) clears it as null does
 
     @field_validator("name")
     @classmethod
@@ -88,7 +95,7 @@ class SheepUpdateBody(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
-_NULLABLE = {"description", "parent_segment"}
+_NULLABLE = {"description", "parent_segment", "fieldset_id"}
 
 
 def _changes(bucket: str, body: SheepUpdateBody | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -43,6 +43,7 @@ SYSTEM_SEGMENT = "system segments are made by operators only (segments-admin cre
 
 _Uri = Annotated[str, Field(min_length=1, max_length=URI_MAX)]
 SegmentUid = Annotated[str, Path(description="The segment's uid (32 hex)")]  # a route's {uid}
+FIELDSET_ID_MAX = 64
 UNTITLED = "Untitled segment "  # + the uid: the name of a segment created without one
 
 
@@ -71,11 +72,17 @@ class SheepCreateBody(BaseModel):
         default_factory=list, max_length=TAGS_MAX
     )
     mailchimp_sync: StrictBool = False
+    fieldset_id: str | None = Field(
+        default=None,
+        max_length=FIELDSET_ID_MAX,
+        description="[ours] A fieldset's uid (`/fieldset`): the person-record fields the Mailchimp sync sends as "
+        'merge fields (default first_name, last_name); "" or null: none; 404 when the bucket has no such fieldset',
+    )
 
-    @field_validator("parent_segment")
+    @field_validator("parent_segment", "fieldset_id")
     @classmethod
     def _root(cls, value: str | None) -> str | None:
-        return value or None
+        return value or None  # "": none, as a segment without one reads
 
     @field_validator("name")
     @classmethod
@@ -212,6 +219,7 @@ def create_segment(
     system_segment: _q = None,
     tags: _qs = None,
     mailchimp_sync: _q = None,
+    fieldset_id: _q = None,
 ) -> Response[Any]:
     who = bucket_actor(bucket)
     query = _from_query(
@@ -229,6 +237,7 @@ def create_segment(
             system_segment=system_segment,
             tags=tags,
             mailchimp_sync=mailchimp_sync,
+            fieldset_id=fieldset_id,
         )
     )
     given = body.model_dump(exclude_unset=True) if body is not None else {}
@@ -259,6 +268,8 @@ def create_segment(
         except errors.NameTaken as exc:
             raise errors.Conflict(f"A segment named {exc.name!r} already exists in bucket {bucket}") from exc
 
-    payload = limits.plain({"bucket": bucket, **new.model_dump(), "name": request.name})
+    # fieldset_id joins the payload only when set, so a create without it hashes as it always did
+    unset = None if new.fieldset_id else {"fieldset_id"}
+    payload = limits.plain({"bucket": bucket, **new.model_dump(exclude=unset), "name": request.name})
     rendered = run_idempotent("sheep_create_segment", payload, run)
     return Response(status_code=201, content_type=JSON, body=dumps(rendered))

@@ -55,6 +55,12 @@ def list_fieldsets(actor: Actor, *, resource: str | None) -> tuple[list[store.Fi
 def get(actor: Actor, fieldset_id: str) -> store.Fieldset:
     if fieldset_id == GENERATED:
         return generated(actor)[0]
+    return require_stored(actor, fieldset_id)
+
+
+def require_stored(actor: Actor, fieldset_id: str) -> store.Fieldset:
+    """One of the org's stored fieldsets (what a segment may name for its Mailchimp sync; the
+    generated `person` one is not stored, so not offered); NotFound otherwise."""
     found = store.get(actor.org_id, fieldset_id) if _is_uid(fieldset_id) else None
     if found is None:
         raise errors.NotFound(f"Fieldset {fieldset_id} not found")

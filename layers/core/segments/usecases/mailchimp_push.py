@@ -13,6 +13,7 @@ from segments.mailchimp import client
 from segments.mailchimp.credentials import Credentials
 from segments.mailchimp.fields import DEFAULT_FIELDS, email_of, merge_fields
 from segments.observability import MetricUnit, logger, metrics
+from segments.store import fieldsets
 from segments.store import mailchimp as state_store
 from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
@@ -26,8 +27,18 @@ def queue_url() -> str:
 
 
 def fields_of(org_id: str, segment: SegmentRecord) -> Sequence[str]:
-    """The person-record fields sent as merge fields (the segment's fieldset, when it names one)."""
-    return DEFAULT_FIELDS
+    """The person-record fields sent as merge fields: those of the segment's fieldset when it names
+    one that still exists (one GetItem), else DEFAULT_FIELDS (a fieldset deleted since is logged)."""
+    if not segment.fieldset_id:
+        return DEFAULT_FIELDS
+    found = fieldsets.get(org_id, segment.fieldset_id)
+    if found is None:
+        logger.warning(
+            "mailchimp sync: the segment's fieldset is gone, sending the default merge fields",
+            extra={"org_id": org_id, "segment_id": segment.segment_id, "fieldset_id": segment.fieldset_id},
+        )
+        return DEFAULT_FIELDS
+    return found.fields
 
 
 def mailchimp_name(segment: SegmentRecord, state: Mapping[str, Any]) -> str:

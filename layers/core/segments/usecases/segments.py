@@ -26,6 +26,7 @@ from segments.store import limits
 from segments.store import segments as store
 from segments.store.segments import SegmentRecord
 from segments.timefmt import iso, now
+from segments.usecases import fieldsets
 from segments.usecases import segment_tree as tree
 
 SEGMENT_NOT_FOUND = "Segment not found"
@@ -47,6 +48,7 @@ EDITABLE = frozenset(
         "active",
         "view_context",
         "mailchimp_sync",
+        "fieldset_id",
     }
 )
 _EMPTY_DEFINITION: dict[str, Any] = {"segment_type": "static", "rules": [], "uris_include": [], "uris_exclude": []}
@@ -69,6 +71,8 @@ def create_segment(actor: Actor, new: NewSegment, *, segment_id: str | None = No
     problem = definition_problem(definition["segment_type"], definition)
     if problem:
         raise errors.ValidationFailed(problem)
+    if new.fieldset_id is not None:
+        fieldsets.require_stored(actor, new.fieldset_id)  # NotFound: not one of the org's fieldsets
     for _ in range(STALE_RETRIES):
         checks: dict[str, dict[str, Any]] = {}
         if new.parent_segment is not None:
@@ -149,7 +153,8 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> Se
     "building" (or "ready" when neither the old nor the new definition needs the rebuild engine),
     all in the same conditional write, which fails (and is retried from a fresh read) if the
     version changed meanwhile. A new parent is walked for cycles and the walk re-checked at commit.
-    Making a segment auxiliary requires it to have no members."""
+    Making a segment auxiliary requires it to have no members. A new fieldset_id must name one of
+    the org's stored fieldsets (NotFound); the stored one sent back unchanged is not checked again."""
     if not changes:
         raise errors.ValidationFailed("Nothing to update: give 'name' and/or 'description'")
     unknown = sorted(set(changes) - EDITABLE)
@@ -158,6 +163,9 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> Se
     for _ in range(STALE_RETRIES):
         record = _editable(actor, segment_id)
         sid = record.segment_id
+        fieldset_id = changes.get("fieldset_id")
+        if fieldset_id is not None and fieldset_id != record.fieldset_id:
+            fieldsets.require_stored(actor, fieldset_id)
         sets: dict[str, Any] = {"updated_at": iso(now())}
         removes: list[str] = []
         new_key = None
