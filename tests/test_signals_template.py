@@ -93,13 +93,14 @@ def test_stream_consumers() -> None:
         assert p["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["StreamFailuresDLQ", "Arn"]}
         patterns = [json.loads(f["Pattern"]) for f in p["FilterCriteria"]["Filters"]]
         inserts = [x for x in patterns if x["eventName"] == ["INSERT"]]
-        # the feed function also takes a segment's restore (deleted -> active), nothing else modified
-        restores = [x for x in patterns if x["eventName"] == ["MODIFY"]]
-        assert len(inserts) + len(restores) == len(patterns)
-        assert len(restores) == 1
-        for x in restores:
-            assert x["dynamodb"]["OldImage"] == {"record_state": {"S": ["deleted"]}}
-            assert x["dynamodb"]["NewImage"] == {"record_state": {"S": ["active"]}}
+        # MODIFYs: a segment's restore (deleted -> active, for the signal feed) and an export job's
+        # finish (queued/running -> succeeded/failed, for the publisher); nothing else modified
+        modified = [x for x in patterns if x["eventName"] == ["MODIFY"]]
+        assert len(inserts) + len(modified) == len(patterns)
+        images = [(x["dynamodb"]["OldImage"], x["dynamodb"]["NewImage"]) for x in modified]
+        assert len(images) == 2
+        assert ({"record_state": {"S": ["deleted"]}}, {"record_state": {"S": ["active"]}}) in images
+        assert ({"status": {"S": ["queued", "running"]}}, {"status": {"S": ["succeeded", "failed"]}}) in images
 
 
 def test_policies_are_exactly_what_each_function_calls() -> None:
