@@ -266,7 +266,8 @@ class Org:
 
 def make_org(org_id: str = "org-a", bucket: str = "org-a", plan: str = "pro") -> Org:
     """An org with a key, on a usage plan (the gateway refuses a key whose org has none)."""
-    from segments import auth, plans
+    from segments import auth
+    from segments.external import plans
 
     created = auth.create_api_key(org_id, bucket, label="test")
     plans.set_plan(org_id, plan)

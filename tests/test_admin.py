@@ -14,8 +14,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conftest import ENV, ROOT, Api, make_org, template
-from segments import auth, plans
+from segments import auth
 from segments.cli import admin
+from segments.external import plans
 from segments.store import dynamo
 from tools import cfn
 

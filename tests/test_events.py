@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, Api, LambdaContext, function_handler, response_headers
-from segments import auth, plans
+from segments import auth
+from segments.external import plans
 from segments.models import Segment, name_key
 from segments.store import api_keys, rule_index
 from segments.store import segments as segment_store

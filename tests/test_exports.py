@@ -88,7 +88,7 @@ def test_jsonl_export_and_the_listing(api: Api, org: Org, exports: Exports) -> N
 
 
 def test_a_killed_chunk_is_done_again_without_doubling_or_missing_a_row(api: Api, org: Org, exports: Exports) -> None:
-    from segments import files
+    from segments.external import files
 
     segment_id = seed(api, org)
     export_id = start(api, org, segment_id).json["export_id"]

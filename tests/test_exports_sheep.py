@@ -70,7 +70,7 @@ def test_excel_answers_the_vendors_receipt_and_its_journal_gives_the_file(api: A
 def test_xlsx_splits_into_sheets_with_the_header_on_each(
     api: Api, org: Org, exports: Exports, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segments import export_formats
+    from segments.formats import export_formats
 
     monkeypatch.setattr(export_formats, "XLSX_SHEET_ROWS", 5)  # Excel's is 1,048,576: 4 members a sheet here
     segment_id = seed(api, org)

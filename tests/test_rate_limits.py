@@ -10,8 +10,9 @@ import boto3
 import pytest
 
 from conftest import REGION, Api, make_org, template
-from segments import auth, plans
+from segments import auth
 from segments.cli import admin
+from segments.external import plans
 from segments.store import api_keys
 from tools import cfn
 from tools.local_stack.usage_plans import UsagePlans

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
-from segments import outbound, webhook_secrets
 from segments.config import Settings
 from segments.events import webhooks as wire
+from segments.external import outbound, webhook_secrets
 
 
 def test_signatures_verify_with_the_library_and_name_every_key() -> None:

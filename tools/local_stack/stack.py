@@ -250,7 +250,7 @@ class LocalStack:
             log.warning("no demo key: segments.auth is not importable (%s)", exc)
             return None
         created = auth.create_api_key(self.org, self.bucket, label="local demo")
-        from segments import plans
+        from segments.external import plans
 
         plans.set_plan(self.org, "pro")  # the demo org's key gets its usage plan key (docs/api.md: 429)
         return created

@@ -42,7 +42,7 @@ class Principal:
     key_id: str
     org_id: str
     bucket: str
-    gateway_key_id: str | None = None  # the org's API Gateway key (segments.plans), its usage plan's meter
+    gateway_key_id: str | None = None  # the org's API Gateway key (segments.external.plans), its usage plan's meter
 
 
 def _check_org_and_bucket(org_id: str, bucket: str) -> None:
@@ -60,7 +60,7 @@ def create_api_key(
     org_id: str, bucket: str, label: str | None = None, gateway_key_id: str | None = None
 ) -> ApiKeyCreated:
     """Mint a random key (256 bits), store only its hash, and return the key once. `gateway_key_id`:
-    the org's API Gateway key (segments.plans), when it has one already."""
+    the org's API Gateway key (segments.external.plans), when it has one already."""
     _check_org_and_bucket(org_id, bucket)
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)

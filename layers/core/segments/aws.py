@@ -32,7 +32,7 @@ SERVICE_CONFIG: dict[str, dict[str, Any]] = {
     "s3": {"read_timeout": 30, "signature_version": "s3v4"},
     "secretsmanager": {"read_timeout": 5},  # the orgs' Mailchimp credentials
     "apigateway": {"read_timeout": 10},  # segments-admin only: usage plans and the orgs' gateway keys
-    "kms": {"read_timeout": 5},  # webhook signing secrets (segments/webhook_secrets.py)
+    "kms": {"read_timeout": 5},  # webhook signing secrets (segments/external/webhook_secrets.py)
 }
 
 _lock = threading.Lock()

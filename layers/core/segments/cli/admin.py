@@ -26,7 +26,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from segments import plans  # only the plan commands call API Gateway
+    from segments.external import plans  # only the plan commands call API Gateway
 
     created = auth.create_api_key(args.org, args.bucket, label=args.label)
     # the org's plan: the one asked for, else the one it has, else standard; the new key names its gateway key
@@ -48,7 +48,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _set_plan(args: argparse.Namespace) -> int:
-    from segments import plans
+    from segments.external import plans
 
     org_plan = plans.set_plan(args.org, args.plan)
     _print(

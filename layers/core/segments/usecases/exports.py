@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from segments import errors, export_formats, files, pdf, queues
+from segments import errors, queues
 from segments.config import get_settings
+from segments.external import files
+from segments.formats import export_formats, pdf
 from segments.models import Actor
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import exports as store

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from segments import errors, export_formats
+from segments import errors
+from segments.formats import export_formats
 from segments.models import Actor
 from segments.store import fieldsets as store
 from segments.timefmt import iso, now

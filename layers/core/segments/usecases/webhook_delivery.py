@@ -29,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from segments import aws, errors, outbound, queues, webhook_secrets
+from segments import aws, errors, queues
 from segments.config import get_settings
 from segments.events import bus
 from segments.events import webhooks as wire
+from segments.external import outbound, webhook_secrets
 from segments.observability import MetricUnit, logger, metrics
 from segments.store import webhooks as store
 from segments.timefmt import instant, iso, now

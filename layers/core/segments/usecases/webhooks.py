@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from segments import cursors, errors, outbound, webhook_secrets
+from segments import cursors, errors
 from segments.config import get_settings
 from segments.events import webhooks as wire
+from segments.external import outbound, webhook_secrets
 from segments.models import Actor
 from segments.store import webhooks as store
 from segments.timefmt import iso, now
