@@ -174,6 +174,23 @@ def test_filters_by_event_type_and_segment(api: Api, org: Org, rig: Rig, receive
     ]
 
 
+def test_a_finished_export_reaches_the_endpoints_subscribed_to_it(
+    api: Api, org: Org, rig: Rig, receiver: Receiver
+) -> None:
+    """`segment.export.finished` carries the bus event's detail (docs/api.md#exports) to the
+    endpoints that asked for it; an endpoint of signals only does not get it."""
+    register(api, org, receiver.url, events=["segment.export.finished"])
+    register(api, org, receiver.url + "?signals-only", events=["segment.signal.detected"])
+    segment_id, export_id = str(uuid.uuid4()), str(uuid.uuid4())
+    finished = {"event_id": "exp_" + uuid.uuid4().hex, "org_id": org.org_id, "segment_id": segment_id}
+    finished |= {"export_id": export_id, "format": "csv", "rows": 3, "status": "succeeded", "error": None}
+    rig.publish(rig.bus_event("Segment Export Finished", finished))
+    rig.drain()
+    assert [(r.path, r.json["type"], r.json["data"]) for r in receiver.received] == [
+        ("/hook", "segment.export.finished", finished)
+    ]
+
+
 def test_an_endpoint_failing_for_the_window_is_disabled_and_says_so_on_the_bus(
     api: Api, org: Org, aws: None, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:

@@ -23,6 +23,7 @@ from segments.events import outbox
 TYPES = {
     outbox.SIGNAL_DETECTED: "segment.signal.detected",
     outbox.MEMBERSHIP_CHANGED: "segment.membership.changed",
+    outbox.EXPORT_FINISHED: "segment.export.finished",
 }
 PING = "webhook.ping"
 EVENT_TYPES = tuple(TYPES.values())  # what an endpoint may subscribe to

@@ -29,7 +29,7 @@ NOTES = {
 }
 WRITE_ERRORS = minerva.error_responses(401, 404, 409, 422, 500, 503, notes=NOTES)
 READ_ERRORS = minerva.error_responses(401, 404, 422, 500, 503, notes=NOTES)
-EventType = Literal["segment.signal.detected", "segment.membership.changed"]
+EventType = Literal["segment.signal.detected", "segment.membership.changed", "segment.export.finished"]
 SegmentIds = Annotated[list[Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{32,36}$")]], Field(max_length=100)]
 
 
