@@ -206,6 +206,15 @@ def test_bad_patch_bodies_are_422(api: Api, org: Org, body: Any) -> None:
     assert get(api, org, sid).json["name"] == "Same"
 
 
+def test_an_empty_patch_names_every_field_it_could_change(api: Api, org: Org) -> None:
+    sid = new_segment(api, org, "Same")
+    assert_error(
+        patch(api, org, sid, {}),
+        422,
+        "Nothing to update: give at least one of 'name', 'description', 'mailchimp_sync', 'fieldset_id'",
+    )
+
+
 def test_patch_of_unknown_foreign_or_deleted_segment_is_404(api: Api, org: Org, other_org: Org) -> None:
     sid = new_segment(api, org, "P")
     assert_error(patch(api, other_org, sid, {"name": "Q"}), 404, "Segment not found")

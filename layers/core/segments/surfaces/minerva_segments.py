@@ -277,6 +277,9 @@ def patch_segment(
 ):
     who = actor()
     changes = body.model_dump(include=body.model_fields_set)
+    if not changes:
+        given = ", ".join(f"'{name}'" for name in PatchSegmentBody.model_fields)
+        raise errors.ValidationFailed(f"Nothing to update: give at least one of {given}")
 
     def run() -> dict[str, Any]:
         segment = usecase.update_segment(who, segment_id, changes)

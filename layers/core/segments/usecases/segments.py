@@ -156,7 +156,7 @@ def update_segment(actor: Actor, segment_id: str, changes: dict[str, Any]) -> Se
     Making a segment auxiliary requires it to have no members. A new fieldset_id must name one of
     the org's stored fieldsets (NotFound); the stored one sent back unchanged is not checked again."""
     if not changes:
-        raise errors.ValidationFailed("Nothing to update: give 'name' and/or 'description'")
+        raise errors.ValidationFailed("Nothing to update: give at least one field to change")
     unknown = sorted(set(changes) - EDITABLE)
     if unknown:
         raise errors.ValidationFailed(f"Invalid '{unknown[0]}': it can't be changed")
